@@ -1,0 +1,39 @@
+//! Feature-map analysis for CNN image classifiers, without any rendering dependency.
+//!
+//! The principal type is [`Visualizer`]: a network ([`fmv_models::Backbone`]) plus the way
+//! images become its inputs ([`Preprocess`]). Every analysis is a method on it and returns
+//! plain data (no tensors): [`Visualizer::activations`] gives each channel's mean activation
+//! and the most active channels of each image.
+//!
+//! Preprocessing reproduces FeatureMapVisualizer's (Pillow's decode, `convert('RGB')` and
+//! antialiased bilinear resize) bit for bit with [`Preprocess::original`]; the default,
+//! [`Preprocess::imagenet`], adds the normalisation pretrained weights expect.
+//!
+//! ```
+//! use fmv_core::{top_n, Preprocess, RgbImage};
+//! let img = RgbImage { width: 2, height: 2, pixels: vec![255; 12] };
+//! let x = Preprocess::original().apply(&img); // 3×224×224, all 1.0
+//! assert_eq!(x.len(), 3 * 224 * 224);
+//! assert!(x.iter().all(|&v| v == 1.0));
+//! assert_eq!(top_n(&[0.1f32, 0.9, 0.5], 2), vec![1, 2]);
+//! ```
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+mod activations;
+mod decode;
+mod error;
+mod inputs;
+mod preprocess;
+mod resize;
+mod topk;
+mod visualizer;
+
+pub use activations::{Activations, ActivationsConfig, ImageActivations};
+pub use decode::{DecodeError, Gray16, RgbImage, decode_rgb8};
+pub use error::{Error, Result};
+pub use inputs::{Skipped, expand_inputs, looks_like_image, sorted_files};
+pub use preprocess::{IMAGENET_MEAN, IMAGENET_STD, Preprocess, load_rgb8};
+pub use resize::resize_bilinear_pillow;
+pub use topk::top_n;
+pub use visualizer::{Event, Visualizer, default_batch_size};

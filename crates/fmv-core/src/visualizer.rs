@@ -1,0 +1,173 @@
+//! [`Visualizer`]: a network plus preprocessing, reused for every analysis.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::Tensor;
+use fmv_models::{Backbone, LayerId, LayerRef};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::preprocess::Preprocess;
+
+/// What an analysis reports while it runs; the CLI turns these into progress bars.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// `done` of `total` images are processed.
+    Progress {
+        /// Images finished.
+        done: usize,
+        /// Images in the run.
+        total: usize,
+    },
+}
+
+/// A network and how its inputs are prepared; create it once and run every analysis on it.
+///
+/// ```no_run
+/// use fmv_core::{Preprocess, Visualizer};
+/// use fmv_models::{LoadOptions, Model};
+/// let model = Model::load("resnet50.safetensors", &LoadOptions::new())?;
+/// let viz = Visualizer::new(model).with_preprocess(Preprocess::original()).with_batch_size(8);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Visualizer {
+    model: Arc<dyn Backbone>,
+    preprocess: Preprocess,
+    batch_size: usize,
+}
+
+impl std::fmt::Debug for Visualizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Visualizer")
+            .field("arch", &self.model.arch_name())
+            .field("preprocess", &self.preprocess.name())
+            .field("batch_size", &self.batch_size)
+            .finish()
+    }
+}
+
+/// The batch size used when none is given: 8 on the CPU (larger batches gain nothing there),
+/// 32 on a GPU.
+pub fn default_batch_size(device: &candle_core::Device) -> usize {
+    if device.is_cpu() { 8 } else { 32 }
+}
+
+impl Visualizer {
+    /// Wraps a network, with [`Preprocess::imagenet`] and the device's default batch size.
+    pub fn new(model: impl Backbone + 'static) -> Self {
+        Self::from_shared(Arc::new(model))
+    }
+
+    /// Wraps a network already shared elsewhere.
+    pub fn from_shared(model: Arc<dyn Backbone>) -> Self {
+        let batch_size = default_batch_size(model.device());
+        Visualizer {
+            model,
+            preprocess: Preprocess::imagenet(),
+            batch_size,
+        }
+    }
+
+    /// Prepares inputs this way. By default, [`Preprocess::imagenet`].
+    pub fn with_preprocess(mut self, preprocess: Preprocess) -> Self {
+        self.preprocess = preprocess;
+        self
+    }
+
+    /// Runs the network on this many images at once (at least 1). By default,
+    /// [`default_batch_size`] of the model's device. Results do not depend on it.
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// The network.
+    pub fn backbone(&self) -> &dyn Backbone {
+        &*self.model
+    }
+
+    /// The preprocessing.
+    pub fn preprocess(&self) -> &Preprocess {
+        &self.preprocess
+    }
+
+    /// The batch size.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Resolves a layer, with the network's error (listing the valid names) if unknown.
+    pub fn resolve(&self, layer: &LayerRef) -> Result<LayerId> {
+        Ok(self.model.resolve(layer)?)
+    }
+
+    /// Checks that `channel` exists in `layer`.
+    pub fn check_channel(&self, layer: LayerId, channel: usize) -> Result<()> {
+        let info = self.model.layer(layer);
+        if channel >= info.channels {
+            return Err(Error::ChannelOutOfRange {
+                channel,
+                layer: info.name.clone(),
+                channels: info.channels,
+            });
+        }
+        Ok(())
+    }
+
+    /// Decodes and preprocesses images in parallel, in order.
+    pub fn load_inputs(&self, paths: &[PathBuf]) -> Vec<Result<Vec<f32>>> {
+        self.preprocess.validate().map_or_else(
+            |e| {
+                let msg = e.to_string();
+                paths
+                    .iter()
+                    .map(|_| {
+                        Err(Error::InvalidArgument {
+                            name: "--preprocess",
+                            reason: msg.clone(),
+                        })
+                    })
+                    .collect()
+            },
+            |()| paths.par_iter().map(|p| self.preprocess.load(p)).collect(),
+        )
+    }
+
+    /// Stacks preprocessed images into one `N×3×H×W` tensor on the model's device.
+    pub fn batch_tensor(&self, inputs: &[&[f32]]) -> Result<Tensor> {
+        let (w, h) = self.preprocess.size();
+        let mut data = Vec::with_capacity(inputs.len() * 3 * w * h);
+        for x in inputs {
+            data.extend_from_slice(x);
+        }
+        let t = Tensor::from_vec(data, (inputs.len(), 3, h, w), self.model.device())?;
+        Ok(t.to_dtype(self.model.dtype())?)
+    }
+
+    /// The spatial mean of every channel of `layer` (for `logits`, the logits) for each
+    /// preprocessed input, in one forward pass.
+    pub fn channel_means(&self, inputs: &[&[f32]], layer: LayerId) -> Result<Vec<Vec<f32>>> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let x = self.batch_tensor(inputs)?;
+        let t = self.model.forward_taps(&x, &[layer])?.remove(0);
+        let means = if t.rank() == 4 { t.mean((2, 3))? } else { t };
+        Ok(means.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?)
+    }
+
+    /// Fails if any value is NaN or infinite, naming the layer and the image.
+    pub(crate) fn check_finite(&self, values: &[f32], layer: LayerId, path: &Path) -> Result<()> {
+        if values.iter().all(|v| v.is_finite()) {
+            Ok(())
+        } else {
+            Err(Error::NonFinite {
+                layer: self.model.layer(layer).name.clone(),
+                path: path.to_path_buf(),
+            })
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! Architectures: what a ResNet or VGG checkpoint holds, inferred from its keys and shapes
+//! ([`Arch::infer`]), and the exact list of tensors each architecture needs
+//! ([`Arch::expected_tensors`]), so that every key of a file is checked.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::checkpoint::Entry;
+
+/// The residual block type of a ResNet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    /// Two 3×3 convolutions (ResNet18/34).
+    Basic,
+    /// 1×1, 3×3, 1×1 convolutions, stride on the 3×3 ("v1.5", ResNet50/101/152).
+    Bottleneck,
+}
+
+/// One residual stage (`layerS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// Number of blocks.
+    pub n_blocks: usize,
+    /// Width of the block's inner convolutions (Bottleneck) or of both convolutions (Basic).
+    pub inner: usize,
+    /// Width of the block's output.
+    pub out: usize,
+    /// Stride of the first block (1 for `layer1`, 2 after).
+    pub stride: usize,
+}
+
+/// A torchvision ResNet of any depth and width.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResNetConfig {
+    /// Block type.
+    pub block: BlockKind,
+    /// Output width of the 7×7 stem convolution `conv1`.
+    pub stem_width: usize,
+    /// The stages `layer1`, `layer2`, ...
+    pub stages: Vec<Stage>,
+    /// Groups of the 3×3 convolutions (ResNeXt); 1 for ResNet.
+    pub groups: usize,
+    /// Number of classes of `fc`, or `None` for a headless checkpoint.
+    pub num_classes: Option<usize>,
+}
+
+/// One item of VGG's `features`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VggItem {
+    /// A 3×3 convolution at `features.{index}` (then BatchNorm at `index + 1` if any, then
+    /// ReLU).
+    Conv {
+        /// Index in `features`.
+        index: usize,
+        /// Input channels.
+        c_in: usize,
+        /// Output channels.
+        c_out: usize,
+    },
+    /// A 2×2 stride-2 max pool at `features.{index}`.
+    Pool {
+        /// Index in `features`.
+        index: usize,
+    },
+}
+
+/// VGG's classifier: `classifier.0` → ReLU → `classifier.3` → ReLU → `classifier.6`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VggHead {
+    /// Width of `classifier.0`.
+    pub hidden1: usize,
+    /// Width of `classifier.3`.
+    pub hidden2: usize,
+    /// Number of classes.
+    pub num_classes: usize,
+}
+
+/// A torchvision VGG of any configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VggConfig {
+    /// The convolutions and pools of `features`, in order.
+    pub features: Vec<VggItem>,
+    /// Whether every convolution is followed by BatchNorm (`vgg16_bn`).
+    pub batch_norm: bool,
+    /// The classifier, or `None` for a headless checkpoint.
+    pub head: Option<VggHead>,
+}
+
+/// A network architecture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arch {
+    /// A ResNet.
+    ResNet(ResNetConfig),
+    /// A VGG.
+    Vgg(VggConfig),
+}
+
+/// The architecture names `--arch` accepts.
+pub const ARCH_NAMES: &[&str] = &[
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg11", "vgg11_bn", "vgg13",
+    "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
+];
+
+const RESNET_DEPTHS: &[(BlockKind, [usize; 4], &str)] = &[
+    (BlockKind::Basic, [2, 2, 2, 2], "resnet18"),
+    (BlockKind::Basic, [3, 4, 6, 3], "resnet34"),
+    (BlockKind::Bottleneck, [3, 4, 6, 3], "resnet50"),
+    (BlockKind::Bottleneck, [3, 4, 23, 3], "resnet101"),
+    (BlockKind::Bottleneck, [3, 8, 36, 3], "resnet152"),
+];
+
+const VGG_CONFIGS: &[([usize; 5], &str)] = &[
+    ([1, 1, 2, 2, 2], "vgg11"),
+    ([2, 2, 2, 2, 2], "vgg13"),
+    ([2, 2, 3, 3, 3], "vgg16"),
+    ([2, 2, 4, 4, 4], "vgg19"),
+];
+
+impl ResNetConfig {
+    /// The depth name (`resnet50`), or `resnet-custom` for a block layout torchvision lacks.
+    pub fn depth_name(&self) -> String {
+        let blocks: Vec<usize> = self.stages.iter().map(|s| s.n_blocks).collect();
+        RESNET_DEPTHS
+            .iter()
+            .find(|(k, b, _)| *k == self.block && blocks == b)
+            .map(|(_, _, n)| n.to_string())
+            .unwrap_or_else(|| "resnet-custom".into())
+    }
+
+    /// The torchvision widths for this block type: stem 64, inner 64·2^s.
+    fn is_standard_width(&self) -> bool {
+        let exp = match self.block {
+            BlockKind::Basic => 1,
+            BlockKind::Bottleneck => 4,
+        };
+        self.stem_width == 64
+            && self.groups == 1
+            && self
+                .stages
+                .iter()
+                .enumerate()
+                .all(|(s, st)| st.inner == 64 << s && st.out == (64 << s) * exp)
+    }
+}
+
+impl VggConfig {
+    /// The depth name (`vgg16`, `vgg16_bn`), or `vgg-custom`.
+    pub fn depth_name(&self) -> String {
+        let mut per_block = Vec::new();
+        let mut n = 0;
+        for item in &self.features {
+            match item {
+                VggItem::Conv { .. } => n += 1,
+                VggItem::Pool { .. } => {
+                    per_block.push(n);
+                    n = 0;
+                }
+            }
+        }
+        if n > 0 {
+            per_block.push(n);
+        }
+        let base = VGG_CONFIGS
+            .iter()
+            .find(|(c, _)| per_block == c)
+            .map(|(_, n)| n.to_string())
+            .unwrap_or_else(|| "vgg-custom".into());
+        if self.batch_norm { format!("{base}_bn") } else { base }
+    }
+
+    /// The convolutions of `features`, in order: `(index, c_in, c_out)`.
+    pub fn convs(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        self.features.iter().filter_map(|it| match *it {
+            VggItem::Conv { index, c_in, c_out } => Some((index, c_in, c_out)),
+            VggItem::Pool { .. } => None,
+        })
+    }
+
+    fn is_standard_width(&self) -> bool {
+        let mut expected = 64;
+        let mut ok = true;
+        for item in &self.features {
+            match item {
+                VggItem::Conv { c_out, .. } => ok &= *c_out == expected,
+                VggItem::Pool { .. } => expected = (expected * 2).min(512),
+            }
+        }
+        ok
+    }
+}
+
+impl Arch {
+    /// The depth name: `resnet50`, `vgg16_bn`, ... (widths aside; see [`Arch::description`]).
+    pub fn name(&self) -> String {
+        match self {
+            Arch::ResNet(c) => c.depth_name(),
+            Arch::Vgg(c) => c.depth_name(),
+        }
+    }
+
+    /// The name plus what differs from torchvision's standard network, e.g.
+    /// `resnet50 (narrow: stem width 8, 2 classes)`.
+    pub fn description(&self) -> String {
+        let mut notes = Vec::new();
+        match self {
+            Arch::ResNet(c) => {
+                if !c.is_standard_width() {
+                    let inner: Vec<String> = c.stages.iter().map(|s| s.inner.to_string()).collect();
+                    let out: Vec<String> = c.stages.iter().map(|s| s.out.to_string()).collect();
+                    notes.push(format!(
+                        "widths: stem {}, inner {}, out {}{}",
+                        c.stem_width,
+                        inner.join("/"),
+                        out.join("/"),
+                        if c.groups > 1 { format!(", {} groups", c.groups) } else { String::new() }
+                    ));
+                }
+                match c.num_classes {
+                    Some(n) => notes.push(format!("{n} classes")),
+                    None => notes.push("no classifier".into()),
+                }
+            }
+            Arch::Vgg(c) => {
+                if !c.is_standard_width() {
+                    let w: Vec<String> = c.convs().map(|(_, _, o)| o.to_string()).collect();
+                    notes.push(format!("conv widths {}", w.join("/")));
+                }
+                match c.head {
+                    Some(h) => notes.push(format!("{} classes", h.num_classes)),
+                    None => notes.push("no classifier".into()),
+                }
+            }
+        }
+        format!("{} ({})", self.name(), notes.join(", "))
+    }
+
+    /// Infers the architecture from a checkpoint's canonical keys and shapes; `None` if the
+    /// tensors form neither a ResNet nor a VGG.
+    pub fn infer(entries: &BTreeMap<String, Entry>) -> Option<Arch> {
+        let shape = |k: &str| entries.get(k).map(|e| e.shape.as_slice());
+        if shape("conv1.weight").is_some() && shape("layer1.0.conv1.weight").is_some() {
+            infer_resnet(&shape).map(Arch::ResNet)
+        } else if shape("features.0.weight").is_some() {
+            infer_vgg(entries, &shape).map(Arch::Vgg)
+        } else {
+            None
+        }
+    }
+
+    /// Every tensor the architecture needs, with its canonical name and shape, in forward
+    /// order. BatchNorm's `num_batches_tracked` is optional and not listed.
+    pub fn expected_tensors(&self) -> Vec<(String, Vec<usize>)> {
+        let mut out = Vec::new();
+        match self {
+            Arch::ResNet(c) => {
+                out.push(("conv1.weight".into(), vec![c.stem_width, 3, 7, 7]));
+                push_bn(&mut out, "bn1", c.stem_width);
+                let mut c_in = c.stem_width;
+                for (s, st) in c.stages.iter().enumerate() {
+                    for b in 0..st.n_blocks {
+                        let p = format!("layer{}.{b}", s + 1);
+                        let (bin, stride) = if b == 0 { (c_in, st.stride) } else { (st.out, 1) };
+                        match c.block {
+                            BlockKind::Basic => {
+                                out.push((format!("{p}.conv1.weight"), vec![st.out, bin, 3, 3]));
+                                push_bn(&mut out, &format!("{p}.bn1"), st.out);
+                                out.push((format!("{p}.conv2.weight"), vec![st.out, st.out, 3, 3]));
+                                push_bn(&mut out, &format!("{p}.bn2"), st.out);
+                            }
+                            BlockKind::Bottleneck => {
+                                out.push((format!("{p}.conv1.weight"), vec![st.inner, bin, 1, 1]));
+                                push_bn(&mut out, &format!("{p}.bn1"), st.inner);
+                                out.push((
+                                    format!("{p}.conv2.weight"),
+                                    vec![st.inner, st.inner / c.groups, 3, 3],
+                                ));
+                                push_bn(&mut out, &format!("{p}.bn2"), st.inner);
+                                out.push((format!("{p}.conv3.weight"), vec![st.out, st.inner, 1, 1]));
+                                push_bn(&mut out, &format!("{p}.bn3"), st.out);
+                            }
+                        }
+                        if b == 0 && (stride != 1 || bin != st.out) {
+                            out.push((format!("{p}.downsample.0.weight"), vec![st.out, bin, 1, 1]));
+                            push_bn(&mut out, &format!("{p}.downsample.1"), st.out);
+                        }
+                    }
+                    c_in = st.out;
+                }
+                if let Some(n) = c.num_classes {
+                    out.push(("fc.weight".into(), vec![n, c_in]));
+                    out.push(("fc.bias".into(), vec![n]));
+                }
+            }
+            Arch::Vgg(c) => {
+                let mut last = 0;
+                for (index, c_in, c_out) in c.convs() {
+                    out.push((format!("features.{index}.weight"), vec![c_out, c_in, 3, 3]));
+                    out.push((format!("features.{index}.bias"), vec![c_out]));
+                    if c.batch_norm {
+                        push_bn(&mut out, &format!("features.{}", index + 1), c_out);
+                    }
+                    last = c_out;
+                }
+                if let Some(h) = c.head {
+                    out.push(("classifier.0.weight".into(), vec![h.hidden1, last * 49]));
+                    out.push(("classifier.0.bias".into(), vec![h.hidden1]));
+                    out.push(("classifier.3.weight".into(), vec![h.hidden2, h.hidden1]));
+                    out.push(("classifier.3.bias".into(), vec![h.hidden2]));
+                    out.push(("classifier.6.weight".into(), vec![h.num_classes, h.hidden2]));
+                    out.push(("classifier.6.bias".into(), vec![h.num_classes]));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+fn push_bn(out: &mut Vec<(String, Vec<usize>)>, prefix: &str, c: usize) {
+    for p in ["weight", "bias", "running_mean", "running_var"] {
+        out.push((format!("{prefix}.{p}"), vec![c]));
+    }
+}
+
+fn infer_resnet<'a>(shape: &dyn Fn(&str) -> Option<&'a [usize]>) -> Option<ResNetConfig> {
+    let stem = shape("conv1.weight")?;
+    let block = if shape("layer1.0.conv3.weight").is_some() {
+        BlockKind::Bottleneck
+    } else {
+        BlockKind::Basic
+    };
+    let mut stages = Vec::new();
+    let mut groups = 1;
+    for s in 1.. {
+        let mut n_blocks = 0;
+        while shape(&format!("layer{s}.{n_blocks}.conv1.weight")).is_some() {
+            n_blocks += 1;
+        }
+        if n_blocks == 0 {
+            break;
+        }
+        let c1 = shape(&format!("layer{s}.0.conv1.weight"))?;
+        let (inner, out) = match block {
+            BlockKind::Basic => (c1[0], c1[0]),
+            BlockKind::Bottleneck => {
+                let c2 = shape(&format!("layer{s}.0.conv2.weight"))?;
+                let c3 = shape(&format!("layer{s}.0.conv3.weight"))?;
+                if c2.len() == 4 && c2[1] > 0 && c2[0] % c2[1] == 0 {
+                    groups = c2[0] / c2[1];
+                }
+                (c1[0], c3[0])
+            }
+        };
+        stages.push(Stage {
+            n_blocks,
+            inner,
+            out,
+            stride: if s == 1 { 1 } else { 2 },
+        });
+    }
+    if stages.is_empty() || stem.len() != 4 {
+        return None;
+    }
+    Some(ResNetConfig {
+        block,
+        stem_width: stem[0],
+        stages,
+        groups,
+        num_classes: shape("fc.weight").and_then(|s| s.first().copied()),
+    })
+}
+
+fn infer_vgg<'a>(
+    entries: &BTreeMap<String, Entry>,
+    shape: &dyn Fn(&str) -> Option<&'a [usize]>,
+) -> Option<VggConfig> {
+    // The indices of `features` that carry tensors, and which are convolutions (4-D weight).
+    let mut indices: Vec<usize> = entries
+        .keys()
+        .filter_map(|k| k.strip_prefix("features.")?.split('.').next()?.parse().ok())
+        .collect();
+    indices.sort_unstable();
+    indices.dedup();
+    let conv_at = |i: usize| shape(&format!("features.{i}.weight")).is_some_and(|s| s.len() == 4);
+    let batch_norm = shape("features.1.running_mean").is_some();
+    let last = *indices.last()?;
+    let mut features = Vec::new();
+    let mut i = 0;
+    while i <= last {
+        if conv_at(i) {
+            let w = shape(&format!("features.{i}.weight"))?;
+            features.push(VggItem::Conv {
+                index: i,
+                c_in: w[1],
+                c_out: w[0],
+            });
+            i += if batch_norm { 3 } else { 2 };
+        } else if indices.binary_search(&i).is_ok() {
+            return None; // a tensor that is neither a conv nor its BatchNorm
+        } else {
+            features.push(VggItem::Pool { index: i });
+            i += 1;
+        }
+    }
+    // torchvision's `features` always ends with a pool after the last ReLU.
+    features.push(VggItem::Pool { index: i });
+    let head = match (
+        shape("classifier.0.weight"),
+        shape("classifier.3.weight"),
+        shape("classifier.6.weight"),
+    ) {
+        (Some(a), Some(b), Some(c)) if a.len() == 2 && b.len() == 2 && c.len() == 2 => Some(VggHead {
+            hidden1: a[0],
+            hidden2: b[0],
+            num_classes: c[0],
+        }),
+        _ => None,
+    };
+    Some(VggConfig {
+        features,
+        batch_norm,
+        head,
+    })
+}
+
+/// Output size of a convolution or pool along one axis, `None` if the input is too small.
+pub(crate) fn conv_out(n: usize, k: usize, s: usize, p: usize) -> Option<usize> {
+    (n + 2 * p).checked_sub(k).map(|d| d / s + 1)
+}

@@ -1,0 +1,360 @@
+//! Reading weights: safetensors (memory-mapped) and zip-format PyTorch files, with key names
+//! normalised to torchvision's scheme.
+//!
+//! A [`Checkpoint`] knows every tensor's name and shape from the file's header alone; tensor
+//! data is read only when [`Checkpoint::load`] asks for it, so a classifier that is never used
+//! is never read.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::error::{BackendContext, Error, Result};
+
+/// How the file names its tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyScheme {
+    /// torchvision's names (`conv1`, `layer1.0.conv1`, `features.0`, `classifier.0`); also
+    /// what timm uses for ResNet.
+    Torchvision,
+    /// timm's VGG: `pre_logits.fc1`/`fc2` as convolutions and `head.fc`; renamed and reshaped
+    /// to torchvision's `classifier.0/3/6` on load.
+    TimmVgg,
+}
+
+impl KeyScheme {
+    /// The scheme's name, as shown in error messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyScheme::Torchvision => "torchvision",
+            KeyScheme::TimmVgg => "timm",
+        }
+    }
+}
+
+/// One tensor of a checkpoint, under its canonical (torchvision) name.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The key as written in the file.
+    pub file_key: String,
+    /// The shape under the canonical name (timm's 4-D classifier convolutions appear 2-D).
+    pub shape: Vec<usize>,
+    /// The dtype in the file.
+    pub dtype: DType,
+}
+
+enum Source {
+    Safetensors(candle_core::safetensors::MmapedSafetensors),
+    Pth(candle_core::pickle::PthTensors),
+    Memory(HashMap<String, Tensor>),
+}
+
+/// An opened weights file.
+pub struct Checkpoint {
+    path: PathBuf,
+    source: Source,
+    scheme: KeyScheme,
+    entries: BTreeMap<String, Entry>,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("path", &self.path)
+            .field("scheme", &self.scheme)
+            .field("n_tensors", &self.entries.len())
+            .finish()
+    }
+}
+
+const SAFETENSORS: &str = "safetensors";
+const PYTORCH: &str = "PyTorch";
+
+impl Checkpoint {
+    /// Opens a weights file, recognised by its content: safetensors, or a zip-format PyTorch
+    /// checkpoint (`torch.save` since torch 1.6) holding a state dict, possibly wrapped in a
+    /// dict under `state_dict` or `model`. A `module.` prefix (from `DataParallel`) is removed.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut head = [0u8; 16];
+        let n = std::fs::File::open(&path)
+            .and_then(|mut f| read_up_to(&mut f, &mut head))
+            .map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let head = &head[..n];
+        if head.starts_with(b"PK\x03\x04") {
+            Self::open_pth(path)
+        } else if head.len() >= 9 && head[8] == b'{' {
+            Self::open_safetensors(path)
+        } else {
+            let reason = if head.first() == Some(&0x80) {
+                "this is a legacy (non-zip) pickle; re-save it with a current torch: `torch.save(torch.load(f), g)`".to_string()
+            } else if head.is_empty() {
+                "the file is empty".to_string()
+            } else {
+                "the file starts with neither a safetensors header nor a zip signature".to_string()
+            };
+            Err(Error::BadCheckpoint {
+                path,
+                format: "weights",
+                reason,
+            })
+        }
+    }
+
+    fn open_safetensors(path: PathBuf) -> Result<Self> {
+        // SAFETY: the map is read-only; like every memory-mapped reader, results are undefined if
+        // another process truncates the file while it is open. This is the crate's only mmap.
+        let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(&path) }.map_err(
+            |e| Error::BadCheckpoint {
+                path: path.clone(),
+                format: SAFETENSORS,
+                reason: e.to_string(),
+            },
+        )?;
+        let mut raw = Vec::new();
+        for (name, view) in st.tensors() {
+            let dtype = st_dtype(view.dtype());
+            raw.push((name, view.shape().to_vec(), dtype));
+        }
+        Self::from_raw(path, Source::Safetensors(st), raw)
+    }
+
+    fn open_pth(path: PathBuf) -> Result<Self> {
+        let bad = |e: candle_core::Error| Error::BadCheckpoint {
+            path: path.clone(),
+            format: PYTORCH,
+            reason: e.to_string(),
+        };
+        let mut pth = candle_core::pickle::PthTensors::new(&path, None).map_err(bad)?;
+        for key in ["state_dict", "model", "model_state_dict"] {
+            if !pth.tensor_infos().is_empty() {
+                break;
+            }
+            if let Ok(p) = candle_core::pickle::PthTensors::new(&path, Some(key)) {
+                pth = p;
+            }
+        }
+        if pth.tensor_infos().is_empty() {
+            return Err(Error::BadCheckpoint {
+                path,
+                format: PYTORCH,
+                reason: "no tensors found (expected a state dict, or a dict holding one under `state_dict` or `model`)".into(),
+            });
+        }
+        let raw = pth
+            .tensor_infos()
+            .values()
+            .map(|ti| (ti.name.clone(), ti.layout.dims().to_vec(), Some(ti.dtype)))
+            .collect();
+        Self::from_raw(path, Source::Pth(pth), raw)
+    }
+
+    /// Wraps tensors already in memory, e.g. for tests or weights made by a program. `label`
+    /// stands in for the file path in error messages.
+    pub fn from_tensors(label: impl Into<PathBuf>, tensors: HashMap<String, Tensor>) -> Result<Self> {
+        let raw = tensors
+            .iter()
+            .map(|(k, t)| (k.clone(), t.dims().to_vec(), Some(t.dtype())))
+            .collect();
+        Self::from_raw(label.into(), Source::Memory(tensors), raw)
+    }
+
+    fn from_raw(
+        path: PathBuf,
+        source: Source,
+        raw: Vec<(String, Vec<usize>, Option<DType>)>,
+    ) -> Result<Self> {
+        let prefixed = !raw.is_empty() && raw.iter().all(|(k, _, _)| k.starts_with("module."));
+        let timm_vgg = raw.iter().any(|(k, _, _)| {
+            k.trim_start_matches("module.").starts_with("pre_logits.")
+                || k.trim_start_matches("module.").starts_with("head.fc.")
+        }) && raw
+            .iter()
+            .any(|(k, _, _)| k.trim_start_matches("module.").starts_with("features."));
+        let scheme = if timm_vgg {
+            KeyScheme::TimmVgg
+        } else {
+            KeyScheme::Torchvision
+        };
+        let mut entries = BTreeMap::new();
+        for (file_key, shape, dtype) in raw {
+            let Some(dtype) = dtype else {
+                return Err(Error::UnsupportedDtype {
+                    path,
+                    key: file_key,
+                    dtype: "an unknown safetensors dtype".into(),
+                });
+            };
+            let key = if prefixed {
+                file_key["module.".len()..].to_string()
+            } else {
+                file_key.clone()
+            };
+            let (name, shape) = match scheme {
+                KeyScheme::TimmVgg => timm_vgg_to_torchvision(&key, shape),
+                KeyScheme::Torchvision => (key, shape),
+            };
+            entries.insert(
+                name,
+                Entry {
+                    file_key,
+                    shape,
+                    dtype,
+                },
+            );
+        }
+        Ok(Checkpoint {
+            path,
+            source,
+            scheme,
+            entries,
+        })
+    }
+
+    /// The file this checkpoint was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The key scheme detected in the file.
+    pub fn scheme(&self) -> KeyScheme {
+        self.scheme
+    }
+
+    /// Every tensor, by canonical (torchvision) name, sorted by name.
+    pub fn entries(&self) -> &BTreeMap<String, Entry> {
+        &self.entries
+    }
+
+    /// The canonical shape of a tensor, if the checkpoint has it.
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.entries.get(name).map(|e| e.shape.as_slice())
+    }
+
+    /// Reads one tensor by canonical name onto `device` as `dtype` (a float type), in its
+    /// canonical shape, and refuses NaN or infinite values.
+    pub fn load(&self, name: &str, device: &Device, dtype: DType) -> Result<Tensor> {
+        let entry = self.entries.get(name).ok_or_else(|| Error::MissingTensors {
+            path: self.path.clone(),
+            arch: "this network".into(),
+            scheme: self.scheme.as_str(),
+            missing: vec![(name.to_string(), vec![])],
+        })?;
+        if !entry.dtype.is_float() {
+            return Err(Error::UnsupportedDtype {
+                path: self.path.clone(),
+                key: entry.file_key.clone(),
+                dtype: format!("{:?}", entry.dtype),
+            });
+        }
+        let bad = |e: candle_core::Error| Error::BadCheckpoint {
+            path: self.path.clone(),
+            format: match self.source {
+                Source::Pth(_) => PYTORCH,
+                _ => SAFETENSORS,
+            },
+            reason: format!("tensor `{}`: {e}", entry.file_key),
+        };
+        let t = match &self.source {
+            Source::Safetensors(st) => st.load(&entry.file_key, &Device::Cpu).map_err(bad)?,
+            Source::Pth(p) => p
+                .get(&entry.file_key)
+                .map_err(bad)?
+                .ok_or_else(|| bad(candle_core::Error::Msg("tensor vanished".into())))?,
+            Source::Memory(m) => m[&entry.file_key].to_device(&Device::Cpu).op("copy a tensor")?,
+        };
+        let t = t
+            .to_dtype(dtype)
+            .op("convert weights")?
+            .reshape(entry.shape.as_slice())
+            .op("reshape weights")?;
+        // `t - t` is zero everywhere unless a value is NaN or infinite: one cheap pass.
+        let all_finite = (&t - &t)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.sum_all())
+            .and_then(|d| d.to_dtype(DType::F64))
+            .and_then(|d| d.to_scalar::<f64>())
+            .op("check weights")?
+            == 0.0;
+        if !all_finite {
+            let values = t
+                .to_dtype(DType::F64)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<f64>())
+                .op("read weights")?;
+            let n_nan = values.iter().filter(|v| v.is_nan()).count();
+            let n_inf = values.iter().filter(|v| v.is_infinite()).count();
+            return Err(Error::NonFiniteWeights {
+                path: self.path.clone(),
+                key: entry.file_key.clone(),
+                kind: if n_nan > 0 { "NaN" } else { "inf" },
+                count: n_nan + n_inf,
+            });
+        }
+        t.to_device(device).op("move weights to the device")
+    }
+
+    /// Reads a tensor as `f64` values on the host (for BatchNorm folding and similar).
+    pub fn load_f64(&self, name: &str) -> Result<Vec<f64>> {
+        self.load(name, &Device::Cpu, DType::F64)?
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f64>())
+            .op("read weights")
+    }
+}
+
+fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn st_dtype(d: safetensors::Dtype) -> Option<DType> {
+    use safetensors::Dtype as S;
+    Some(match d {
+        S::BOOL | S::U8 => DType::U8,
+        S::U32 => DType::U32,
+        S::I16 => DType::I16,
+        S::I32 => DType::I32,
+        S::I64 => DType::I64,
+        S::F16 => DType::F16,
+        S::BF16 => DType::BF16,
+        S::F32 => DType::F32,
+        S::F64 => DType::F64,
+        _ => return None,
+    })
+}
+
+/// timm's VGG classifier as torchvision's: `pre_logits.fc1` (a 7×7 convolution) is
+/// `classifier.0` (a linear layer over the C·7·7 flattened features, same element order),
+/// `pre_logits.fc2` (1×1) is `classifier.3`, `head.fc` is `classifier.6`.
+fn timm_vgg_to_torchvision(key: &str, shape: Vec<usize>) -> (String, Vec<usize>) {
+    let renamed = [
+        ("pre_logits.fc1.", "classifier.0."),
+        ("pre_logits.fc2.", "classifier.3."),
+        ("head.fc.", "classifier.6."),
+    ]
+    .iter()
+    .find_map(|(from, to)| key.strip_prefix(from).map(|rest| format!("{to}{rest}")));
+    match renamed {
+        Some(name) => {
+            let shape = if shape.len() == 4 {
+                vec![shape[0], shape[1] * shape[2] * shape[3]]
+            } else {
+                shape
+            };
+            (name, shape)
+        }
+        None => (key.to_string(), shape),
+    }
+}

@@ -1,0 +1,480 @@
+//! [`Model`]: a loaded ResNet or VGG with named taps, and the [`Backbone`] trait the analysis
+//! code is written against.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use candle_core::{DType, Device, Module, Tensor};
+
+use crate::arch::{ARCH_NAMES, Arch};
+use crate::checkpoint::Checkpoint;
+use crate::error::{BackendContext, Error, Result};
+use crate::layer::{Family, LayerId, LayerInfo, LayerKind, LayerRef};
+use crate::ops::Linear;
+use crate::resnet::{self, ResNet};
+use crate::taps::Tapper;
+use crate::vgg::{Vgg, VggHead};
+
+/// A network whose feature maps can be read by name.
+///
+/// Implemented by [`Model`]; analysis code takes `&dyn Backbone` so that its tests can use a
+/// tiny hand-made network.
+pub trait Backbone: Send + Sync {
+    /// The architecture's depth name (`resnet50`, `vgg16_bn`).
+    fn arch_name(&self) -> String;
+    /// The family, which decides some of the original package's conventions.
+    fn family(&self) -> Family;
+    /// Every tap, in forward order; a [`LayerId`] indexes this list.
+    fn layers(&self) -> &[LayerInfo];
+    /// The device the weights live on; inputs must be on it too.
+    fn device(&self) -> &Device;
+    /// The float type of the weights; inputs must have it too.
+    fn dtype(&self) -> DType;
+    /// The spatial size of every tap for an `h`×`w` input (`None` where it would be empty),
+    /// in the order of [`Backbone::layers`]. `logits` are 1×1.
+    fn spatial_sizes(&self, h: usize, w: usize) -> Vec<Option<(usize, usize)>>;
+    /// Resolves the original package's integer layer (see [`LayerRef::Compat`]).
+    fn resolve_compat(&self, index: i64) -> Result<LayerId>;
+    /// Runs the network on `x` (`N×3×H×W`) as far as the deepest of `taps` and returns each
+    /// tap's value in the order asked: `N×C×h×w` for maps, `N×classes` for `logits`.
+    fn forward_taps(&self, x: &Tensor, taps: &[LayerId]) -> Result<Vec<Tensor>>;
+
+    /// Resolves a layer by name or compat integer; an unknown name is an error that lists the
+    /// valid ones.
+    fn resolve(&self, layer: &LayerRef) -> Result<LayerId> {
+        match layer {
+            LayerRef::Compat(i) => self.resolve_compat(*i),
+            LayerRef::Name(name) => self
+                .layers()
+                .iter()
+                .position(|l| &l.name == name)
+                .map(LayerId)
+                .ok_or_else(|| Error::UnknownLayer {
+                    name: name.clone(),
+                    valid: self
+                        .layers()
+                        .iter()
+                        .map(|l| l.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }),
+        }
+    }
+
+    /// The tap's description.
+    fn layer(&self, id: LayerId) -> &LayerInfo {
+        &self.layers()[id.0]
+    }
+}
+
+/// How to load a checkpoint.
+///
+/// ```
+/// use fmv_models::LoadOptions;
+/// let opts = LoadOptions::new().with_arch("resnet50");
+/// assert_eq!(opts.arch(), Some("resnet50"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    arch: Option<String>,
+    device: Device,
+    dtype: DType,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LoadOptions {
+    /// Automatic architecture, CPU, `f32`.
+    pub fn new() -> Self {
+        LoadOptions {
+            arch: None,
+            device: Device::Cpu,
+            dtype: DType::F32,
+        }
+    }
+
+    /// Requires the checkpoint to hold this architecture (`resnet50`, `vgg16_bn`, ...; `auto`
+    /// means infer it). Widths may differ from torchvision's (narrow and wide variants). By
+    /// default, the architecture is inferred.
+    pub fn with_arch(mut self, arch: impl Into<String>) -> Self {
+        let arch = arch.into();
+        self.arch = (arch != "auto").then_some(arch);
+        self
+    }
+
+    /// Puts the weights on `device`. By default, the CPU.
+    pub fn with_device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// Computes in `dtype` (`F32` or `F64`). By default, `F32`.
+    pub fn with_dtype(mut self, dtype: DType) -> Self {
+        self.dtype = dtype;
+        self
+    }
+
+    /// The required architecture, if any.
+    pub fn arch(&self) -> Option<&str> {
+        self.arch.as_deref()
+    }
+}
+
+enum Net {
+    ResNet(ResNet),
+    Vgg(Vgg),
+}
+
+enum Head {
+    ResNet(Linear),
+    Vgg(VggHead),
+}
+
+/// A loaded ResNet or VGG.
+///
+/// The classifier is read from the checkpoint only when `logits` are first asked for, so a
+/// forward pass that stops at a feature map never loads it (VGG16's is 480 MB).
+///
+/// ```no_run
+/// use fmv_models::{Backbone, LayerRef, LoadOptions, Model};
+/// let model = Model::load("resnet50.safetensors", &LoadOptions::new())?;
+/// let layer = model.resolve(&LayerRef::Compat(-2))?; // layer4.1 on ResNet50
+/// let x = candle_core::Tensor::zeros((1, 3, 224, 224), candle_core::DType::F32, model.device())?;
+/// let maps = &model.forward_taps(&x, &[layer])?[0]; // 1×2048×7×7
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Model {
+    arch: Arch,
+    net: Net,
+    layers: Vec<LayerInfo>,
+    checkpoint: Arc<Checkpoint>,
+    head: Mutex<Option<Arc<Head>>>,
+    device: Device,
+    dtype: DType,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("arch", &self.arch.description())
+            .field("checkpoint", &self.checkpoint)
+            .field("device", &self.device)
+            .field("dtype", &self.dtype)
+            .finish()
+    }
+}
+
+impl Model {
+    /// Opens a weights file (safetensors or zip-format `.pth`) and builds the network it holds.
+    pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Self> {
+        Self::from_checkpoint(Checkpoint::open(path)?, opts)
+    }
+
+    /// Builds the network a checkpoint holds, after checking that every tensor is used and
+    /// has the right shape.
+    pub fn from_checkpoint(checkpoint: Checkpoint, opts: &LoadOptions) -> Result<Self> {
+        if !matches!(opts.dtype, DType::F32 | DType::F64) {
+            return Err(Error::BadInput {
+                shape: vec![],
+                reason: format!("fmv computes in f32 or f64, not {:?}", opts.dtype),
+            });
+        }
+        if let Some(name) = opts.arch()
+            && !ARCH_NAMES.contains(&name)
+        {
+            return Err(Error::UnknownArch {
+                name: name.to_string(),
+                valid: ARCH_NAMES.join(", "),
+            });
+        }
+        let arch = Arch::infer(checkpoint.entries()).ok_or_else(|| Error::UnrecognizedArchitecture {
+            path: checkpoint.path().to_path_buf(),
+            sample: checkpoint
+                .entries()
+                .keys()
+                .take(5)
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+        if let Some(requested) = opts.arch()
+            && requested != arch.name()
+        {
+            return Err(Error::ArchMismatch {
+                path: checkpoint.path().to_path_buf(),
+                requested: requested.to_string(),
+                found: arch.name(),
+            });
+        }
+        check_tensors(&checkpoint, &arch)?;
+        let (device, dtype) = (&opts.device, opts.dtype);
+        let (net, mut layers) = match &arch {
+            Arch::ResNet(c) => (Net::ResNet(ResNet::load(&checkpoint, c, device, dtype)?), ResNet::layers(c)),
+            Arch::Vgg(c) => (Net::Vgg(Vgg::load(&checkpoint, c, device, dtype)?), Vgg::layers(c)),
+        };
+        let n_classes = match &arch {
+            Arch::ResNet(c) => c.num_classes,
+            Arch::Vgg(c) => c.head.map(|h| h.num_classes),
+        };
+        if let Some(n) = n_classes {
+            layers.push(LayerInfo {
+                name: "logits".into(),
+                kind: LayerKind::Logits,
+                channels: n,
+            });
+        }
+        Ok(Model {
+            arch,
+            net,
+            layers,
+            checkpoint: Arc::new(checkpoint),
+            head: Mutex::new(None),
+            device: device.clone(),
+            dtype,
+        })
+    }
+
+    /// The architecture, with its widths.
+    pub fn arch(&self) -> &Arch {
+        &self.arch
+    }
+
+    /// The checkpoint the weights came from.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    fn head(&self) -> Result<Arc<Head>> {
+        let mut slot = self.head.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = slot.as_ref() {
+            return Ok(h.clone());
+        }
+        let head = Arc::new(match &self.net {
+            Net::ResNet(_) => Head::ResNet(resnet::load_head(&self.checkpoint, &self.device, self.dtype)?),
+            Net::Vgg(_) => Head::Vgg(VggHead::load(&self.checkpoint, &self.device, self.dtype)?),
+        });
+        *slot = Some(head.clone());
+        Ok(head)
+    }
+
+    fn check_input(&self, x: &Tensor, deepest: LayerId) -> Result<()> {
+        let bad = |reason: String| Error::BadInput {
+            shape: x.dims().to_vec(),
+            reason,
+        };
+        let (_, c, h, w) = x.dims4().map_err(|_| bad("expected N×3×H×W".into()))?;
+        if c != 3 {
+            return Err(bad(format!("expected 3 colour channels, got {c}")));
+        }
+        if x.dtype() != self.dtype {
+            return Err(bad(format!("expected {:?} values, got {:?}", self.dtype, x.dtype())));
+        }
+        let sizes = self.spatial_sizes(h, w);
+        if let Some(empty) = sizes[..=deepest.0].iter().position(Option::is_none) {
+            let min = (1..=4096)
+                .find(|&n| self.spatial_sizes(n, n)[..=deepest.0].iter().all(Option::is_some))
+                .unwrap_or(4096);
+            return Err(bad(format!(
+                "`{}` would be empty at {h}×{w}; this network needs at least {min}×{min} pixels to reach `{}`",
+                self.layers[empty].name, self.layers[deepest.0].name
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Backbone for Model {
+    fn arch_name(&self) -> String {
+        self.arch.name()
+    }
+
+    fn family(&self) -> Family {
+        match self.arch {
+            Arch::ResNet(_) => Family::ResNet,
+            Arch::Vgg(_) => Family::Vgg,
+        }
+    }
+
+    fn layers(&self) -> &[LayerInfo] {
+        &self.layers
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    fn spatial_sizes(&self, h: usize, w: usize) -> Vec<Option<(usize, usize)>> {
+        let mut sizes = match &self.arch {
+            Arch::ResNet(c) => ResNet::spatial_sizes(c, h, w),
+            Arch::Vgg(c) => Vgg::spatial_sizes(c, h, w),
+        };
+        if self.layers.len() > sizes.len() {
+            let reach = sizes.last().copied().flatten();
+            sizes.push(reach.map(|_| (1, 1)));
+        }
+        sizes
+    }
+
+    fn resolve_compat(&self, index: i64) -> Result<LayerId> {
+        let (candidates, what): (Vec<&str>, &'static str) = match &self.arch {
+            Arch::ResNet(c) => {
+                let s = c.stages.len();
+                let prefix = format!("layer{s}.");
+                (
+                    self.layers
+                        .iter()
+                        .filter(|l| l.kind == LayerKind::Block && l.name.starts_with(&prefix))
+                        .map(|l| l.name.as_str())
+                        .collect(),
+                    "blocks in its last stage",
+                )
+            }
+            Arch::Vgg(_) => (
+                self.layers
+                    .iter()
+                    .filter(|l| l.kind == LayerKind::Conv)
+                    .map(|l| l.name.as_str())
+                    .collect(),
+                "convolutions",
+            ),
+        };
+        let len = candidates.len() as i64;
+        let pos = if index < 0 { len + index } else { index };
+        if !(0..len).contains(&pos) {
+            return Err(Error::LayerIndexOutOfRange {
+                index,
+                arch: self.arch.name(),
+                len: candidates.len(),
+                what,
+                min: -len,
+                max: len - 1,
+            });
+        }
+        self.resolve(&LayerRef::Name(candidates[pos as usize].to_string()))
+    }
+
+    fn forward_taps(&self, x: &Tensor, taps: &[LayerId]) -> Result<Vec<Tensor>> {
+        let Some(deepest) = taps.iter().copied().max() else {
+            return Ok(Vec::new());
+        };
+        if deepest.0 >= self.layers.len() {
+            return Err(Error::UnknownLayer {
+                name: format!("#{}", deepest.0),
+                valid: format!("ids 0..{}", self.layers.len()),
+            });
+        }
+        self.check_input(x, deepest)?;
+        let mut tapper = Tapper::new(taps);
+        let features = match &self.net {
+            Net::ResNet(n) => n.forward(x, &mut tapper),
+            Net::Vgg(n) => n.forward(x, &mut tapper),
+        }
+        .op("forward pass")?;
+        if let Some(features) = features {
+            let logits = match &*self.head()? {
+                Head::ResNet(fc) => fc.forward(&features),
+                Head::Vgg(h) => h.forward(&features),
+            }
+            .op("classifier")?;
+            tapper.emit(&logits);
+        }
+        Ok(tapper.finish())
+    }
+}
+
+/// Every tensor of the checkpoint must be one the architecture uses, with its shape; every
+/// tensor the architecture needs must be there.
+fn check_tensors(ck: &Checkpoint, arch: &Arch) -> Result<()> {
+    let expected = arch.expected_tensors();
+    let path = || ck.path().to_path_buf();
+    let mut missing = Vec::new();
+    for (name, shape) in &expected {
+        match ck.entries().get(name) {
+            None => missing.push((name.clone(), shape.clone())),
+            Some(e) if &e.shape != shape => {
+                return Err(Error::ShapeMismatch {
+                    path: path(),
+                    key: e.file_key.clone(),
+                    arch: arch.description(),
+                    expected: shape.clone(),
+                    found: e.shape.clone(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::MissingTensors {
+            path: path(),
+            arch: arch.name(),
+            scheme: ck.scheme().as_str(),
+            missing,
+        });
+    }
+    let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+    let unexpected: Vec<(String, Vec<usize>)> = ck
+        .entries()
+        .iter()
+        .filter(|(name, _)| {
+            !known.contains(name.as_str())
+                && !name
+                    .strip_suffix(".num_batches_tracked")
+                    .is_some_and(|bn| known.contains(format!("{bn}.running_mean").as_str()))
+        })
+        .map(|(_, e)| (e.file_key.clone(), e.shape.clone()))
+        .collect();
+    if !unexpected.is_empty() {
+        return Err(Error::UnexpectedTensors {
+            path: path(),
+            arch: arch.name(),
+            scheme: ck.scheme().as_str(),
+            unexpected,
+        });
+    }
+    Ok(())
+}
+
+/// Parses `cpu`, `cuda`, `cuda:N` or `metal` into a device; a backend this build lacks is an
+/// error that says how to get it.
+pub fn parse_device(spec: &str) -> Result<Device> {
+    let unavailable = |reason: String| Error::DeviceUnavailable {
+        device: spec.to_string(),
+        reason,
+    };
+    let spec_l = spec.trim().to_ascii_lowercase();
+    if spec_l == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    if let Some(rest) = spec_l.strip_prefix("cuda") {
+        let ordinal = match rest.strip_prefix(':') {
+            None if rest.is_empty() => 0,
+            Some(n) => n
+                .parse::<usize>()
+                .map_err(|_| unavailable("expected `cuda` or `cuda:N` with N a GPU number".into()))?,
+            None => return Err(unavailable("expected `cpu`, `cuda`, `cuda:N` or `metal`".into())),
+        };
+        if !cfg!(feature = "cuda") {
+            return Err(unavailable(
+                "this fmv was built without CUDA support; rebuild with `cargo build --release --features cuda` (needs nvcc)".into(),
+            ));
+        }
+        return Device::new_cuda(ordinal).map_err(|e| unavailable(e.to_string()));
+    }
+    if spec_l == "metal" {
+        if !cfg!(feature = "metal") {
+            return Err(unavailable(
+                "this fmv was built without Metal support; rebuild with `cargo build --release --features metal` on macOS".into(),
+            ));
+        }
+        return Device::new_metal(0).map_err(|e| unavailable(e.to_string()));
+    }
+    Err(unavailable("expected `cpu`, `cuda`, `cuda:N` or `metal`".into()))
+}

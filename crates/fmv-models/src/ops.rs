@@ -1,0 +1,149 @@
+//! The layers both networks are built from: a convolution with BatchNorm folded in, a linear
+//! layer, and the pools. Each one is a small struct or function so that the backward pass
+//! used by activation maximisation can replace one op without touching the networks.
+
+use candle_core::{DType, Device, Module, Tensor};
+
+use crate::checkpoint::Checkpoint;
+use crate::error::Result;
+
+/// BatchNorm's epsilon in torchvision's ResNet and VGG (`nn.BatchNorm2d` default); checkpoints
+/// do not record it.
+pub const BATCH_NORM_EPS: f64 = 1e-5;
+
+/// Where a convolution's weights are and how it is applied.
+pub(crate) struct ConvSpec<'a> {
+    pub weight: &'a str,
+    pub bias: Option<&'a str>,
+    /// Prefix of the BatchNorm that follows (`layer1.0.bn1`), folded into the convolution.
+    pub batch_norm: Option<&'a str>,
+    pub stride: usize,
+    pub padding: usize,
+    pub groups: usize,
+}
+
+/// A 2-D convolution with its bias and any following BatchNorm folded in (inference
+/// statistics, detached: the weights never take part in a gradient).
+#[derive(Debug, Clone)]
+pub(crate) struct Conv {
+    weight: Tensor,
+    /// Shape `(1, C, 1, 1)`.
+    bias: Option<Tensor>,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+}
+
+impl Conv {
+    pub fn load(ck: &Checkpoint, spec: &ConvSpec<'_>, device: &Device, dtype: DType) -> Result<Self> {
+        let w = ck.load(spec.weight, &Device::Cpu, DType::F64)?;
+        let c_out = w.dims()[0];
+        let mut bias = match spec.bias {
+            Some(b) => Some(ck.load_f64(b)?),
+            None => None,
+        };
+        let w = match spec.batch_norm {
+            None => w,
+            Some(bn) => {
+                let gamma = ck.load_f64(&format!("{bn}.weight"))?;
+                let beta = ck.load_f64(&format!("{bn}.bias"))?;
+                let mean = ck.load_f64(&format!("{bn}.running_mean"))?;
+                let var = ck.load_f64(&format!("{bn}.running_var"))?;
+                let scale: Vec<f64> = (0..c_out)
+                    .map(|o| gamma[o] / (var[o] + BATCH_NORM_EPS).sqrt())
+                    .collect();
+                let b0 = bias.take().unwrap_or_else(|| vec![0.0; c_out]);
+                bias = Some(
+                    (0..c_out)
+                        .map(|o| beta[o] + (b0[o] - mean[o]) * scale[o])
+                        .collect(),
+                );
+                let s = Tensor::from_vec(scale, (c_out, 1, 1, 1), &Device::Cpu)?;
+                w.broadcast_mul(&s)?
+            }
+        };
+        let bias = match bias {
+            Some(b) => Some(Tensor::from_vec(b, (1, c_out, 1, 1), &Device::Cpu)?.to_dtype(dtype)?.to_device(device)?),
+            None => None,
+        };
+        Ok(Conv {
+            weight: w.to_dtype(dtype)?.to_device(device)?,
+            bias,
+            stride: spec.stride,
+            padding: spec.padding,
+            groups: spec.groups,
+        })
+    }
+}
+
+impl Module for Conv {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+/// A fully connected layer `y = x·Wᵀ + b`.
+#[derive(Debug, Clone)]
+pub(crate) struct Linear {
+    weight_t: Tensor,
+    bias: Tensor,
+}
+
+impl Linear {
+    pub fn load(ck: &Checkpoint, prefix: &str, device: &Device, dtype: DType) -> Result<Self> {
+        let w = ck.load(&format!("{prefix}.weight"), device, dtype)?;
+        let b = ck.load(&format!("{prefix}.bias"), device, dtype)?;
+        Ok(Linear {
+            weight_t: w.t()?.contiguous()?,
+            bias: b.unsqueeze(0)?,
+        })
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.matmul(&self.weight_t)?.broadcast_add(&self.bias)
+    }
+}
+
+/// Max pooling as torch's `MaxPool2d(k, s, p)` (floor mode).
+///
+/// Padding repeats the edge (`pad_with_same`), which gives the same maxima as torch's −∞
+/// padding because torch requires `p ≤ k/2`: every window that covers a padded position also
+/// covers the edge value it repeats.
+pub(crate) fn max_pool2d(x: &Tensor, k: usize, s: usize, p: usize) -> candle_core::Result<Tensor> {
+    let x = if p > 0 {
+        x.pad_with_same(2, p, p)?.pad_with_same(3, p, p)?
+    } else {
+        x.clone()
+    };
+    x.max_pool2d_with_stride(k, s)
+}
+
+/// `AdaptiveAvgPool2d((oh, ow))` as torch computes it: output cell `i` averages input rows
+/// `floor(i·H/oh) .. ceil((i+1)·H/oh)`; likewise for columns.
+pub(crate) fn adaptive_avg_pool2d(x: &Tensor, oh: usize, ow: usize) -> candle_core::Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    if h == oh && w == ow {
+        return Ok(x.clone());
+    }
+    if h % oh == 0 && w % ow == 0 {
+        return x.avg_pool2d((h / oh, w / ow));
+    }
+    let pool_axis = |x: &Tensor, dim: usize, n_in: usize, n_out: usize| {
+        let cells = (0..n_out)
+            .map(|i| {
+                let start = i * n_in / n_out;
+                let end = ((i + 1) * n_in).div_ceil(n_out);
+                x.narrow(dim, start, end - start)?.mean_keepdim(dim)
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Tensor::cat(&cells, dim)
+    };
+    let x = pool_axis(x, 2, h, oh)?;
+    pool_axis(&x, 3, w, ow)
+}

@@ -1,0 +1,199 @@
+//! torchvision's ResNet (BasicBlock and Bottleneck, any depth and width) with a tap after the
+//! stem, the stem pool, every block and stage, the global pool and the classifier.
+
+use candle_core::{DType, Device, Module, Tensor};
+
+use crate::arch::{BlockKind, ResNetConfig, conv_out};
+use crate::checkpoint::Checkpoint;
+use crate::error::Result;
+use crate::layer::{LayerInfo, LayerKind};
+use crate::ops::{Conv, ConvSpec, Linear, max_pool2d};
+use crate::taps::Tapper;
+
+enum Block {
+    Basic {
+        conv1: Conv,
+        conv2: Conv,
+        downsample: Option<Conv>,
+    },
+    Bottleneck {
+        conv1: Conv,
+        conv2: Conv,
+        conv3: Conv,
+        downsample: Option<Conv>,
+    },
+}
+
+impl Block {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (out, downsample) = match self {
+            Block::Basic {
+                conv1,
+                conv2,
+                downsample,
+            } => {
+                let y = conv1.forward(x)?.relu()?;
+                (conv2.forward(&y)?, downsample)
+            }
+            Block::Bottleneck {
+                conv1,
+                conv2,
+                conv3,
+                downsample,
+            } => {
+                let y = conv1.forward(x)?.relu()?;
+                let y = conv2.forward(&y)?.relu()?;
+                (conv3.forward(&y)?, downsample)
+            }
+        };
+        let identity = match downsample {
+            Some(d) => d.forward(x)?,
+            None => x.clone(),
+        };
+        (out + identity)?.relu()
+    }
+}
+
+/// The network's backbone (everything before `fc`).
+pub(crate) struct ResNet {
+    stem: Conv,
+    stages: Vec<Vec<Block>>,
+}
+
+impl ResNet {
+    pub fn load(ck: &Checkpoint, config: &ResNetConfig, device: &Device, dtype: DType) -> Result<Self> {
+        let conv = |w: &str, bn: &str, stride, padding, groups| {
+            Conv::load(
+                ck,
+                &ConvSpec {
+                    weight: w,
+                    bias: None,
+                    batch_norm: Some(bn),
+                    stride,
+                    padding,
+                    groups,
+                },
+                device,
+                dtype,
+            )
+        };
+        let stem = conv("conv1.weight", "bn1", 2, 3, 1)?;
+        let mut stages = Vec::new();
+        let mut c_in = config.stem_width;
+        for (s, st) in config.stages.iter().enumerate() {
+            let mut blocks = Vec::new();
+            for b in 0..st.n_blocks {
+                let p = format!("layer{}.{b}", s + 1);
+                let (bin, stride) = if b == 0 { (c_in, st.stride) } else { (st.out, 1) };
+                let downsample = if b == 0 && (stride != 1 || bin != st.out) {
+                    Some(conv(
+                        &format!("{p}.downsample.0.weight"),
+                        &format!("{p}.downsample.1"),
+                        stride,
+                        0,
+                        1,
+                    )?)
+                } else {
+                    None
+                };
+                let c = |i: usize, stride, padding, groups| {
+                    conv(&format!("{p}.conv{i}.weight"), &format!("{p}.bn{i}"), stride, padding, groups)
+                };
+                blocks.push(match config.block {
+                    BlockKind::Basic => Block::Basic {
+                        conv1: c(1, stride, 1, 1)?,
+                        conv2: c(2, 1, 1, 1)?,
+                        downsample,
+                    },
+                    BlockKind::Bottleneck => Block::Bottleneck {
+                        conv1: c(1, 1, 0, 1)?,
+                        conv2: c(2, stride, 1, config.groups)?,
+                        conv3: c(3, 1, 0, 1)?,
+                        downsample,
+                    },
+                });
+            }
+            stages.push(blocks);
+            c_in = st.out;
+        }
+        Ok(ResNet {
+            stem,
+            stages,
+        })
+    }
+
+    /// The taps of the backbone, in forward order (the caller appends `logits`).
+    pub fn layers(config: &ResNetConfig) -> Vec<LayerInfo> {
+        let info = |name: String, kind, channels| LayerInfo {
+            name,
+            kind,
+            channels,
+        };
+        let mut out = vec![
+            info("conv1".into(), LayerKind::Conv, config.stem_width),
+            info("maxpool".into(), LayerKind::Pool, config.stem_width),
+        ];
+        for (s, st) in config.stages.iter().enumerate() {
+            for b in 0..st.n_blocks {
+                out.push(info(format!("layer{}.{b}", s + 1), LayerKind::Block, st.out));
+            }
+            out.push(info(format!("layer{}", s + 1), LayerKind::Stage, st.out));
+        }
+        let last = config.stages.last().map_or(config.stem_width, |s| s.out);
+        out.push(info("avgpool".into(), LayerKind::AvgPool, last));
+        out
+    }
+
+    /// Spatial size of each backbone tap for an input of `h`×`w` (`None` where it would be
+    /// empty), in the order of [`ResNet::layers`].
+    pub fn spatial_sizes(config: &ResNetConfig, h: usize, w: usize) -> Vec<Option<(usize, usize)>> {
+        let step = |hw: Option<(usize, usize)>, k, s, p| {
+            hw.and_then(|(h, w)| Some((conv_out(h, k, s, p)?, conv_out(w, k, s, p)?)))
+                .filter(|&(h, w)| h > 0 && w > 0)
+        };
+        let mut hw = step(Some((h, w)), 7, 2, 3);
+        let mut out = vec![hw];
+        hw = step(hw, 3, 2, 1);
+        out.push(hw);
+        for st in &config.stages {
+            hw = step(hw, 3, st.stride, 1);
+            out.extend(std::iter::repeat_n(hw, st.n_blocks + 1));
+        }
+        out.push(hw.map(|_| (1, 1)));
+        out
+    }
+
+    /// Runs the backbone, emitting every tap until `taps` has what it needs; returns the
+    /// pooled features `(N, C)` if the pass went all the way.
+    pub fn forward(&self, x: &Tensor, taps: &mut Tapper<'_>) -> candle_core::Result<Option<Tensor>> {
+        let x = self.stem.forward(x)?.relu()?;
+        if taps.emit(&x) {
+            return Ok(None);
+        }
+        let mut x = max_pool2d(&x, 3, 2, 1)?;
+        if taps.emit(&x) {
+            return Ok(None);
+        }
+        for blocks in &self.stages {
+            for block in blocks {
+                x = block.forward(&x)?;
+                if taps.emit(&x) {
+                    return Ok(None);
+                }
+            }
+            if taps.emit(&x) {
+                return Ok(None);
+            }
+        }
+        let pooled = x.mean_keepdim((2, 3))?;
+        if taps.emit(&pooled) {
+            return Ok(None);
+        }
+        Ok(Some(pooled.flatten_from(1)?))
+    }
+}
+
+/// The classifier `fc`.
+pub(crate) fn load_head(ck: &Checkpoint, device: &Device, dtype: DType) -> Result<Linear> {
+    Linear::load(ck, "fc", device, dtype)
+}

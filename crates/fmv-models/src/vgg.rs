@@ -1,0 +1,142 @@
+//! torchvision's VGG (any configuration, with or without BatchNorm) with a tap after every
+//! convolution's ReLU (`features.N`), every pool, the adaptive pool and the classifier.
+
+use candle_core::{DType, Device, Module, Tensor};
+
+use crate::arch::{VggConfig, VggItem, conv_out};
+use crate::checkpoint::Checkpoint;
+use crate::error::Result;
+use crate::layer::{LayerInfo, LayerKind};
+use crate::ops::{Conv, ConvSpec, Linear, adaptive_avg_pool2d, max_pool2d};
+use crate::taps::Tapper;
+
+/// The spatial size of torchvision's `AdaptiveAvgPool2d((7, 7))` before the classifier.
+pub(crate) const HEAD_GRID: usize = 7;
+
+enum Item {
+    Conv(Conv),
+    Pool,
+}
+
+/// The network's `features` and adaptive pool.
+pub(crate) struct Vgg {
+    items: Vec<Item>,
+}
+
+impl Vgg {
+    pub fn load(ck: &Checkpoint, config: &VggConfig, device: &Device, dtype: DType) -> Result<Self> {
+        let mut items = Vec::new();
+        for item in &config.features {
+            items.push(match *item {
+                VggItem::Conv { index, .. } => {
+                    let bn = format!("features.{}", index + 1);
+                    Item::Conv(Conv::load(
+                        ck,
+                        &ConvSpec {
+                            weight: &format!("features.{index}.weight"),
+                            bias: Some(&format!("features.{index}.bias")),
+                            batch_norm: config.batch_norm.then_some(bn.as_str()),
+                            stride: 1,
+                            padding: 1,
+                            groups: 1,
+                        },
+                        device,
+                        dtype,
+                    )?)
+                }
+                VggItem::Pool { .. } => Item::Pool,
+            });
+        }
+        Ok(Vgg { items })
+    }
+
+    /// The taps of `features` and the adaptive pool, in forward order.
+    pub fn layers(config: &VggConfig) -> Vec<LayerInfo> {
+        let mut out = Vec::new();
+        let mut channels = 3;
+        for item in &config.features {
+            match *item {
+                VggItem::Conv { index, c_out, .. } => {
+                    channels = c_out;
+                    out.push(LayerInfo {
+                        name: format!("features.{index}"),
+                        kind: LayerKind::Conv,
+                        channels,
+                    });
+                }
+                VggItem::Pool { index } => out.push(LayerInfo {
+                    name: format!("features.{index}"),
+                    kind: LayerKind::Pool,
+                    channels,
+                }),
+            }
+        }
+        out.push(LayerInfo {
+            name: "avgpool".into(),
+            kind: LayerKind::AvgPool,
+            channels,
+        });
+        out
+    }
+
+    /// Spatial size of each tap for an input of `h`×`w`, in the order of [`Vgg::layers`].
+    pub fn spatial_sizes(config: &VggConfig, h: usize, w: usize) -> Vec<Option<(usize, usize)>> {
+        let mut hw = Some((h, w));
+        let mut out = Vec::new();
+        for item in &config.features {
+            if let VggItem::Pool { .. } = item {
+                hw = hw
+                    .and_then(|(h, w)| Some((conv_out(h, 2, 2, 0)?, conv_out(w, 2, 2, 0)?)))
+                    .filter(|&(h, w)| h > 0 && w > 0);
+            }
+            out.push(hw);
+        }
+        out.push(hw.map(|_| (HEAD_GRID, HEAD_GRID)));
+        out
+    }
+
+    /// Runs `features` and the adaptive pool, emitting every tap until `taps` has what it
+    /// needs; returns the flattened `(N, C·7·7)` features if the pass went all the way.
+    pub fn forward(&self, x: &Tensor, taps: &mut Tapper<'_>) -> candle_core::Result<Option<Tensor>> {
+        let mut x = x.clone();
+        for item in &self.items {
+            x = match item {
+                Item::Conv(c) => c.forward(&x)?.relu()?,
+                Item::Pool => max_pool2d(&x, 2, 2, 0)?,
+            };
+            if taps.emit(&x) {
+                return Ok(None);
+            }
+        }
+        let pooled = adaptive_avg_pool2d(&x, HEAD_GRID, HEAD_GRID)?;
+        if taps.emit(&pooled) {
+            return Ok(None);
+        }
+        Ok(Some(pooled.flatten_from(1)?))
+    }
+}
+
+/// VGG's classifier (dropout is the identity at inference).
+pub(crate) struct VggHead {
+    fc1: Linear,
+    fc2: Linear,
+    fc3: Linear,
+}
+
+impl VggHead {
+    pub fn load(ck: &Checkpoint, device: &Device, dtype: DType) -> Result<Self> {
+        Ok(VggHead {
+            fc1: Linear::load(ck, "classifier.0", device, dtype)?,
+            fc2: Linear::load(ck, "classifier.3", device, dtype)?,
+            fc3: Linear::load(ck, "classifier.6", device, dtype)?,
+        })
+    }
+}
+
+impl Module for VggHead {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let x = self.fc1.forward(x)?.relu()?;
+        let x = self.fc2.forward(&x)?.relu()?;
+        self.fc3.forward(&x)
+    }
+}
