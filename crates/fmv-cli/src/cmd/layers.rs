@@ -1,0 +1,65 @@
+//! `fmv layers`: the taps of a network.
+
+use anyhow::Result;
+use fmv::Backbone;
+use serde::Serialize;
+
+use crate::args::{ModelArgs, print_json};
+
+/// Options of `fmv layers`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Layer {
+    name: String,
+    channels: usize,
+    height: usize,
+    width: usize,
+}
+
+#[derive(Serialize)]
+struct Output {
+    arch: String,
+    description: String,
+    layers: Vec<Layer>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let model = args.model.load()?;
+    let sizes = model.spatial_sizes(224, 224);
+    let layers: Vec<Layer> = model
+        .layers()
+        .iter()
+        .zip(sizes)
+        .map(|(l, hw)| {
+            let (height, width) = hw.unwrap_or((0, 0));
+            Layer {
+                name: l.name.clone(),
+                channels: l.channels,
+                height,
+                width,
+            }
+        })
+        .collect();
+    let out = Output {
+        arch: model.arch_name(),
+        description: model.arch().description(),
+        layers,
+    };
+    if args.json {
+        return print_json(&out);
+    }
+    println!("{}", out.description);
+    println!("{:<16} {:>8}  {:>9}", "layer", "channels", "at 224");
+    for l in &out.layers {
+        println!("{:<16} {:>8}  {:>4}×{:<4}", l.name, l.channels, l.height, l.width);
+    }
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! Every loading and addressing error names the culprit and the fix.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor};
+use fmv_models::{Backbone, Checkpoint, LayerRef, LoadOptions, Model, parse_device};
+
+use crate::{reference_weights, tensors_of, testdata};
+
+fn resnet_tensors() -> HashMap<String, Tensor> {
+    tensors_of(&reference_weights("resnet50_small_seed1"))
+}
+
+#[track_caller]
+fn load_err(tensors: HashMap<String, Tensor>, opts: &LoadOptions) -> String {
+    let ck = Checkpoint::from_tensors("edited.safetensors", tensors).unwrap();
+    Model::from_checkpoint(ck, opts).unwrap_err().to_string()
+}
+
+#[test]
+fn a_missing_tensor_is_named_with_its_expected_shape() {
+    let mut t = resnet_tensors();
+    t.remove("layer2.0.bn1.running_var");
+    let msg = load_err(t, &LoadOptions::new());
+    assert!(msg.contains("missing 1 tensor"), "{msg}");
+    assert!(msg.contains("`layer2.0.bn1.running_var` [16]"), "{msg}");
+    assert!(msg.contains("torchvision"), "{msg}");
+}
+
+#[test]
+fn an_unexpected_tensor_is_named() {
+    let mut t = resnet_tensors();
+    t.insert("head.extra.weight".into(), Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap());
+    let msg = load_err(t, &LoadOptions::new());
+    assert!(msg.contains("unexpected tensor"), "{msg}");
+    assert!(msg.contains("`head.extra.weight` [2, 3]"), "{msg}");
+}
+
+#[test]
+fn a_misshaped_tensor_names_both_shapes() {
+    let mut t = resnet_tensors();
+    t.insert("fc.bias".into(), Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap());
+    let msg = load_err(t, &LoadOptions::new());
+    assert!(msg.contains("`fc.bias` has shape [3], expected [2]"), "{msg}");
+}
+
+#[test]
+fn nan_and_inf_weights_are_refused_by_name() {
+    for (bad, word) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf")] {
+        let mut t = resnet_tensors();
+        let w = &t["layer3.1.conv2.weight"];
+        let mut v: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap();
+        v[7] = bad;
+        let edited = Tensor::from_vec(v, w.dims(), &Device::Cpu).unwrap();
+        t.insert("layer3.1.conv2.weight".into(), edited);
+        let msg = load_err(t, &LoadOptions::new());
+        assert!(msg.contains(&format!("`layer3.1.conv2.weight` contains 1 {word} value")), "{msg}");
+    }
+}
+
+#[test]
+fn a_wrong_explicit_arch_is_refused() {
+    let msg = load_err(resnet_tensors(), &LoadOptions::new().with_arch("vgg16"));
+    assert!(msg.contains("holds a resnet50, not a vgg16"), "{msg}");
+    let msg = load_err(resnet_tensors(), &LoadOptions::new().with_arch("resnet51"));
+    assert!(msg.contains("unknown architecture `resnet51`"), "{msg}");
+    assert!(msg.contains("resnet50"), "{msg}");
+    // The right name is accepted even though the widths are narrow.
+    let ck = Checkpoint::from_tensors("ok", resnet_tensors()).unwrap();
+    Model::from_checkpoint(ck, &LoadOptions::new().with_arch("resnet50")).unwrap();
+}
+
+#[test]
+fn tensors_of_another_network_are_not_guessed() {
+    let mut t = HashMap::new();
+    t.insert("encoder.block.0.weight".to_string(), Tensor::zeros((4, 4), DType::F32, &Device::Cpu).unwrap());
+    let msg = load_err(t, &LoadOptions::new());
+    assert!(msg.contains("do not form a torchvision/timm ResNet or VGG"), "{msg}");
+    assert!(msg.contains("`encoder.block.0.weight`"), "{msg}");
+}
+
+#[test]
+fn unreadable_files_say_what_fmv_reads() {
+    let dir = std::env::temp_dir().join(format!("fmv-models-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("notes.safetensors");
+    std::fs::write(&text, "hello, these are not weights").unwrap();
+    let msg = Model::load(&text, &LoadOptions::new()).unwrap_err().to_string();
+    assert!(msg.contains("notes.safetensors") && msg.contains("safetensors"), "{msg}");
+    let empty = dir.join("empty.pth");
+    std::fs::write(&empty, "").unwrap();
+    let msg = Model::load(&empty, &LoadOptions::new()).unwrap_err().to_string();
+    assert!(msg.contains("empty"), "{msg}");
+    let bytes = std::fs::read(reference_weights("vgg16_small_seed1")).unwrap();
+    let cut = dir.join("truncated.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let msg = Model::load(&cut, &LoadOptions::new()).unwrap_err().to_string();
+    assert!(msg.contains("truncated.safetensors"), "{msg}");
+    let missing = dir.join("absent.safetensors");
+    let msg = Model::load(&missing, &LoadOptions::new()).unwrap_err().to_string();
+    assert!(msg.contains("cannot read weights file") && msg.contains("absent.safetensors"), "{msg}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn unknown_layers_list_the_valid_names() {
+    let model = Model::load(reference_weights("vgg16_small_seed1"), &LoadOptions::new()).unwrap();
+    let msg = model.resolve(&LayerRef::Name("features.29".into())).unwrap_err().to_string();
+    assert!(msg.contains("unknown layer `features.29`"), "{msg}");
+    assert!(msg.contains("features.28, features.30, avgpool, logits"), "{msg}");
+    let msg = model.resolve(&LayerRef::Compat(13)).unwrap_err().to_string();
+    assert!(msg.contains("13 convolutions (valid: -13..=12"), "{msg}");
+    assert_eq!(model.layer(model.resolve(&LayerRef::Compat(-1)).unwrap()).name, "features.28");
+    assert_eq!(model.layer(model.resolve(&LayerRef::Compat(7)).unwrap()).name, "features.17");
+}
+
+#[test]
+fn compat_integers_follow_python_indexing_on_resnet() {
+    let model = Model::load(reference_weights("resnet50_small_seed1"), &LoadOptions::new()).unwrap();
+    let name = |i| model.layer(model.resolve(&LayerRef::Compat(i)).unwrap()).name.clone();
+    assert_eq!(name(-2), "layer4.1");
+    assert_eq!(name(0), "layer4.0");
+    assert_eq!(name(-1), "layer4.2");
+    assert_eq!(name(2), "layer4.2");
+    let msg = model.resolve(&LayerRef::Compat(-4)).unwrap_err().to_string();
+    assert!(msg.contains("3 blocks in its last stage (valid: -3..=2"), "{msg}");
+}
+
+#[test]
+fn inputs_the_network_cannot_take_are_refused() {
+    let model = Model::load(reference_weights("vgg16_small_seed1"), &LoadOptions::new()).unwrap();
+    let last = model.resolve(&LayerRef::Name("features.30".into())).unwrap();
+    let tiny = Tensor::zeros((1, 3, 16, 16), DType::F32, &Device::Cpu).unwrap();
+    let msg = model.forward_taps(&tiny, &[last]).unwrap_err().to_string();
+    assert!(msg.contains("needs at least 32×32 pixels"), "{msg}");
+    // The same input is fine for an earlier tap.
+    let early = model.resolve(&LayerRef::Name("features.5".into())).unwrap();
+    model.forward_taps(&tiny, &[early]).unwrap();
+    let grey = Tensor::zeros((1, 1, 64, 64), DType::F32, &Device::Cpu).unwrap();
+    let msg = model.forward_taps(&grey, &[early]).unwrap_err().to_string();
+    assert!(msg.contains("expected 3 colour channels, got 1"), "{msg}");
+}
+
+#[test]
+fn devices_this_build_lacks_say_how_to_get_them() {
+    assert!(matches!(parse_device("cpu"), Ok(Device::Cpu)));
+    if !cfg!(feature = "cuda") {
+        let msg = parse_device("cuda:1").unwrap_err().to_string();
+        assert!(msg.contains("built without CUDA") && msg.contains("--features cuda"), "{msg}");
+    }
+    let msg = parse_device("tpu").unwrap_err().to_string();
+    assert!(msg.contains("expected `cpu`, `cuda`, `cuda:N` or `metal`"), "{msg}");
+    let _ = testdata();
+}
