@@ -3,3 +3,4 @@
 mod golden;
 mod parity;
 mod preprocess;
+mod decode;
