@@ -75,7 +75,11 @@ impl PreprocessArgs {
 }
 
 fn parse_size(s: &str) -> Result<(usize, usize)> {
-    let parse = |t: &str| t.trim().parse::<usize>().context("expected a positive integer");
+    let parse = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .context("expected a positive integer")
+    };
     let (w, h) = match s.split_once(['x', 'X']) {
         Some((w, h)) => (parse(w)?, parse(h)?),
         None => {
@@ -92,7 +96,11 @@ fn parse_size(s: &str) -> Result<(usize, usize)> {
 fn parse_triple(s: &str) -> Result<[f32; 3]> {
     let v: Vec<f32> = s
         .split(',')
-        .map(|t| t.trim().parse::<f32>().context("expected three numbers `R,G,B`"))
+        .map(|t| {
+            t.trim()
+                .parse::<f32>()
+                .context("expected three numbers `R,G,B`")
+        })
         .collect::<Result<_>>()?;
     match v.as_slice() {
         [a, b, c] => Ok([*a, *b, *c]),

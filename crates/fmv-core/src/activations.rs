@@ -87,7 +87,10 @@ impl Visualizer {
         }
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(self.batch_size()) {
-            let inputs = self.load_inputs(chunk).into_iter().collect::<Result<Vec<_>>>()?;
+            let inputs = self
+                .load_inputs(chunk)
+                .into_iter()
+                .collect::<Result<Vec<_>>>()?;
             let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
             for (path, mean) in chunk.iter().zip(self.channel_means(&refs, layer)?) {
                 self.check_finite(&mean, layer, path)?;
@@ -109,4 +112,3 @@ impl Visualizer {
         })
     }
 }
-

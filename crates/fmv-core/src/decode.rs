@@ -75,15 +75,25 @@ fn convert_rgb(img: DynamicImage, gray16: Gray16) -> Result<RgbImage, DecodeErro
     match img {
         DynamicImage::ImageRgb8(b) => pixels = b.into_raw(),
         DynamicImage::ImageRgba8(b) => b.pixels().for_each(|p| pixels.extend_from_slice(&p.0[..3])),
-        DynamicImage::ImageLuma8(b) => b.pixels().for_each(|p| pixels.extend_from_slice(&[p.0[0]; 3])),
-        DynamicImage::ImageLumaA8(b) => b.pixels().for_each(|p| pixels.extend_from_slice(&[p.0[0]; 3])),
-        DynamicImage::ImageLuma16(b) => b.pixels().for_each(|p| pixels.extend_from_slice(&[grey16(p.0[0]); 3])),
+        DynamicImage::ImageLuma8(b) => b
+            .pixels()
+            .for_each(|p| pixels.extend_from_slice(&[p.0[0]; 3])),
+        DynamicImage::ImageLumaA8(b) => b
+            .pixels()
+            .for_each(|p| pixels.extend_from_slice(&[p.0[0]; 3])),
+        DynamicImage::ImageLuma16(b) => b
+            .pixels()
+            .for_each(|p| pixels.extend_from_slice(&[grey16(p.0[0]); 3])),
         // Pillow opens 16-bit LA as `LA;16B`: the high byte.
-        DynamicImage::ImageLumaA16(b) => b.pixels().for_each(|p| pixels.extend_from_slice(&[(p.0[0] >> 8) as u8; 3])),
-        DynamicImage::ImageRgb16(b) => b.pixels().for_each(|p| pixels.extend(p.0.iter().map(|v| (v >> 8) as u8))),
-        DynamicImage::ImageRgba16(b) => {
-            b.pixels().for_each(|p| pixels.extend(p.0[..3].iter().map(|v| (v >> 8) as u8)))
-        }
+        DynamicImage::ImageLumaA16(b) => b
+            .pixels()
+            .for_each(|p| pixels.extend_from_slice(&[(p.0[0] >> 8) as u8; 3])),
+        DynamicImage::ImageRgb16(b) => b
+            .pixels()
+            .for_each(|p| pixels.extend(p.0.iter().map(|v| (v >> 8) as u8))),
+        DynamicImage::ImageRgba16(b) => b
+            .pixels()
+            .for_each(|p| pixels.extend(p.0[..3].iter().map(|v| (v >> 8) as u8))),
         other => {
             return Err(DecodeError::Corrupt(format!(
                 "{:?} pixels are not supported; convert the file to 8-bit RGB",
@@ -92,7 +102,11 @@ fn convert_rgb(img: DynamicImage, gray16: Gray16) -> Result<RgbImage, DecodeErro
         }
     }
     debug_assert_eq!(pixels.len(), n * 3);
-    Ok(RgbImage { width, height, pixels })
+    Ok(RgbImage {
+        width,
+        height,
+        pixels,
+    })
 }
 
 // ---- JPEG -----------------------------------------------------------------------------------
@@ -106,11 +120,16 @@ unsafe extern "C-unwind" fn error_exit(cinfo: &mut jpeg_common_struct) {
 
 /// Warnings are ignored as Pillow ignores them, except premature end of data: Pillow refuses
 /// truncated files ("image file is truncated"), and so does fmv.
-unsafe extern "C-unwind" fn emit_message(cinfo: &mut jpeg_common_struct, level: std::os::raw::c_int) {
+unsafe extern "C-unwind" fn emit_message(
+    cinfo: &mut jpeg_common_struct,
+    level: std::os::raw::c_int,
+) {
     // SAFETY: libjpeg passes the struct whose `err` it was given, which is alive.
     let code = unsafe { (*cinfo.err).msg_code };
-    if level < 0 && code == mozjpeg_sys::JWRN_JPEG_EOF as i32 {
-        std::panic::resume_unwind(Box::new("the file is truncated (premature end of JPEG data)".to_string()));
+    if level < 0 && code == mozjpeg_sys::JWRN_JPEG_EOF {
+        std::panic::resume_unwind(Box::new(
+            "the file is truncated (premature end of JPEG data)".to_string(),
+        ));
     }
 }
 
@@ -156,7 +175,11 @@ fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
             s.finish()?;
             raw.into_iter().flatten().collect()
         };
-        Ok(RgbImage { width, height, pixels })
+        Ok(RgbImage {
+            width,
+            height,
+            pixels,
+        })
     };
     match catch_unwind(AssertUnwindSafe(run)) {
         Ok(Ok(img)) if img.pixels.len() == img.width * img.height * 3 => Ok(img),
@@ -190,5 +213,7 @@ fn cmyk_to_rgb(raw: &[[u8; 4]], inverted: bool) -> Vec<u8> {
 }
 
 fn has_adobe_marker(bytes: &[u8]) -> bool {
-    bytes.windows(9).any(|w| w[0] == 0xFF && w[1] == 0xEE && &w[4..9] == b"Adobe")
+    bytes
+        .windows(9)
+        .any(|w| w[0] == 0xFF && w[1] == 0xEE && &w[4..9] == b"Adobe")
 }

@@ -11,7 +11,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub enum Error {
     /// Loading or running the network failed (unknown layer, bad weights, ...).
     #[error(transparent)]
-    Model(#[from] fmv_models::Error),
+    Model(Box<fmv_models::Error>),
 
     // ---- the caller's arguments -------------------------------------------------------------
     /// An argument outside its valid range.
@@ -44,7 +44,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A file that is not an image in any format fmv reads.
-    #[error("{path} is not an image (fmv reads JPEG, PNG, GIF, BMP, TIFF and WebP, recognised by content)")]
+    #[error(
+        "{path} is not an image (fmv reads JPEG, PNG, GIF, BMP, TIFF and WebP, recognised by content)"
+    )]
     NotAnImage {
         /// The file.
         path: PathBuf,
@@ -64,7 +66,9 @@ pub enum Error {
         reason: String,
     },
     /// A numeric problem in the model's output.
-    #[error("the activations of `{layer}` for {path} contain NaN or infinite values; check the weights and the input")]
+    #[error(
+        "the activations of `{layer}` for {path} contain NaN or infinite values; check the weights and the input"
+    )]
     NonFinite {
         /// The layer.
         layer: String,
@@ -73,11 +77,18 @@ pub enum Error {
     },
 }
 
+impl From<fmv_models::Error> for Error {
+    fn from(e: fmv_models::Error) -> Self {
+        Error::Model(Box::new(e))
+    }
+}
+
 impl From<candle_core::Error> for Error {
     fn from(source: candle_core::Error) -> Self {
-        Error::Model(fmv_models::Error::Backend {
+        fmv_models::Error::Backend {
             op: "a tensor operation",
             source,
-        })
+        }
+        .into()
     }
 }

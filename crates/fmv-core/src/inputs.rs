@@ -88,7 +88,11 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<Skipped>)>
         return Err(Error::NoImages {
             reason: format!(
                 "{} contain(s) no image files",
-                inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                inputs
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         });
     }

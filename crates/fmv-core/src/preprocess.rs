@@ -87,7 +87,8 @@ impl Preprocess {
     pub fn with_mean(mut self, mean: [f32; 3]) -> Self {
         self.mean = mean;
         self.modified.retain(|m| !m.starts_with("mean="));
-        self.modified.push(format!("mean={},{},{}", mean[0], mean[1], mean[2]));
+        self.modified
+            .push(format!("mean={},{},{}", mean[0], mean[1], mean[2]));
         self
     }
 
@@ -95,7 +96,8 @@ impl Preprocess {
     pub fn with_std(mut self, std: [f32; 3]) -> Self {
         self.std = std;
         self.modified.retain(|m| !m.starts_with("std="));
-        self.modified.push(format!("std={},{},{}", std[0], std[1], std[2]));
+        self.modified
+            .push(format!("std={},{},{}", std[0], std[1], std[2]));
         self
     }
 
@@ -160,7 +162,14 @@ impl Preprocess {
         RgbImage {
             width: self.width,
             height: self.height,
-            pixels: resize_bilinear_pillow(&img.pixels, img.width, img.height, 3, self.width, self.height),
+            pixels: resize_bilinear_pillow(
+                &img.pixels,
+                img.width,
+                img.height,
+                3,
+                self.width,
+                self.height,
+            ),
         }
     }
 
@@ -174,7 +183,11 @@ impl Preprocess {
             for c in 0..3 {
                 // A true IEEE division, as torchvision's ToTensor: `* (1/255)` differs in the last bit.
                 let v = px[c] as f32 / 255.0;
-                out[c * plane + i] = if identity { v } else { (v - self.mean[c]) / self.std[c] };
+                out[c * plane + i] = if identity {
+                    v
+                } else {
+                    (v - self.mean[c]) / self.std[c]
+                };
             }
         }
         out

@@ -36,9 +36,18 @@ fn coefficients(n_in: usize, n_out: usize) -> Vec<Taps> {
             let one = (1u32 << PRECISION_BITS) as f64;
             let weights = w
                 .iter()
-                .map(|&v| if v < 0.0 { (-0.5 + v * one) as i32 } else { (0.5 + v * one) as i32 })
+                .map(|&v| {
+                    if v < 0.0 {
+                        (-0.5 + v * one) as i32
+                    } else {
+                        (0.5 + v * one) as i32
+                    }
+                })
                 .collect();
-            Taps { start: xmin, weights }
+            Taps {
+                start: xmin,
+                weights,
+            }
         })
         .collect()
 }
@@ -113,10 +122,15 @@ pub fn resize_bilinear_pillow(
     w_out: usize,
     h_out: usize,
 ) -> Vec<u8> {
-    assert_eq!(src.len(), w_in * h_in * ch, "buffer does not match its size");
+    assert_eq!(
+        src.len(),
+        w_in * h_in * ch,
+        "buffer does not match its size"
+    );
     let need_h = w_in != w_out;
     let need_v = h_in != h_out;
-    let vertical_first = h_in > h_out && (h_in as i64 - h_out as i64) > 2 * (w_in as i64 - w_out as i64);
+    let vertical_first =
+        h_in > h_out && (h_in as i64 - h_out as i64) > 2 * (w_in as i64 - w_out as i64);
     match (need_h, need_v) {
         (false, false) => src.to_vec(),
         (true, false) => horizontal(src, w_in, h_in, ch, w_out),

@@ -97,8 +97,19 @@ pub enum Arch {
 
 /// The architecture names `--arch` accepts.
 pub const ARCH_NAMES: &[&str] = &[
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg11", "vgg11_bn", "vgg13",
-    "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg13_bn",
+    "vgg16",
+    "vgg16_bn",
+    "vgg19",
+    "vgg19_bn",
 ];
 
 const RESNET_DEPTHS: &[(BlockKind, [usize; 4], &str)] = &[
@@ -165,7 +176,11 @@ impl VggConfig {
             .find(|(c, _)| per_block == c)
             .map(|(_, n)| n.to_string())
             .unwrap_or_else(|| "vgg-custom".into());
-        if self.batch_norm { format!("{base}_bn") } else { base }
+        if self.batch_norm {
+            format!("{base}_bn")
+        } else {
+            base
+        }
     }
 
     /// The convolutions of `features`, in order: `(index, c_in, c_out)`.
@@ -212,7 +227,11 @@ impl Arch {
                         c.stem_width,
                         inner.join("/"),
                         out.join("/"),
-                        if c.groups > 1 { format!(", {} groups", c.groups) } else { String::new() }
+                        if c.groups > 1 {
+                            format!(", {} groups", c.groups)
+                        } else {
+                            String::new()
+                        }
                     ));
                 }
                 match c.num_classes {
@@ -259,7 +278,11 @@ impl Arch {
                 for (s, st) in c.stages.iter().enumerate() {
                     for b in 0..st.n_blocks {
                         let p = format!("layer{}.{b}", s + 1);
-                        let (bin, stride) = if b == 0 { (c_in, st.stride) } else { (st.out, 1) };
+                        let (bin, stride) = if b == 0 {
+                            (c_in, st.stride)
+                        } else {
+                            (st.out, 1)
+                        };
                         match c.block {
                             BlockKind::Basic => {
                                 out.push((format!("{p}.conv1.weight"), vec![st.out, bin, 3, 3]));
@@ -275,7 +298,10 @@ impl Arch {
                                     vec![st.inner, st.inner / c.groups, 3, 3],
                                 ));
                                 push_bn(&mut out, &format!("{p}.bn2"), st.inner);
-                                out.push((format!("{p}.conv3.weight"), vec![st.out, st.inner, 1, 1]));
+                                out.push((
+                                    format!("{p}.conv3.weight"),
+                                    vec![st.out, st.inner, 1, 1],
+                                ));
                                 push_bn(&mut out, &format!("{p}.bn3"), st.out);
                             }
                         }
@@ -414,11 +440,13 @@ fn infer_vgg<'a>(
         shape("classifier.3.weight"),
         shape("classifier.6.weight"),
     ) {
-        (Some(a), Some(b), Some(c)) if a.len() == 2 && b.len() == 2 && c.len() == 2 => Some(VggHead {
-            hidden1: a[0],
-            hidden2: b[0],
-            num_classes: c[0],
-        }),
+        (Some(a), Some(b), Some(c)) if a.len() == 2 && b.len() == 2 && c.len() == 2 => {
+            Some(VggHead {
+                hidden1: a[0],
+                hidden2: b[0],
+                num_classes: c[0],
+            })
+        }
         _ => None,
     };
     Some(VggConfig {

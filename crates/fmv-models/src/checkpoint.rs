@@ -109,13 +109,14 @@ impl Checkpoint {
     fn open_safetensors(path: PathBuf) -> Result<Self> {
         // SAFETY: the map is read-only; like every memory-mapped reader, results are undefined if
         // another process truncates the file while it is open. This is the crate's only mmap.
-        let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(&path) }.map_err(
-            |e| Error::BadCheckpoint {
-                path: path.clone(),
-                format: SAFETENSORS,
-                reason: e.to_string(),
-            },
-        )?;
+        let st =
+            unsafe { candle_core::safetensors::MmapedSafetensors::new(&path) }.map_err(|e| {
+                Error::BadCheckpoint {
+                    path: path.clone(),
+                    format: SAFETENSORS,
+                    reason: e.to_string(),
+                }
+            })?;
         let mut raw = Vec::new();
         for (name, view) in st.tensors() {
             let dtype = st_dtype(view.dtype());
@@ -156,7 +157,10 @@ impl Checkpoint {
 
     /// Wraps tensors already in memory, e.g. for tests or weights made by a program. `label`
     /// stands in for the file path in error messages.
-    pub fn from_tensors(label: impl Into<PathBuf>, tensors: HashMap<String, Tensor>) -> Result<Self> {
+    pub fn from_tensors(
+        label: impl Into<PathBuf>,
+        tensors: HashMap<String, Tensor>,
+    ) -> Result<Self> {
         let raw = tensors
             .iter()
             .map(|(k, t)| (k.clone(), t.dims().to_vec(), Some(t.dtype())))
@@ -239,12 +243,15 @@ impl Checkpoint {
     /// Reads one tensor by canonical name onto `device` as `dtype` (a float type), in its
     /// canonical shape, and refuses NaN or infinite values.
     pub fn load(&self, name: &str, device: &Device, dtype: DType) -> Result<Tensor> {
-        let entry = self.entries.get(name).ok_or_else(|| Error::MissingTensors {
-            path: self.path.clone(),
-            arch: "this network".into(),
-            scheme: self.scheme.as_str(),
-            missing: vec![(name.to_string(), vec![])],
-        })?;
+        let entry = self
+            .entries
+            .get(name)
+            .ok_or_else(|| Error::MissingTensors {
+                path: self.path.clone(),
+                arch: "this network".into(),
+                scheme: self.scheme.as_str(),
+                missing: vec![(name.to_string(), vec![])],
+            })?;
         if !entry.dtype.is_float() {
             return Err(Error::UnsupportedDtype {
                 path: self.path.clone(),
@@ -266,16 +273,18 @@ impl Checkpoint {
                 .get(&entry.file_key)
                 .map_err(bad)?
                 .ok_or_else(|| bad(candle_core::Error::Msg("tensor vanished".into())))?,
-            Source::Memory(m) => m[&entry.file_key].to_device(&Device::Cpu).op("copy a tensor")?,
+            Source::Memory(m) => m[&entry.file_key]
+                .to_device(&Device::Cpu)
+                .op("copy a tensor")?,
         };
         let t = t
             .to_dtype(dtype)
             .op("convert weights")?
             .reshape(entry.shape.as_slice())
             .op("reshape weights")?;
-        // `t - t` is zero everywhere unless a value is NaN or infinite: one cheap pass.
-        let all_finite = (&t - &t)
-            .and_then(|d| d.abs())
+        // `0·t` is zero everywhere unless a value is NaN or infinite: one cheap pass.
+        let all_finite = t
+            .affine(0.0, 0.0)
             .and_then(|d| d.sum_all())
             .and_then(|d| d.to_dtype(DType::F64))
             .and_then(|d| d.to_scalar::<f64>())

@@ -191,16 +191,17 @@ impl Model {
                 valid: ARCH_NAMES.join(", "),
             });
         }
-        let arch = Arch::infer(checkpoint.entries()).ok_or_else(|| Error::UnrecognizedArchitecture {
-            path: checkpoint.path().to_path_buf(),
-            sample: checkpoint
-                .entries()
-                .keys()
-                .take(5)
-                .map(|k| format!("`{k}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+        let arch =
+            Arch::infer(checkpoint.entries()).ok_or_else(|| Error::UnrecognizedArchitecture {
+                path: checkpoint.path().to_path_buf(),
+                sample: checkpoint
+                    .entries()
+                    .keys()
+                    .take(5)
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
         if let Some(requested) = opts.arch()
             && requested != arch.name()
         {
@@ -213,8 +214,14 @@ impl Model {
         check_tensors(&checkpoint, &arch)?;
         let (device, dtype) = (&opts.device, opts.dtype);
         let (net, mut layers) = match &arch {
-            Arch::ResNet(c) => (Net::ResNet(ResNet::load(&checkpoint, c, device, dtype)?), ResNet::layers(c)),
-            Arch::Vgg(c) => (Net::Vgg(Vgg::load(&checkpoint, c, device, dtype)?), Vgg::layers(c)),
+            Arch::ResNet(c) => (
+                Net::ResNet(ResNet::load(&checkpoint, c, device, dtype)?),
+                ResNet::layers(c),
+            ),
+            Arch::Vgg(c) => (
+                Net::Vgg(Vgg::load(&checkpoint, c, device, dtype)?),
+                Vgg::layers(c),
+            ),
         };
         let n_classes = match &arch {
             Arch::ResNet(c) => c.num_classes,
@@ -254,7 +261,11 @@ impl Model {
             return Ok(h.clone());
         }
         let head = Arc::new(match &self.net {
-            Net::ResNet(_) => Head::ResNet(resnet::load_head(&self.checkpoint, &self.device, self.dtype)?),
+            Net::ResNet(_) => Head::ResNet(resnet::load_head(
+                &self.checkpoint,
+                &self.device,
+                self.dtype,
+            )?),
             Net::Vgg(_) => Head::Vgg(VggHead::load(&self.checkpoint, &self.device, self.dtype)?),
         });
         *slot = Some(head.clone());
@@ -271,12 +282,20 @@ impl Model {
             return Err(bad(format!("expected 3 colour channels, got {c}")));
         }
         if x.dtype() != self.dtype {
-            return Err(bad(format!("expected {:?} values, got {:?}", self.dtype, x.dtype())));
+            return Err(bad(format!(
+                "expected {:?} values, got {:?}",
+                self.dtype,
+                x.dtype()
+            )));
         }
         let sizes = self.spatial_sizes(h, w);
         if let Some(empty) = sizes[..=deepest.0].iter().position(Option::is_none) {
             let min = (1..=4096)
-                .find(|&n| self.spatial_sizes(n, n)[..=deepest.0].iter().all(Option::is_some))
+                .find(|&n| {
+                    self.spatial_sizes(n, n)[..=deepest.0]
+                        .iter()
+                        .all(Option::is_some)
+                })
                 .unwrap_or(4096);
             return Err(bad(format!(
                 "`{}` would be empty at {h}×{w}; this network needs at least {min}×{min} pixels to reach `{}`",
@@ -456,10 +475,14 @@ pub fn parse_device(spec: &str) -> Result<Device> {
     if let Some(rest) = spec_l.strip_prefix("cuda") {
         let ordinal = match rest.strip_prefix(':') {
             None if rest.is_empty() => 0,
-            Some(n) => n
-                .parse::<usize>()
-                .map_err(|_| unavailable("expected `cuda` or `cuda:N` with N a GPU number".into()))?,
-            None => return Err(unavailable("expected `cpu`, `cuda`, `cuda:N` or `metal`".into())),
+            Some(n) => n.parse::<usize>().map_err(|_| {
+                unavailable("expected `cuda` or `cuda:N` with N a GPU number".into())
+            })?,
+            None => {
+                return Err(unavailable(
+                    "expected `cpu`, `cuda`, `cuda:N` or `metal`".into(),
+                ));
+            }
         };
         if !cfg!(feature = "cuda") {
             return Err(unavailable(
@@ -476,5 +499,7 @@ pub fn parse_device(spec: &str) -> Result<Device> {
         }
         return Device::new_metal(0).map_err(|e| unavailable(e.to_string()));
     }
-    Err(unavailable("expected `cpu`, `cuda`, `cuda:N` or `metal`".into()))
+    Err(unavailable(
+        "expected `cpu`, `cuda`, `cuda:N` or `metal`".into(),
+    ))
 }

@@ -35,7 +35,12 @@ pub(crate) struct Conv {
 }
 
 impl Conv {
-    pub fn load(ck: &Checkpoint, spec: &ConvSpec<'_>, device: &Device, dtype: DType) -> Result<Self> {
+    pub fn load(
+        ck: &Checkpoint,
+        spec: &ConvSpec<'_>,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
         let w = ck.load(spec.weight, &Device::Cpu, DType::F64)?;
         let c_out = w.dims()[0];
         let mut bias = match spec.bias {
@@ -63,7 +68,11 @@ impl Conv {
             }
         };
         let bias = match bias {
-            Some(b) => Some(Tensor::from_vec(b, (1, c_out, 1, 1), &Device::Cpu)?.to_dtype(dtype)?.to_device(device)?),
+            Some(b) => Some(
+                Tensor::from_vec(b, (1, c_out, 1, 1), &Device::Cpu)?
+                    .to_dtype(dtype)?
+                    .to_device(device)?,
+            ),
             None => None,
         };
         Ok(Conv {

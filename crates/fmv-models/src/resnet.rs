@@ -61,7 +61,12 @@ pub(crate) struct ResNet {
 }
 
 impl ResNet {
-    pub fn load(ck: &Checkpoint, config: &ResNetConfig, device: &Device, dtype: DType) -> Result<Self> {
+    pub fn load(
+        ck: &Checkpoint,
+        config: &ResNetConfig,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
         let conv = |w: &str, bn: &str, stride, padding, groups| {
             Conv::load(
                 ck,
@@ -84,7 +89,11 @@ impl ResNet {
             let mut blocks = Vec::new();
             for b in 0..st.n_blocks {
                 let p = format!("layer{}.{b}", s + 1);
-                let (bin, stride) = if b == 0 { (c_in, st.stride) } else { (st.out, 1) };
+                let (bin, stride) = if b == 0 {
+                    (c_in, st.stride)
+                } else {
+                    (st.out, 1)
+                };
                 let downsample = if b == 0 && (stride != 1 || bin != st.out) {
                     Some(conv(
                         &format!("{p}.downsample.0.weight"),
@@ -97,7 +106,13 @@ impl ResNet {
                     None
                 };
                 let c = |i: usize, stride, padding, groups| {
-                    conv(&format!("{p}.conv{i}.weight"), &format!("{p}.bn{i}"), stride, padding, groups)
+                    conv(
+                        &format!("{p}.conv{i}.weight"),
+                        &format!("{p}.bn{i}"),
+                        stride,
+                        padding,
+                        groups,
+                    )
                 };
                 blocks.push(match config.block {
                     BlockKind::Basic => Block::Basic {
@@ -116,10 +131,7 @@ impl ResNet {
             stages.push(blocks);
             c_in = st.out;
         }
-        Ok(ResNet {
-            stem,
-            stages,
-        })
+        Ok(ResNet { stem, stages })
     }
 
     /// The taps of the backbone, in forward order (the caller appends `logits`).
@@ -135,7 +147,11 @@ impl ResNet {
         ];
         for (s, st) in config.stages.iter().enumerate() {
             for b in 0..st.n_blocks {
-                out.push(info(format!("layer{}.{b}", s + 1), LayerKind::Block, st.out));
+                out.push(info(
+                    format!("layer{}.{b}", s + 1),
+                    LayerKind::Block,
+                    st.out,
+                ));
             }
             out.push(info(format!("layer{}", s + 1), LayerKind::Stage, st.out));
         }
@@ -165,7 +181,11 @@ impl ResNet {
 
     /// Runs the backbone, emitting every tap until `taps` has what it needs; returns the
     /// pooled features `(N, C)` if the pass went all the way.
-    pub fn forward(&self, x: &Tensor, taps: &mut Tapper<'_>) -> candle_core::Result<Option<Tensor>> {
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        taps: &mut Tapper<'_>,
+    ) -> candle_core::Result<Option<Tensor>> {
         let x = self.stem.forward(x)?.relu()?;
         if taps.emit(&x) {
             return Ok(None);

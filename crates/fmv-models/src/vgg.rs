@@ -24,7 +24,12 @@ pub(crate) struct Vgg {
 }
 
 impl Vgg {
-    pub fn load(ck: &Checkpoint, config: &VggConfig, device: &Device, dtype: DType) -> Result<Self> {
+    pub fn load(
+        ck: &Checkpoint,
+        config: &VggConfig,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
         let mut items = Vec::new();
         for item in &config.features {
             items.push(match *item {
@@ -97,7 +102,11 @@ impl Vgg {
 
     /// Runs `features` and the adaptive pool, emitting every tap until `taps` has what it
     /// needs; returns the flattened `(N, C·7·7)` features if the pass went all the way.
-    pub fn forward(&self, x: &Tensor, taps: &mut Tapper<'_>) -> candle_core::Result<Option<Tensor>> {
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        taps: &mut Tapper<'_>,
+    ) -> candle_core::Result<Option<Tensor>> {
         let mut x = x.clone();
         for item in &self.items {
             x = match item {

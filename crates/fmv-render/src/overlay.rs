@@ -28,7 +28,13 @@ pub enum RenderError {
 
 /// Resizes a `w`×`h` map to `out_w`×`out_h` as OpenCV's `INTER_LINEAR` does (half-pixel
 /// centres, edge clamped), which is what the original uses for its masks.
-pub fn resize_map_bilinear(map: &[f32], w: usize, h: usize, out_w: usize, out_h: usize) -> Vec<f32> {
+pub fn resize_map_bilinear(
+    map: &[f32],
+    w: usize,
+    h: usize,
+    out_w: usize,
+    out_h: usize,
+) -> Vec<f32> {
     let axis = |n_in: usize, n_out: usize| -> Vec<(usize, usize, f32)> {
         let scale = n_in as f64 / n_out as f64;
         (0..n_out)

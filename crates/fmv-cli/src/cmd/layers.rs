@@ -59,7 +59,10 @@ pub fn run(args: Args) -> Result<()> {
     println!("{}", out.description);
     println!("{:<16} {:>8}  {:>9}", "layer", "channels", "at 224");
     for l in &out.layers {
-        println!("{:<16} {:>8}  {:>4}×{:<4}", l.name, l.channels, l.height, l.width);
+        println!(
+            "{:<16} {:>8}  {:>4}×{:<4}",
+            l.name, l.channels, l.height, l.width
+        );
     }
     Ok(())
 }

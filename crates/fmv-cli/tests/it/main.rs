@@ -17,12 +17,19 @@ fn weights(name: &str) -> String {
 }
 
 fn fmv(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fmv")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_fmv"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[track_caller]
 fn json_of(out: &Output) -> Value {
-    assert!(out.status.success(), "fmv failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fmv failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("stdout is one JSON document")
 }
 
@@ -34,26 +41,57 @@ fn stderr_of_failure(out: &Output) -> String {
 
 #[test]
 fn layers_json_lists_every_tap_with_its_size_at_224() {
-    let v = json_of(&fmv(&["layers", "--weights", &weights("resnet50_small_seed1"), "--json"]));
+    let v = json_of(&fmv(&[
+        "layers",
+        "--weights",
+        &weights("resnet50_small_seed1"),
+        "--json",
+    ]));
     assert_eq!(v["arch"], "resnet50");
     let layers = v["layers"].as_array().unwrap();
     let l41 = layers.iter().find(|l| l["name"] == "layer4.1").unwrap();
-    assert_eq!((l41["channels"].as_u64(), l41["height"].as_u64(), l41["width"].as_u64()), (Some(256), Some(7), Some(7)));
+    assert_eq!(
+        (
+            l41["channels"].as_u64(),
+            l41["height"].as_u64(),
+            l41["width"].as_u64()
+        ),
+        (Some(256), Some(7), Some(7))
+    );
     let conv1 = &layers[0];
-    assert_eq!((conv1["name"].as_str(), conv1["height"].as_u64()), (Some("conv1"), Some(112)));
+    assert_eq!(
+        (conv1["name"].as_str(), conv1["height"].as_u64()),
+        (Some("conv1"), Some(112))
+    );
     assert_eq!(layers.last().unwrap()["name"], "logits");
 
-    let v = json_of(&fmv(&["layers", "--json", "--weights", &weights("vgg16_small_seed1")]));
+    let v = json_of(&fmv(&[
+        "layers",
+        "--json",
+        "--weights",
+        &weights("vgg16_small_seed1"),
+    ]));
     assert_eq!(v["arch"], "vgg16");
-    let f28 = v["layers"].as_array().unwrap().iter().find(|l| l["name"] == "features.28").unwrap();
-    assert_eq!((f28["channels"].as_u64(), f28["height"].as_u64()), (Some(64), Some(14)));
+    let f28 = v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "features.28")
+        .unwrap();
+    assert_eq!(
+        (f28["channels"].as_u64(), f28["height"].as_u64()),
+        (Some(64), Some(14))
+    );
 }
 
 #[test]
 fn activations_json_matches_the_original_and_keeps_the_given_order() {
     let dir = testdata().join("reference/data/dsA/test/cat");
     let golden: Value = serde_json::from_str(
-        &std::fs::read_to_string(testdata().join("reference/golden/resnet50_small_seed1__dsA.json")).unwrap(),
+        &std::fs::read_to_string(
+            testdata().join("reference/golden/resnet50_small_seed1__dsA.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     // A file named first, then a folder (its files sorted by name).
@@ -80,19 +118,43 @@ fn activations_json_matches_the_original_and_keeps_the_given_order() {
     let images = v["images"].as_array().unwrap();
     let names: Vec<&str> = images
         .iter()
-        .map(|i| Path::new(i["path"].as_str().unwrap()).file_name().unwrap().to_str().unwrap())
+        .map(|i| {
+            Path::new(i["path"].as_str().unwrap())
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+        })
         .collect();
-    assert_eq!(names, ["cat_3.png", "cat_0.jpg", "cat_1.png", "cat_2.jpg", "cat_3.png"]);
+    assert_eq!(
+        names,
+        [
+            "cat_3.png",
+            "cat_0.jpg",
+            "cat_1.png",
+            "cat_2.jpg",
+            "cat_3.png"
+        ]
+    );
     for img in images {
-        let name = Path::new(img["path"].as_str().unwrap()).file_name().unwrap().to_str().unwrap();
+        let name = Path::new(img["path"].as_str().unwrap())
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
         let g = &golden["images"][format!("data/dsA/test/cat/{name}")];
         assert_eq!(img["top"], g["top_n_each_img"]["-2"]["5"]["top"], "{name}");
         let mean = img["mean"].as_array().unwrap();
         let want = g["mean_activations"]["-2"].as_array().unwrap();
         assert_eq!(mean.len(), 256);
-        let scale = want.iter().fold(0f64, |m, v| m.max(v.as_f64().unwrap().abs()));
+        let scale = want
+            .iter()
+            .fold(0f64, |m, v| m.max(v.as_f64().unwrap().abs()));
         for (a, b) in mean.iter().zip(want) {
-            assert!((a.as_f64().unwrap() - b.as_f64().unwrap()).abs() <= 1e-4 * scale, "{name}");
+            assert!(
+                (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() <= 1e-4 * scale,
+                "{name}"
+            );
         }
     }
 }
@@ -101,7 +163,11 @@ fn activations_json_matches_the_original_and_keeps_the_given_order() {
 fn a_stray_file_in_a_folder_is_skipped_with_a_warning() {
     let dir = std::env::temp_dir().join(format!("fmv-cli-stray-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(testdata().join("reference/data/dsA/test/cat/cat_1.png"), dir.join("a.png")).unwrap();
+    std::fs::copy(
+        testdata().join("reference/data/dsA/test/cat/cat_1.png"),
+        dir.join("a.png"),
+    )
+    .unwrap();
     std::fs::write(dir.join("notes.txt"), "not an image").unwrap();
     let out = fmv(&[
         "activations",
@@ -115,9 +181,17 @@ fn a_stray_file_in_a_folder_is_skipped_with_a_warning() {
     let v = json_of(&out);
     assert_eq!(v["images"].as_array().unwrap().len(), 1);
     assert_eq!(v["preprocess"], "imagenet");
-    assert!(v["skipped"][0]["path"].as_str().unwrap().ends_with("notes.txt"));
+    assert!(
+        v["skipped"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("notes.txt")
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("warning: skipping") && stderr.contains("notes.txt"), "{stderr}");
+    assert!(
+        stderr.contains("warning: skipping") && stderr.contains("notes.txt"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -126,19 +200,70 @@ fn errors_name_the_problem_and_exit_non_zero() {
     let w = weights("vgg16_small_seed1");
     let img = testdata().join("reference/data/dsA/test/cat/cat_1.png");
     let img = img.to_str().unwrap();
-    let msg = stderr_of_failure(&fmv(&["activations", "--weights", &w, "--layer", "layer4.1", img]));
-    assert!(msg.contains("unknown layer `layer4.1`; valid layers: features.0"), "{msg}");
-    let msg = stderr_of_failure(&fmv(&["activations", "--weights", &w, "--layer", "12", "--device", "cuda", img]));
+    let msg = stderr_of_failure(&fmv(&[
+        "activations",
+        "--weights",
+        &w,
+        "--layer",
+        "layer4.1",
+        img,
+    ]));
+    assert!(
+        msg.contains("unknown layer `layer4.1`; valid layers: features.0"),
+        "{msg}"
+    );
+    let msg = stderr_of_failure(&fmv(&[
+        "activations",
+        "--weights",
+        &w,
+        "--layer",
+        "12",
+        "--device",
+        "cuda",
+        img,
+    ]));
     assert!(msg.contains("device `cuda` is not available"), "{msg}");
-    let msg = stderr_of_failure(&fmv(&["activations", "--weights", &w, "--layer", "12", "--size", "0", img]));
+    let msg = stderr_of_failure(&fmv(&[
+        "activations",
+        "--weights",
+        &w,
+        "--layer",
+        "12",
+        "--size",
+        "0",
+        img,
+    ]));
     assert!(msg.contains("--size"), "{msg}");
-    let msg = stderr_of_failure(&fmv(&["activations", "--weights", &w, "--layer", "12", "--preprocess", "caffe", img]));
+    let msg = stderr_of_failure(&fmv(&[
+        "activations",
+        "--weights",
+        &w,
+        "--layer",
+        "12",
+        "--preprocess",
+        "caffe",
+        img,
+    ]));
     assert!(msg.contains("unknown preset `caffe`"), "{msg}");
-    let msg = stderr_of_failure(&fmv(&["activations", "--weights", &w, "--layer", "12", "/nonexistent/x.png"]));
+    let msg = stderr_of_failure(&fmv(&[
+        "activations",
+        "--weights",
+        &w,
+        "--layer",
+        "12",
+        "/nonexistent/x.png",
+    ]));
     assert!(msg.contains("/nonexistent/x.png"), "{msg}");
     let notes = std::env::temp_dir().join(format!("fmv-cli-notes-{}.txt", std::process::id()));
     std::fs::write(&notes, "hello").unwrap();
-    let msg = stderr_of_failure(&fmv(&["activations", "--weights", &w, "--layer", "12", notes.to_str().unwrap()]));
+    let msg = stderr_of_failure(&fmv(&[
+        "activations",
+        "--weights",
+        &w,
+        "--layer",
+        "12",
+        notes.to_str().unwrap(),
+    ]));
     assert!(msg.contains("is not an image"), "{msg}");
     std::fs::remove_file(&notes).ok();
 }

@@ -13,15 +13,22 @@ fn formats() -> PathBuf {
 #[test]
 fn every_format_decodes_to_pillows_pixels() {
     let pillow: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(formats().join("pillow.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(formats().join("pillow.json")).unwrap())
+            .unwrap();
     let mut checked = Vec::new();
     for (name, want) in pillow.as_object().unwrap() {
         let bytes = std::fs::read(formats().join(name)).unwrap();
-        let img = decode_rgb8(&bytes, Gray16::ClipLikePillow).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let img =
+            decode_rgb8(&bytes, Gray16::ClipLikePillow).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         let size = [img.width as u64, img.height as u64];
         assert_eq!(want["size"], serde_json::json!(size), "{name}");
         let got = format!("{:x}", Sha256::digest(&img.pixels));
-        assert_eq!(got, want["rgb_sha256"].as_str().unwrap(), "{name} ({}) differs from Pillow", want["mode"]);
+        assert_eq!(
+            got,
+            want["rgb_sha256"].as_str().unwrap(),
+            "{name} ({}) differs from Pillow",
+            want["mode"]
+        );
         checked.push(name.clone());
     }
     assert_eq!(checked.len(), 11, "{checked:?}");
@@ -33,7 +40,10 @@ fn grey16_follows_the_preset() {
     let clip = decode_rgb8(&bytes, Gray16::ClipLikePillow).unwrap();
     let high = decode_rgb8(&bytes, Gray16::HighByte).unwrap();
     assert_ne!(clip.pixels, high.pixels);
-    assert!(high.pixels.iter().all(|&v| v <= 3), "values < 1024 have a high byte of at most 3");
+    assert!(
+        high.pixels.iter().all(|&v| v <= 3),
+        "values < 1024 have a high byte of at most 3"
+    );
 }
 
 #[test]
@@ -47,9 +57,21 @@ fn broken_files_are_refused_with_a_reason() {
     for b in garbled[20..200].iter_mut() {
         *b = 0xFF;
     }
-    assert!(matches!(decode_rgb8(&garbled, Gray16::HighByte), Err(DecodeError::Corrupt(_))));
+    assert!(matches!(
+        decode_rgb8(&garbled, Gray16::HighByte),
+        Err(DecodeError::Corrupt(_))
+    ));
     let png = std::fs::read(formats().join("palette_trns.png")).unwrap();
-    assert!(matches!(decode_rgb8(&png[..png.len() / 2], Gray16::HighByte), Err(DecodeError::Corrupt(_))));
-    assert_eq!(decode_rgb8(b"", Gray16::HighByte), Err(DecodeError::NotAnImage));
-    assert_eq!(decode_rgb8(b"\x00\x00\x01Bud1 .DS_Store", Gray16::HighByte), Err(DecodeError::NotAnImage));
+    assert!(matches!(
+        decode_rgb8(&png[..png.len() / 2], Gray16::HighByte),
+        Err(DecodeError::Corrupt(_))
+    ));
+    assert_eq!(
+        decode_rgb8(b"", Gray16::HighByte),
+        Err(DecodeError::NotAnImage)
+    );
+    assert_eq!(
+        decode_rgb8(b"\x00\x00\x01Bud1 .DS_Store", Gray16::HighByte),
+        Err(DecodeError::NotAnImage)
+    );
 }

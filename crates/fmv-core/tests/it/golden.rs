@@ -18,14 +18,17 @@ pub struct Golden {
 impl Golden {
     pub fn load(name: &str) -> Golden {
         let path = root().join("golden").join(format!("{name}__dsA.json"));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         Golden {
             json: serde_json::from_str(&text).unwrap(),
         }
     }
 
     pub fn weights(&self) -> PathBuf {
-        root().join("weights").join(self.json["meta"]["weights_file"].as_str().unwrap())
+        root()
+            .join("weights")
+            .join(self.json["meta"]["weights_file"].as_str().unwrap())
     }
 
     /// `(path relative to reference/, entry)` for every image, in file order.
@@ -51,25 +54,41 @@ impl Golden {
 }
 
 pub fn f32s(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
 
 pub fn usizes(v: &Value) -> Vec<usize> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect()
 }
 
 /// `max_i |a_i − g_i| / max_i |g_i|`, the criterion of the reference README (§6).
 pub fn rel_max_err(a: &[f32], g: &[f32]) -> f64 {
     assert_eq!(a.len(), g.len(), "length");
     let scale = g.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
-    let err = a.iter().zip(g).map(|(x, y)| (*x as f64 - *y as f64).abs()).fold(0.0, f64::max);
+    let err = a
+        .iter()
+        .zip(g)
+        .map(|(x, y)| (*x as f64 - *y as f64).abs())
+        .fold(0.0, f64::max);
     err / scale
 }
 
 /// `‖a − g‖₂ / ‖g‖₂`.
 pub fn rel_l2_err(a: &[f32], g: &[f32]) -> f64 {
     assert_eq!(a.len(), g.len(), "length");
-    let num: f64 = a.iter().zip(g).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
+    let num: f64 = a
+        .iter()
+        .zip(g)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum();
     let den: f64 = g.iter().map(|y| (*y as f64).powi(2)).sum();
     (num / den).sqrt()
 }

@@ -1,6 +1,6 @@
 //! Integration tests of `fmv-core` against the goldens made by the original package.
 
+mod decode;
 mod golden;
 mod parity;
 mod preprocess;
-mod decode;

@@ -28,10 +28,18 @@ fn check_means_and_logits(name: &str, batch_size: usize) {
             };
             let l2 = rel_l2_err(&img.mean, &want);
             let mx = rel_max_err(&img.mean, &want);
-            assert!(l2 <= 1e-4 && mx <= 1e-4, "{name} layer {layer} {rel}: rel L2 {l2:e}, rel max {mx:e}");
+            assert!(
+                l2 <= 1e-4 && mx <= 1e-4,
+                "{name} layer {layer} {rel}: rel L2 {l2:e}, rel max {mx:e}"
+            );
             if layer != "logits" {
                 let top = usizes(&entry["top_n_each_img"][&layer]["25"]["top"]);
-                assert_same_ranking(&img.top, &top, &want, &format!("{name} layer {layer} {rel}"));
+                assert_same_ranking(
+                    &img.top,
+                    &top,
+                    &want,
+                    &format!("{name} layer {layer} {rel}"),
+                );
             }
         }
     }
@@ -73,4 +81,3 @@ fn vgg_small_means_and_logits_match_goldens() {
 fn batch_size_does_not_change_results() {
     check_means_and_logits("resnet50_small_seed1", 1);
 }
-

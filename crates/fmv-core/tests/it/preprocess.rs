@@ -19,11 +19,20 @@ fn original_preset_matches_pillow_bit_for_bit_on_all_dsa_images() {
         }
         let got = format!("{:x}", h.finalize());
         let want = entry["preprocess"]["sha256_f32le"].as_str().unwrap();
-        assert_eq!(got, want, "preprocessed tensor of {rel} differs from the original's");
+        assert_eq!(
+            got, want,
+            "preprocessed tensor of {rel} differs from the original's"
+        );
         let sums = entry["preprocess"]["channel_sums_f64"].as_array().unwrap();
         for c in 0..3 {
-            let s: f64 = x[c * 224 * 224..(c + 1) * 224 * 224].iter().map(|&v| v as f64).sum();
-            assert!((s - sums[c].as_f64().unwrap()).abs() <= 1e-6, "{rel} channel {c}");
+            let s: f64 = x[c * 224 * 224..(c + 1) * 224 * 224]
+                .iter()
+                .map(|&v| v as f64)
+                .sum();
+            assert!(
+                (s - sums[c].as_f64().unwrap()).abs() <= 1e-6,
+                "{rel} channel {c}"
+            );
         }
         checked += 1;
     }

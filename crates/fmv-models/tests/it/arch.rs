@@ -22,7 +22,11 @@ fn entries(keys: &BTreeMap<String, Vec<usize>>) -> BTreeMap<String, Entry> {
                 Entry {
                     file_key: k.clone(),
                     shape: s.clone(),
-                    dtype: if k.ends_with("num_batches_tracked") { DType::I64 } else { DType::F32 },
+                    dtype: if k.ends_with("num_batches_tracked") {
+                        DType::I64
+                    } else {
+                        DType::F32
+                    },
                 },
             )
         })
@@ -42,7 +46,10 @@ fn check_infers(header: &str, name: &str) -> Arch {
         .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
         .map(|(k, s)| (k.clone(), s.clone()))
         .collect();
-    assert_eq!(expected, real, "{header}: expected tensors differ from torchvision's");
+    assert_eq!(
+        expected, real,
+        "{header}: expected tensors differ from torchvision's"
+    );
     arch
 }
 
@@ -56,21 +63,35 @@ fn infers_every_torchvision_resnet() {
         ("resnet152", "resnet152"),
     ] {
         let arch = check_infers(h, n);
-        assert!(!arch.description().contains("widths"), "{h} is standard width: {}", arch.description());
+        assert!(
+            !arch.description().contains("widths"),
+            "{h} is standard width: {}",
+            arch.description()
+        );
     }
 }
 
 #[test]
 fn infers_wide_and_grouped_resnets_with_their_widths() {
     let wide = check_infers("wide_resnet50_2", "resnet50");
-    assert!(wide.description().contains("inner 128/256/512/1024"), "{}", wide.description());
+    assert!(
+        wide.description().contains("inner 128/256/512/1024"),
+        "{}",
+        wide.description()
+    );
     let next = check_infers("resnext50_32x4d", "resnet50");
-    assert!(next.description().contains("32 groups"), "{}", next.description());
+    assert!(
+        next.description().contains("32 groups"),
+        "{}",
+        next.description()
+    );
 }
 
 #[test]
 fn infers_every_torchvision_vgg() {
-    for n in ["vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"] {
+    for n in [
+        "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
+    ] {
         check_infers(n, n);
     }
 }
@@ -82,17 +103,28 @@ fn timm_checkpoints_are_recognised() {
     let all = headers();
     let tensors: HashMap<String, Tensor> = all["timm_vgg16"]
         .iter()
-        .map(|(k, s)| (k.clone(), Tensor::zeros(s.as_slice(), DType::F32, &Device::Cpu).unwrap()))
+        .map(|(k, s)| {
+            (
+                k.clone(),
+                Tensor::zeros(s.as_slice(), DType::F32, &Device::Cpu).unwrap(),
+            )
+        })
         .collect();
     let ck = Checkpoint::from_tensors("timm_vgg16", tensors).unwrap();
     assert_eq!(ck.scheme().as_str(), "timm");
     assert_eq!(ck.shape("classifier.0.weight"), Some(&[4096, 25088][..]));
-    assert_eq!(ck.entries()["classifier.0.weight"].file_key, "pre_logits.fc1.weight");
+    assert_eq!(
+        ck.entries()["classifier.0.weight"].file_key,
+        "pre_logits.fc1.weight"
+    );
     let arch = Arch::infer(ck.entries()).unwrap();
     assert_eq!(arch.name(), "vgg16");
     let expected: BTreeMap<String, Vec<usize>> = arch.expected_tensors().into_iter().collect();
-    let got: BTreeMap<String, Vec<usize>> =
-        ck.entries().iter().map(|(k, e)| (k.clone(), e.shape.clone())).collect();
+    let got: BTreeMap<String, Vec<usize>> = ck
+        .entries()
+        .iter()
+        .map(|(k, e)| (k.clone(), e.shape.clone()))
+        .collect();
     assert_eq!(expected, got);
 }
 
@@ -102,7 +134,11 @@ fn a_full_size_resnet18_builds_and_lists_its_taps() {
     let tensors: HashMap<String, Tensor> = all["resnet18"]
         .iter()
         .map(|(k, s)| {
-            let dtype = if k.ends_with("num_batches_tracked") { DType::I64 } else { DType::F32 };
+            let dtype = if k.ends_with("num_batches_tracked") {
+                DType::I64
+            } else {
+                DType::F32
+            };
             // BatchNorm variances of 1 keep the folded weights finite.
             let t = if k.ends_with("running_var") {
                 Tensor::ones(s.as_slice(), dtype, &Device::Cpu)

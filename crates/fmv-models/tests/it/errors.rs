@@ -30,7 +30,10 @@ fn a_missing_tensor_is_named_with_its_expected_shape() {
 #[test]
 fn an_unexpected_tensor_is_named() {
     let mut t = resnet_tensors();
-    t.insert("head.extra.weight".into(), Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap());
+    t.insert(
+        "head.extra.weight".into(),
+        Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap(),
+    );
     let msg = load_err(t, &LoadOptions::new());
     assert!(msg.contains("unexpected tensor"), "{msg}");
     assert!(msg.contains("`head.extra.weight` [2, 3]"), "{msg}");
@@ -39,9 +42,15 @@ fn an_unexpected_tensor_is_named() {
 #[test]
 fn a_misshaped_tensor_names_both_shapes() {
     let mut t = resnet_tensors();
-    t.insert("fc.bias".into(), Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap());
+    t.insert(
+        "fc.bias".into(),
+        Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap(),
+    );
     let msg = load_err(t, &LoadOptions::new());
-    assert!(msg.contains("`fc.bias` has shape [3], expected [2]"), "{msg}");
+    assert!(
+        msg.contains("`fc.bias` has shape [3], expected [2]"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -54,7 +63,10 @@ fn nan_and_inf_weights_are_refused_by_name() {
         let edited = Tensor::from_vec(v, w.dims(), &Device::Cpu).unwrap();
         t.insert("layer3.1.conv2.weight".into(), edited);
         let msg = load_err(t, &LoadOptions::new());
-        assert!(msg.contains(&format!("`layer3.1.conv2.weight` contains 1 {word} value")), "{msg}");
+        assert!(
+            msg.contains(&format!("`layer3.1.conv2.weight` contains 1 {word} value")),
+            "{msg}"
+        );
     }
 }
 
@@ -73,9 +85,15 @@ fn a_wrong_explicit_arch_is_refused() {
 #[test]
 fn tensors_of_another_network_are_not_guessed() {
     let mut t = HashMap::new();
-    t.insert("encoder.block.0.weight".to_string(), Tensor::zeros((4, 4), DType::F32, &Device::Cpu).unwrap());
+    t.insert(
+        "encoder.block.0.weight".to_string(),
+        Tensor::zeros((4, 4), DType::F32, &Device::Cpu).unwrap(),
+    );
     let msg = load_err(t, &LoadOptions::new());
-    assert!(msg.contains("do not form a torchvision/timm ResNet or VGG"), "{msg}");
+    assert!(
+        msg.contains("do not form a torchvision/timm ResNet or VGG"),
+        "{msg}"
+    );
     assert!(msg.contains("`encoder.block.0.weight`"), "{msg}");
 }
 
@@ -85,51 +103,101 @@ fn unreadable_files_say_what_fmv_reads() {
     std::fs::create_dir_all(&dir).unwrap();
     let text = dir.join("notes.safetensors");
     std::fs::write(&text, "hello, these are not weights").unwrap();
-    let msg = Model::load(&text, &LoadOptions::new()).unwrap_err().to_string();
-    assert!(msg.contains("notes.safetensors") && msg.contains("safetensors"), "{msg}");
+    let msg = Model::load(&text, &LoadOptions::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("notes.safetensors") && msg.contains("safetensors"),
+        "{msg}"
+    );
     let empty = dir.join("empty.pth");
     std::fs::write(&empty, "").unwrap();
-    let msg = Model::load(&empty, &LoadOptions::new()).unwrap_err().to_string();
+    let msg = Model::load(&empty, &LoadOptions::new())
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("empty"), "{msg}");
     let bytes = std::fs::read(reference_weights("vgg16_small_seed1")).unwrap();
     let cut = dir.join("truncated.safetensors");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    let msg = Model::load(&cut, &LoadOptions::new()).unwrap_err().to_string();
+    let msg = Model::load(&cut, &LoadOptions::new())
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("truncated.safetensors"), "{msg}");
     let missing = dir.join("absent.safetensors");
-    let msg = Model::load(&missing, &LoadOptions::new()).unwrap_err().to_string();
-    assert!(msg.contains("cannot read weights file") && msg.contains("absent.safetensors"), "{msg}");
+    let msg = Model::load(&missing, &LoadOptions::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("cannot read weights file") && msg.contains("absent.safetensors"),
+        "{msg}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn unknown_layers_list_the_valid_names() {
     let model = Model::load(reference_weights("vgg16_small_seed1"), &LoadOptions::new()).unwrap();
-    let msg = model.resolve(&LayerRef::Name("features.29".into())).unwrap_err().to_string();
+    let msg = model
+        .resolve(&LayerRef::Name("features.29".into()))
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("unknown layer `features.29`"), "{msg}");
-    assert!(msg.contains("features.28, features.30, avgpool, logits"), "{msg}");
-    let msg = model.resolve(&LayerRef::Compat(13)).unwrap_err().to_string();
+    assert!(
+        msg.contains("features.28, features.30, avgpool, logits"),
+        "{msg}"
+    );
+    let msg = model
+        .resolve(&LayerRef::Compat(13))
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("13 convolutions (valid: -13..=12"), "{msg}");
-    assert_eq!(model.layer(model.resolve(&LayerRef::Compat(-1)).unwrap()).name, "features.28");
-    assert_eq!(model.layer(model.resolve(&LayerRef::Compat(7)).unwrap()).name, "features.17");
+    assert_eq!(
+        model
+            .layer(model.resolve(&LayerRef::Compat(-1)).unwrap())
+            .name,
+        "features.28"
+    );
+    assert_eq!(
+        model
+            .layer(model.resolve(&LayerRef::Compat(7)).unwrap())
+            .name,
+        "features.17"
+    );
 }
 
 #[test]
 fn compat_integers_follow_python_indexing_on_resnet() {
-    let model = Model::load(reference_weights("resnet50_small_seed1"), &LoadOptions::new()).unwrap();
-    let name = |i| model.layer(model.resolve(&LayerRef::Compat(i)).unwrap()).name.clone();
+    let model = Model::load(
+        reference_weights("resnet50_small_seed1"),
+        &LoadOptions::new(),
+    )
+    .unwrap();
+    let name = |i| {
+        model
+            .layer(model.resolve(&LayerRef::Compat(i)).unwrap())
+            .name
+            .clone()
+    };
     assert_eq!(name(-2), "layer4.1");
     assert_eq!(name(0), "layer4.0");
     assert_eq!(name(-1), "layer4.2");
     assert_eq!(name(2), "layer4.2");
-    let msg = model.resolve(&LayerRef::Compat(-4)).unwrap_err().to_string();
-    assert!(msg.contains("3 blocks in its last stage (valid: -3..=2"), "{msg}");
+    let msg = model
+        .resolve(&LayerRef::Compat(-4))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("3 blocks in its last stage (valid: -3..=2"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn inputs_the_network_cannot_take_are_refused() {
     let model = Model::load(reference_weights("vgg16_small_seed1"), &LoadOptions::new()).unwrap();
-    let last = model.resolve(&LayerRef::Name("features.30".into())).unwrap();
+    let last = model
+        .resolve(&LayerRef::Name("features.30".into()))
+        .unwrap();
     let tiny = Tensor::zeros((1, 3, 16, 16), DType::F32, &Device::Cpu).unwrap();
     let msg = model.forward_taps(&tiny, &[last]).unwrap_err().to_string();
     assert!(msg.contains("needs at least 32×32 pixels"), "{msg}");
@@ -146,9 +214,36 @@ fn devices_this_build_lacks_say_how_to_get_them() {
     assert!(matches!(parse_device("cpu"), Ok(Device::Cpu)));
     if !cfg!(feature = "cuda") {
         let msg = parse_device("cuda:1").unwrap_err().to_string();
-        assert!(msg.contains("built without CUDA") && msg.contains("--features cuda"), "{msg}");
+        assert!(
+            msg.contains("built without CUDA") && msg.contains("--features cuda"),
+            "{msg}"
+        );
     }
     let msg = parse_device("tpu").unwrap_err().to_string();
-    assert!(msg.contains("expected `cpu`, `cuda`, `cuda:N` or `metal`"), "{msg}");
+    assert!(
+        msg.contains("expected `cpu`, `cuda`, `cuda:N` or `metal`"),
+        "{msg}"
+    );
     let _ = testdata();
+}
+
+#[test]
+fn the_classifier_is_read_only_when_logits_are_asked_for() {
+    // A corrupt classifier does not stop a pass that ends at a feature map...
+    let mut t = tensors_of(&reference_weights("vgg16_small_seed1"));
+    let w = &t["classifier.6.weight"];
+    let nan = Tensor::full(f32::NAN, w.dims(), &Device::Cpu).unwrap();
+    t.insert("classifier.6.weight".into(), nan);
+    let ck = Checkpoint::from_tensors("nan-head.safetensors", t).unwrap();
+    let model = Model::from_checkpoint(ck, &LoadOptions::new()).unwrap();
+    let x = Tensor::zeros((1, 3, 224, 224), DType::F32, &Device::Cpu).unwrap();
+    let f28 = model.resolve(&LayerRef::Compat(12)).unwrap();
+    model.forward_taps(&x, &[f28]).unwrap();
+    // ...and is reported, by name, once the logits need it.
+    let logits = model.resolve(&LayerRef::Name("logits".into())).unwrap();
+    let msg = model.forward_taps(&x, &[logits]).unwrap_err().to_string();
+    assert!(
+        msg.contains("`classifier.6.weight` contains 192 NaN value"),
+        "{msg}"
+    );
 }

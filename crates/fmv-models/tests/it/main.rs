@@ -15,8 +15,11 @@ pub fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
 }
 
+/// One of the two small reference networks.
 pub fn reference_weights(name: &str) -> PathBuf {
-    testdata().join("reference/weights").join(format!("{name}.safetensors"))
+    testdata()
+        .join("reference/weights")
+        .join(format!("{name}.safetensors"))
 }
 
 /// All tensors of a safetensors file, for tests that edit a checkpoint.
@@ -41,6 +44,10 @@ pub fn test_input(n: usize, h: usize, w: usize) -> Tensor {
 
 /// Per-channel spatial means (`N×C`), or the values themselves for logits.
 pub fn means(t: &Tensor) -> Vec<Vec<f32>> {
-    let t = if t.rank() == 4 { t.mean((2, 3)).unwrap() } else { t.clone() };
+    let t = if t.rank() == 4 {
+        t.mean((2, 3)).unwrap()
+    } else {
+        t.clone()
+    };
     t.to_dtype(DType::F32).unwrap().to_vec2().unwrap()
 }

@@ -27,7 +27,9 @@ fn check_against_torch(model: &Model, name: &str, tol: f64) {
     let golden: Value = serde_json::from_str(&text).unwrap();
     for (input, taps) in golden["inputs"].as_object().unwrap() {
         let dims: Vec<usize> = input.split('x').map(|d| d.parse().unwrap()).collect();
-        let x = test_input(dims[0], dims[1], dims[2]).to_dtype(model.dtype()).unwrap();
+        let x = test_input(dims[0], dims[1], dims[2])
+            .to_dtype(model.dtype())
+            .unwrap();
         let names: Vec<&String> = taps.as_object().unwrap().keys().collect();
         let ids: Vec<_> = names
             .iter()
@@ -39,27 +41,43 @@ fn check_against_torch(model: &Model, name: &str, tol: f64) {
             let err = rel_err(&means(t), &want);
             assert!(err <= tol, "{name} {input} tap {n}: relative error {err:e}");
         }
-        assert_eq!(names.len(), model.layers().len(), "{name}: torch recorded every tap");
+        assert_eq!(
+            names.len(),
+            model.layers().len(),
+            "{name}: torch recorded every tap"
+        );
     }
 }
 
 #[test]
 fn basic_block_resnet_matches_torch_at_every_tap() {
-    let m = Model::load(testdata().join("torch/narrow_resnet18.safetensors"), &LoadOptions::new()).unwrap();
+    let m = Model::load(
+        testdata().join("torch/narrow_resnet18.safetensors"),
+        &LoadOptions::new(),
+    )
+    .unwrap();
     assert_eq!(m.arch_name(), "resnet18");
     check_against_torch(&m, "narrow_resnet18", 1e-5);
 }
 
 #[test]
 fn grouped_bottleneck_resnet_matches_torch_at_every_tap() {
-    let m = Model::load(testdata().join("torch/narrow_resnext.safetensors"), &LoadOptions::new()).unwrap();
+    let m = Model::load(
+        testdata().join("torch/narrow_resnext.safetensors"),
+        &LoadOptions::new(),
+    )
+    .unwrap();
     assert_eq!(m.arch_name(), "resnet-custom");
     check_against_torch(&m, "narrow_resnext", 1e-5);
 }
 
 #[test]
 fn vgg_with_batch_norm_matches_torch_at_every_tap() {
-    let m = Model::load(testdata().join("torch/narrow_vgg11_bn.safetensors"), &LoadOptions::new()).unwrap();
+    let m = Model::load(
+        testdata().join("torch/narrow_vgg11_bn.safetensors"),
+        &LoadOptions::new(),
+    )
+    .unwrap();
     assert_eq!(m.arch_name(), "vgg11_bn");
     check_against_torch(&m, "narrow_vgg11_bn", 1e-5);
 }
@@ -81,12 +99,18 @@ fn timm_named_vgg_classifier_gives_torchvision_logits() {
         let (k, v) = match k.as_str() {
             "classifier.0.weight" => {
                 let (o, i) = v.dims2().unwrap();
-                ("pre_logits.fc1.weight".to_string(), v.reshape((o, i / 49, 7, 7)).unwrap())
+                (
+                    "pre_logits.fc1.weight".to_string(),
+                    v.reshape((o, i / 49, 7, 7)).unwrap(),
+                )
             }
             "classifier.0.bias" => ("pre_logits.fc1.bias".into(), v),
             "classifier.3.weight" => {
                 let (o, i) = v.dims2().unwrap();
-                ("pre_logits.fc2.weight".into(), v.reshape((o, i, 1, 1)).unwrap())
+                (
+                    "pre_logits.fc2.weight".into(),
+                    v.reshape((o, i, 1, 1)).unwrap(),
+                )
             }
             "classifier.3.bias" => ("pre_logits.fc2.bias".into(), v),
             "classifier.6.weight" => ("head.fc.weight".into(), v),
@@ -95,7 +119,11 @@ fn timm_named_vgg_classifier_gives_torchvision_logits() {
         };
         timm.insert(k, v);
     }
-    let m = Model::from_checkpoint(Checkpoint::from_tensors("timm", timm).unwrap(), &LoadOptions::new()).unwrap();
+    let m = Model::from_checkpoint(
+        Checkpoint::from_tensors("timm", timm).unwrap(),
+        &LoadOptions::new(),
+    )
+    .unwrap();
     assert_eq!(m.checkpoint().scheme().as_str(), "timm");
     check_against_torch(&m, "narrow_vgg11_bn", 1e-5);
 }

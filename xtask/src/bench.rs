@@ -1,0 +1,231 @@
+//! Forward-pass benchmark: ms per image and achieved GFLOP/s of full-size ResNet50 and VGG16 at
+//! 224×224, batch 1 and 8, against the GFLOP/s of a 2048³ f32 matmul measured in the same run.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use candle_core::{DType, Device, Tensor};
+use fmv_models::{
+    Arch, Backbone, BlockKind, Checkpoint, LayerRef, LoadOptions, Model, ResNetConfig, Stage,
+    VggConfig, VggHead, VggItem,
+};
+
+/// A small deterministic generator, so every run benchmarks the same weights.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next_f32(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+fn resnet50() -> Arch {
+    let stage = |i: usize, n| Stage {
+        n_blocks: n,
+        inner: 64 << i,
+        out: 256 << i,
+        stride: if i == 0 { 1 } else { 2 },
+    };
+    Arch::ResNet(ResNetConfig {
+        block: BlockKind::Bottleneck,
+        stem_width: 64,
+        stages: vec![stage(0, 3), stage(1, 4), stage(2, 6), stage(3, 3)],
+        groups: 1,
+        num_classes: Some(1000),
+    })
+}
+
+fn vgg16() -> Arch {
+    let cfg: [usize; 18] = [
+        64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0,
+    ];
+    let (mut features, mut index, mut c_in) = (Vec::new(), 0, 3);
+    for c in cfg {
+        if c == 0 {
+            features.push(VggItem::Pool { index });
+            index += 1;
+        } else {
+            features.push(VggItem::Conv {
+                index,
+                c_in,
+                c_out: c,
+            });
+            c_in = c;
+            index += 2;
+        }
+    }
+    Arch::Vgg(VggConfig {
+        features,
+        batch_norm: false,
+        head: Some(VggHead {
+            hidden1: 4096,
+            hidden2: 4096,
+            num_classes: 1000,
+        }),
+    })
+}
+
+/// Random weights in He scale for convolutions and linear layers; BatchNorm near identity.
+fn random_model(arch: &Arch, seed: u64) -> Result<Model> {
+    let mut rng = SplitMix(seed);
+    let mut tensors = HashMap::new();
+    for (name, shape) in arch.expected_tensors() {
+        let n: usize = shape.iter().product();
+        let fan_in: usize = shape.iter().skip(1).product::<usize>().max(1);
+        let scale = (2.0 / fan_in as f32).sqrt() * 1.7;
+        let values: Vec<f32> =
+            if name.ends_with("running_var") || name.ends_with(".weight") && shape.len() == 1 {
+                (0..n).map(|_| 0.5 + rng.next_f32()).collect()
+            } else if shape.len() == 1 {
+                (0..n).map(|_| 0.1 * (rng.next_f32() - 0.5)).collect()
+            } else {
+                (0..n).map(|_| scale * (rng.next_f32() - 0.5)).collect()
+            };
+        tensors.insert(name, Tensor::from_vec(values, shape, &Device::Cpu)?);
+    }
+    Ok(Model::from_checkpoint(
+        Checkpoint::from_tensors(arch.name(), tensors)?,
+        &LoadOptions::new(),
+    )?)
+}
+
+/// Multiply-adds ×2 of every convolution and linear layer for a 224×224 input.
+fn gflop(arch: &Arch) -> f64 {
+    let mut flop = 0f64;
+    match arch {
+        Arch::ResNet(c) => {
+            flop += 2.0 * (c.stem_width * 3 * 49 * 112 * 112) as f64;
+            let mut hw = 56usize;
+            let mut c_in = c.stem_width;
+            for st in &c.stages {
+                for b in 0..st.n_blocks {
+                    let (bin, stride) = if b == 0 {
+                        (c_in, st.stride)
+                    } else {
+                        (st.out, 1)
+                    };
+                    let out_hw = hw / stride;
+                    let (i, o) = (st.inner as f64, st.out as f64);
+                    let at = |n: usize| (n * n) as f64;
+                    match c.block {
+                        BlockKind::Bottleneck => {
+                            flop += 2.0 * i * bin as f64 * at(hw); // 1×1 at input resolution
+                            flop += 2.0 * i * i / c.groups as f64 * 9.0 * at(out_hw);
+                            flop += 2.0 * o * i * at(out_hw);
+                        }
+                        BlockKind::Basic => {
+                            flop += 2.0 * o * bin as f64 * 9.0 * at(out_hw);
+                            flop += 2.0 * o * o * 9.0 * at(out_hw);
+                        }
+                    }
+                    if b == 0 && (stride != 1 || bin != st.out) {
+                        flop += 2.0 * o * bin as f64 * at(out_hw);
+                    }
+                    hw = out_hw;
+                }
+                c_in = st.out;
+            }
+            flop += 2.0 * (c_in * c.num_classes.unwrap_or(0)) as f64;
+        }
+        Arch::Vgg(c) => {
+            let mut hw = 224usize;
+            for item in &c.features {
+                match *item {
+                    VggItem::Conv { c_in, c_out, .. } => {
+                        flop += 2.0 * (c_out * c_in * 9 * hw * hw) as f64
+                    }
+                    VggItem::Pool { .. } => hw /= 2,
+                }
+            }
+            if let Some(h) = c.head {
+                let last = c.convs().last().map_or(0, |(_, _, o)| o);
+                flop += 2.0
+                    * (last * 49 * h.hidden1 + h.hidden1 * h.hidden2 + h.hidden2 * h.num_classes)
+                        as f64;
+            }
+        }
+    }
+    flop / 1e9
+}
+
+/// `(min, median)` of `runs` timed calls after one warm-up call.
+fn time(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<(Duration, Duration)> {
+    f()?;
+    let mut t = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        f()?;
+        t.push(start.elapsed());
+    }
+    t.sort();
+    Ok((t[0], t[t.len() / 2]))
+}
+
+fn matmul_ceiling(runs: usize) -> Result<f64> {
+    let n = 2048;
+    let mut rng = SplitMix(7);
+    let a = Tensor::from_vec(
+        (0..n * n).map(|_| rng.next_f32()).collect::<Vec<_>>(),
+        (n, n),
+        &Device::Cpu,
+    )?;
+    let b = Tensor::from_vec(
+        (0..n * n).map(|_| rng.next_f32()).collect::<Vec<_>>(),
+        (n, n),
+        &Device::Cpu,
+    )?;
+    let (min, _) = time(runs, || {
+        a.matmul(&b)?;
+        Ok(())
+    })?;
+    Ok(2.0 * (n * n * n) as f64 / min.as_secs_f64() / 1e9)
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let runs = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(5);
+    println!(
+        "fmv forward benchmark: f32, 224×224, CPU, {} threads, min / median of {runs} runs after a warm-up",
+        candle_core::utils::get_num_threads()
+    );
+    let ceiling = matmul_ceiling(runs)?;
+    println!("matmul ceiling (2048³ f32): {ceiling:.0} GFLOP/s\n");
+    println!("| network | batch | ms/image (min / median) | GFLOP/s | % of ceiling |");
+    println!("|---|---|---|---|---|");
+    for (arch, seed) in [(resnet50(), 1u64), (vgg16(), 2)] {
+        let model = random_model(&arch, seed)?;
+        let logits = model.resolve(&LayerRef::Name("logits".into()))?;
+        let work = gflop(&arch);
+        for batch in [1usize, 8] {
+            let mut rng = SplitMix(3);
+            let x: Vec<f32> = (0..batch * 3 * 224 * 224).map(|_| rng.next_f32()).collect();
+            let x =
+                Tensor::from_vec(x, (batch, 3, 224, 224), &Device::Cpu)?.to_dtype(DType::F32)?;
+            let (min, med) = time(runs, || {
+                model.forward_taps(&x, &[logits])?;
+                Ok(())
+            })?;
+            let per = |d: Duration| d.as_secs_f64() * 1e3 / batch as f64;
+            let gflops = work * batch as f64 / min.as_secs_f64();
+            println!(
+                "| {} ({work:.2} GFLOP) | {batch} | {:.1} / {:.1} | {gflops:.0} | {:.0} % |",
+                arch.name(),
+                per(min),
+                per(med),
+                100.0 * gflops / ceiling
+            );
+        }
+    }
+    Ok(())
+}
