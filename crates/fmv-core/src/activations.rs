@@ -1,11 +1,13 @@
-//! One image, all maps: each channel's mean activation and the most active channels (the data
-//! of the original's `one_image_N_top_feature_maps`).
+//! One image, all maps: each channel's mean activation, the most active channels, and
+//! optionally their maps (the data of the original's `one_image_N_top_feature_maps`).
 
 use std::path::PathBuf;
 
 use fmv_models::LayerRef;
 
+use crate::decode::RgbImage;
 use crate::error::{Error, Result};
+use crate::stream::{Item, StreamSpec};
 use crate::topk::top_n;
 use crate::visualizer::{Event, Visualizer};
 
@@ -14,18 +16,30 @@ use crate::visualizer::{Event, Visualizer};
 pub struct ActivationsConfig {
     layer: LayerRef,
     top: usize,
+    with_maps: bool,
 }
 
 impl ActivationsConfig {
     /// Activations of `layer`.
     pub fn new(layer: LayerRef) -> Self {
-        ActivationsConfig { layer, top: 25 }
+        ActivationsConfig {
+            layer,
+            top: 25,
+            with_maps: false,
+        }
     }
 
     /// Lists this many most active channels per image (all of them if the layer has fewer).
     /// By default, 25 (the original's `n_each_img`).
     pub fn with_top(mut self, top: usize) -> Self {
         self.top = top;
+        self
+    }
+
+    /// Also returns the maps of the top channels and the preprocessed image, for drawing. By
+    /// default, off.
+    pub fn with_maps(mut self, with_maps: bool) -> Self {
+        self.with_maps = with_maps;
         self
     }
 
@@ -40,6 +54,20 @@ impl ActivationsConfig {
     }
 }
 
+/// One feature map.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ChannelMap {
+    /// The channel.
+    pub channel: usize,
+    /// Width of the map.
+    pub width: usize,
+    /// Height of the map.
+    pub height: usize,
+    /// `height · width` activations, row-major.
+    pub values: Vec<f32>,
+}
+
 /// One image's activations.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -50,6 +78,11 @@ pub struct ImageActivations {
     pub mean: Vec<f32>,
     /// The most active channels, most active first; ties go to the lower channel index.
     pub top: Vec<usize>,
+    /// The maps of the `top` channels, in the same order (only with
+    /// [`ActivationsConfig::with_maps`]).
+    pub maps: Vec<ChannelMap>,
+    /// The image as the network saw it, before normalisation (only with `with_maps`).
+    pub input: Option<RgbImage>,
 }
 
 /// The activations of several images at one layer.
@@ -66,7 +99,7 @@ pub struct Activations {
 
 impl Visualizer {
     /// Each channel's mean activation at one layer, and the top channels, for each image, in
-    /// the order given; images go through the network in batches.
+    /// the order given. Every file must be a readable image.
     pub fn activations(
         &self,
         images: &[PathBuf],
@@ -85,26 +118,45 @@ impl Visualizer {
                 reason: "no image was given".into(),
             });
         }
+        let spec = StreamSpec {
+            top_maps: if config.with_maps { config.top() } else { 0 },
+            keep_resized: config.with_maps,
+            ..StreamSpec::default()
+        };
         let mut out = Vec::with_capacity(images.len());
-        for chunk in images.chunks(self.batch_size()) {
-            let inputs = self
-                .load_inputs(chunk)
-                .into_iter()
-                .collect::<Result<Vec<_>>>()?;
-            let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
-            for (path, mean) in chunk.iter().zip(self.channel_means(&refs, layer)?) {
-                self.check_finite(&mean, layer, path)?;
-                out.push(ImageActivations {
-                    path: path.clone(),
-                    top: top_n(&mean, config.top()),
-                    mean,
-                });
+        let mut on_item = |path: &std::path::Path, item: Item| -> Result<()> {
+            match item {
+                Item::Image(o) => {
+                    let (height, width) = o.map_size;
+                    out.push(ImageActivations {
+                        path: path.to_path_buf(),
+                        top: top_n(&o.means, config.top()),
+                        mean: o.means,
+                        maps: o
+                            .top_maps
+                            .into_iter()
+                            .map(|(channel, values)| ChannelMap {
+                                channel,
+                                width,
+                                height,
+                                values,
+                            })
+                            .collect(),
+                        input: o.resized,
+                    });
+                    Ok(())
+                }
+                Item::Failed { error, .. } => Err(error),
             }
-            on_event(&Event::Progress {
-                done: out.len(),
-                total: images.len(),
-            });
-        }
+        };
+        self.stream(
+            images,
+            layer,
+            &spec,
+            (0, images.len()),
+            &mut on_item,
+            on_event,
+        )?;
         Ok(Activations {
             layer: self.backbone().layer(layer).name.clone(),
             preprocess: self.preprocess().name(),

@@ -10,6 +10,7 @@ use image::{DynamicImage, ImageFormat};
 
 /// An 8-bit RGB image, rows top to bottom, pixels interleaved.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RgbImage {
     /// Width in pixels.
     pub width: usize,
@@ -35,6 +36,14 @@ pub enum DecodeError {
     NotAnImage,
     /// The content claims an image format but the data is broken or unsupported.
     Corrupt(String),
+}
+
+impl RgbImage {
+    /// The pixel at `(x, y)`.
+    pub fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
+        let i = (y * self.width + x) * 3;
+        [self.pixels[i], self.pixels[i + 1], self.pixels[i + 2]]
+    }
 }
 
 /// Decodes an image file's bytes to RGB.

@@ -2,8 +2,16 @@
 //!
 //! The principal type is [`Visualizer`]: a network ([`fmv_models::Backbone`]) plus the way
 //! images become its inputs ([`Preprocess`]). Every analysis is a method on it and returns
-//! plain data (no tensors): [`Visualizer::activations`] gives each channel's mean activation
-//! and the most active channels of each image.
+//! plain data (no tensors):
+//!
+//! - [`Visualizer::rank`]: per class of a training [`ImageFolder`], the maps most often among
+//!   each image's most active maps, minus those other classes share (shardable and resumable
+//!   through [`RankCounts`]);
+//! - [`Visualizer::activations`]: each channel's mean activation and the most active channels
+//!   (and their maps) of each image;
+//! - [`Visualizer::filter_maps`]: one or several maps over many images, streamed;
+//! - [`Visualizer::class_sums`]: per test image, the summed activation of each class's maps,
+//!   with a separability figure per class.
 //!
 //! Preprocessing reproduces FeatureMapVisualizer's (Pillow's decode, `convert('RGB')` and
 //! antialiased bilinear resize) bit for bit with [`Preprocess::original`]; the default,
@@ -21,19 +29,31 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod activations;
+mod class_sums;
+mod dataset;
 mod decode;
 mod error;
 mod inputs;
+mod maps;
 mod preprocess;
+mod rank;
 mod resize;
+mod stream;
 mod topk;
 mod visualizer;
 
-pub use activations::{Activations, ActivationsConfig, ImageActivations};
+pub use activations::{Activations, ActivationsConfig, ChannelMap, ImageActivations};
+pub use class_sums::{ClassSums, TestClassSums, roc_auc, sum_f32};
+pub use dataset::{ClassFolder, ImageFolder};
 pub use decode::{DecodeError, Gray16, RgbImage, decode_rgb8};
 pub use error::{Error, Result};
 pub use inputs::{Skipped, expand_inputs, looks_like_image, sorted_files};
+pub use maps::{FilterMapsConfig, ImageMaps};
 pub use preprocess::{IMAGENET_MEAN, IMAGENET_STD, Preprocess, load_rgb8};
+pub use rank::{
+    ClassCounts, ClassRanking, RANK_COUNTS_VERSION, RankConfig, RankCounts, Ranking, Shard,
+    select_unique,
+};
 pub use resize::resize_bilinear_pillow;
 pub use topk::top_n;
 pub use visualizer::{Event, Visualizer, default_batch_size};

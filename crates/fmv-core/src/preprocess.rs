@@ -175,8 +175,12 @@ impl Preprocess {
 
     /// The network input for `img`: `3×H×W` values, channel-major (CHW).
     pub fn apply(&self, img: &RgbImage) -> Vec<f32> {
-        let resized = self.resize(img);
-        let plane = self.width * self.height;
+        self.tensor_of_resized(&self.resize(img))
+    }
+
+    /// The network input for an image already resized by [`Preprocess::resize`].
+    pub fn tensor_of_resized(&self, resized: &RgbImage) -> Vec<f32> {
+        let plane = resized.width * resized.height;
         let mut out = vec![0f32; 3 * plane];
         let identity = self.mean == [0.0; 3] && self.std == [1.0; 3];
         for (i, px) in resized.pixels.chunks_exact(3).enumerate() {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use candle_core::Tensor;
 use fmv_models::{Backbone, LayerId, LayerRef};
-use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::preprocess::Preprocess;
@@ -117,25 +116,6 @@ impl Visualizer {
         Ok(())
     }
 
-    /// Decodes and preprocesses images in parallel, in order.
-    pub fn load_inputs(&self, paths: &[PathBuf]) -> Vec<Result<Vec<f32>>> {
-        self.preprocess.validate().map_or_else(
-            |e| {
-                let msg = e.to_string();
-                paths
-                    .iter()
-                    .map(|_| {
-                        Err(Error::InvalidArgument {
-                            name: "--preprocess",
-                            reason: msg.clone(),
-                        })
-                    })
-                    .collect()
-            },
-            |()| paths.par_iter().map(|p| self.preprocess.load(p)).collect(),
-        )
-    }
-
     /// Stacks preprocessed images into one `N×3×H×W` tensor on the model's device.
     pub fn batch_tensor(&self, inputs: &[&[f32]]) -> Result<Tensor> {
         let (w, h) = self.preprocess.size();
@@ -145,18 +125,6 @@ impl Visualizer {
         }
         let t = Tensor::from_vec(data, (inputs.len(), 3, h, w), self.model.device())?;
         Ok(t.to_dtype(self.model.dtype())?)
-    }
-
-    /// The spatial mean of every channel of `layer` (for `logits`, the logits) for each
-    /// preprocessed input, in one forward pass.
-    pub fn channel_means(&self, inputs: &[&[f32]], layer: LayerId) -> Result<Vec<Vec<f32>>> {
-        if inputs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let x = self.batch_tensor(inputs)?;
-        let t = self.model.forward_taps(&x, &[layer])?.remove(0);
-        let means = if t.rank() == 4 { t.mean((2, 3))? } else { t };
-        Ok(means.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?)
     }
 
     /// Fails if any value is NaN or infinite, naming the layer and the image.

@@ -1,0 +1,167 @@
+//! Class sums (the original's `sum_top_feature_maps_by_class`): per test image, the summed
+//! mean activation of each class's top maps, and how well those sums separate the classes.
+
+use std::path::PathBuf;
+
+use fmv_models::LayerRef;
+
+use crate::dataset::ImageFolder;
+use crate::error::Result;
+use crate::inputs::Skipped;
+use crate::rank::strict_error;
+use crate::stream::{Item, StreamSpec};
+use crate::visualizer::{Event, Visualizer};
+
+/// One test class's sums.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct TestClassSums {
+    /// The true class.
+    pub name: String,
+    /// Its images, in sorted file order (skipped ones left out).
+    pub images: Vec<PathBuf>,
+    /// Per top-map class (in the order of [`ClassSums::top_maps`]): one sum per image.
+    pub sums: Vec<Vec<f32>>,
+}
+
+/// The result of [`Visualizer::class_sums`].
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ClassSums {
+    /// The layer's name.
+    pub layer: String,
+    /// The preprocessing's name.
+    pub preprocess: String,
+    /// The maps summed for each top-map class, in order.
+    pub top_maps: Vec<(String, Vec<usize>)>,
+    /// Per true class, in sorted order.
+    pub classes: Vec<TestClassSums>,
+    /// Per top-map class: the ROC AUC of its sums for the test images of the class with the
+    /// same name against all others (1 = perfectly separated, 0.5 = chance), or `None` when
+    /// the test set has no such class or nothing else.
+    pub separability: Vec<Option<f64>>,
+    /// Files left out, with the reason.
+    pub skipped: Vec<Skipped>,
+}
+
+/// The original's sum: `float32`, accumulated left to right; an empty list sums to 0.
+///
+/// ```
+/// assert_eq!(fmv_core::sum_f32(&[1.0, 2.0, 4.0], &[2, 0]), 5.0);
+/// assert_eq!(fmv_core::sum_f32(&[1.0], &[]), 0.0);
+/// ```
+pub fn sum_f32(means: &[f32], channels: &[usize]) -> f32 {
+    channels.iter().fold(0.0f32, |s, &c| s + means[c])
+}
+
+/// The ROC AUC of `positive` scores against `negative` ones (ties count one half); `None` if
+/// either is empty.
+///
+/// ```
+/// assert_eq!(fmv_core::roc_auc(&[3.0, 4.0], &[1.0, 2.0]), Some(1.0));
+/// assert_eq!(fmv_core::roc_auc(&[1.0], &[1.0]), Some(0.5));
+/// ```
+pub fn roc_auc(positive: &[f32], negative: &[f32]) -> Option<f64> {
+    if positive.is_empty() || negative.is_empty() {
+        return None;
+    }
+    let mut wins = 0.0;
+    for p in positive {
+        for n in negative {
+            wins += if p > n {
+                1.0
+            } else if p == n {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    Some(wins / (positive.len() * negative.len()) as f64)
+}
+
+impl Visualizer {
+    /// Per test image (an ImageFolder of true classes), the sum of its mean activations over
+    /// each class's top maps. `strict` fails on a file that cannot be used instead of
+    /// skipping it.
+    pub fn class_sums(
+        &self,
+        test: &ImageFolder,
+        layer: &LayerRef,
+        top_maps: &[(String, Vec<usize>)],
+        strict: bool,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<ClassSums> {
+        let id = self.resolve(layer)?;
+        for (_, maps) in top_maps {
+            for &c in maps {
+                self.check_channel(id, c)?;
+            }
+        }
+        let mut skipped = test.skipped.clone();
+        if strict && let Some(s) = skipped.first() {
+            return Err(strict_error(s));
+        }
+        let total = test.n_files();
+        let mut done = 0;
+        let mut classes = Vec::new();
+        for class in &test.classes {
+            let mut images = Vec::new();
+            let mut sums = vec![Vec::new(); top_maps.len()];
+            let mut on_item = |path: &std::path::Path, item: Item| -> Result<()> {
+                match item {
+                    Item::Image(o) => {
+                        images.push(path.to_path_buf());
+                        for (s, (_, maps)) in sums.iter_mut().zip(top_maps) {
+                            s.push(sum_f32(&o.means, maps));
+                        }
+                    }
+                    Item::Failed { skipped: s, .. } => {
+                        if strict {
+                            return Err(strict_error(&s));
+                        }
+                        skipped.push(s);
+                    }
+                }
+                Ok(())
+            };
+            self.stream(
+                &class.files,
+                id,
+                &StreamSpec::default(),
+                (done, total),
+                &mut on_item,
+                on_event,
+            )?;
+            done += class.files.len();
+            classes.push(TestClassSums {
+                name: class.name.clone(),
+                images,
+                sums,
+            });
+        }
+        let separability = top_maps
+            .iter()
+            .enumerate()
+            .map(|(k, (name, _))| {
+                let (mut pos, mut neg) = (Vec::new(), Vec::new());
+                for c in &classes {
+                    if &c.name == name {
+                        pos.extend_from_slice(&c.sums[k]);
+                    } else {
+                        neg.extend_from_slice(&c.sums[k]);
+                    }
+                }
+                roc_auc(&pos, &neg)
+            })
+            .collect();
+        Ok(ClassSums {
+            layer: self.backbone().layer(id).name.clone(),
+            preprocess: self.preprocess().name(),
+            top_maps: top_maps.to_vec(),
+            classes,
+            separability,
+            skipped,
+        })
+    }
+}

@@ -1,0 +1,136 @@
+//! The ImageFolder layout: `root/<class>/<image>`, classes and files in sorted name order,
+//! images recognised by content.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::inputs::{Skipped, looks_like_image, sorted_files};
+
+/// One class of an [`ImageFolder`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassFolder {
+    /// The class name (the sub-folder's name).
+    pub name: String,
+    /// The sub-folder.
+    pub dir: PathBuf,
+    /// Its image files, sorted by name.
+    pub files: Vec<PathBuf>,
+}
+
+/// A folder with one sub-folder per class.
+///
+/// Files that are not images (by content: `notes.txt`, `.DS_Store`) are left out and listed in
+/// [`ImageFolder::skipped`]; a class without any image, a missing root and a root without
+/// class folders are errors that name the folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFolder {
+    /// The root folder.
+    pub root: PathBuf,
+    /// The classes, in sorted name order (or the order asked for).
+    pub classes: Vec<ClassFolder>,
+    /// Files left out, with the reason.
+    pub skipped: Vec<Skipped>,
+}
+
+impl ImageFolder {
+    /// Reads the layout of `root`: every class, or only `only` (in that order) if given.
+    pub fn open(root: impl AsRef<Path>, only: Option<&[String]>) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        if !root.is_dir() {
+            return Err(Error::NoImages {
+                reason: format!(
+                    "{} is not a folder; expected one sub-folder per class (root/<class>/<image>)",
+                    root.display()
+                ),
+            });
+        }
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+            .map_err(|source| Error::Io {
+                path: root.clone(),
+                source,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+        let name_of = |p: &Path| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        };
+        if dirs.is_empty() {
+            return Err(Error::NoImages {
+                reason: format!(
+                    "{} has no class sub-folders; expected root/<class>/<image>",
+                    root.display()
+                ),
+            });
+        }
+        let dirs = match only {
+            None => dirs,
+            Some(names) => {
+                let mut picked = Vec::new();
+                for n in names {
+                    match dirs.iter().find(|d| &name_of(d) == n) {
+                        Some(d) => picked.push(d.clone()),
+                        None => {
+                            return Err(Error::InvalidArgument {
+                                name: "--classes",
+                                reason: format!(
+                                    "no class `{n}` in {}; classes there: {}",
+                                    root.display(),
+                                    dirs.iter()
+                                        .map(|d| name_of(d))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ),
+                            });
+                        }
+                    }
+                }
+                picked
+            }
+        };
+        let mut classes = Vec::new();
+        let mut skipped = Vec::new();
+        for dir in dirs {
+            let mut files = Vec::new();
+            for f in sorted_files(&dir)? {
+                if looks_like_image(&f)? {
+                    files.push(f);
+                } else {
+                    skipped.push(Skipped {
+                        path: f,
+                        reason: "not an image".into(),
+                    });
+                }
+            }
+            if files.is_empty() {
+                return Err(Error::NoImages {
+                    reason: format!("class folder {} contains no image files", dir.display()),
+                });
+            }
+            classes.push(ClassFolder {
+                name: name_of(&dir),
+                dir,
+                files,
+            });
+        }
+        Ok(ImageFolder {
+            root,
+            classes,
+            skipped,
+        })
+    }
+
+    /// The class names, in order.
+    pub fn class_names(&self) -> Vec<String> {
+        self.classes.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// The number of image files over all classes.
+    pub fn n_files(&self) -> usize {
+        self.classes.iter().map(|c| c.files.len()).sum()
+    }
+}

@@ -1,0 +1,203 @@
+//! The batch pipeline every folder analysis runs on: images are decoded and preprocessed in
+//! parallel (rayon) on a producer thread while the network runs on the previous batch, and
+//! each image's result is handed to the caller at once, so memory stays flat however many
+//! images there are.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+
+use candle_core::{DType, IndexOp};
+use fmv_models::LayerId;
+use rayon::prelude::*;
+
+use crate::decode::RgbImage;
+use crate::error::{Error, Result};
+use crate::inputs::Skipped;
+use crate::preprocess::load_rgb8;
+use crate::topk::top_n;
+use crate::visualizer::{Event, Visualizer};
+
+/// What to keep of each image.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StreamSpec {
+    /// Channels whose whole maps are wanted (not only their means).
+    pub map_channels: Vec<usize>,
+    /// Also keep the maps of each image's this many most active channels.
+    pub top_maps: usize,
+    /// Keep the resized 8-bit input (for overlays).
+    pub keep_resized: bool,
+}
+
+/// One image's result.
+#[derive(Debug, Clone)]
+pub(crate) struct ImageOutput {
+    /// Every channel's spatial mean at the layer.
+    pub means: Vec<f32>,
+    /// The maps of [`StreamSpec::map_channels`], each `map_h·map_w` values, row-major.
+    pub maps: Vec<Vec<f32>>,
+    /// The maps of the image's most active channels: `(channel, values)`, most active first.
+    pub top_maps: Vec<(usize, Vec<f32>)>,
+    /// The maps' size `(height, width)`.
+    pub map_size: (usize, usize),
+    /// The resized input, if asked for.
+    pub resized: Option<RgbImage>,
+}
+
+/// What the pipeline hands over for each file, in file order.
+pub(crate) enum Item {
+    /// The image went through the network.
+    Image(ImageOutput),
+    /// The image could not be read; the analysis decides whether that is fatal (`error`) or
+    /// a skipped file (`skipped`).
+    Failed {
+        /// The file and the reason, as recorded when skipped.
+        skipped: Skipped,
+        /// The error, as returned when fatal.
+        error: Error,
+    },
+}
+
+type Decoded = (PathBuf, Result<(Vec<f32>, Option<RgbImage>)>);
+
+impl Visualizer {
+    /// Runs `files` through the network at `layer` in batches and calls `on_item` once per
+    /// file, in order. `done_before` and `total` only feed the progress events.
+    pub(crate) fn stream(
+        &self,
+        files: &[PathBuf],
+        layer: LayerId,
+        spec: &StreamSpec,
+        progress: (usize, usize),
+        on_item: &mut dyn FnMut(&Path, Item) -> Result<()>,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<()> {
+        self.preprocess().validate()?;
+        for &c in &spec.map_channels {
+            self.check_channel(layer, c)?;
+        }
+        let (done_before, total) = progress;
+        let batch_size = self.batch_size();
+        let preprocess = self.preprocess().clone();
+        let keep = spec.keep_resized;
+        std::thread::scope(|scope| {
+            // One decoded batch waits while the network runs on the other.
+            let (tx, rx) = sync_channel::<Vec<Decoded>>(1);
+            scope.spawn(move || {
+                for chunk in files.chunks(batch_size) {
+                    let decoded: Vec<Decoded> = chunk
+                        .par_iter()
+                        .map(|p| {
+                            let r = load_rgb8(p, preprocess.gray16()).map(|img| {
+                                let resized = preprocess.resize(&img);
+                                let x = preprocess.tensor_of_resized(&resized);
+                                (x, keep.then_some(resized))
+                            });
+                            (p.clone(), r)
+                        })
+                        .collect();
+                    if tx.send(decoded).is_err() {
+                        return; // the consumer stopped (an error): stop decoding
+                    }
+                }
+            });
+            let mut done = done_before;
+            for batch in rx {
+                let good: Vec<&[f32]> = batch
+                    .iter()
+                    .filter_map(|(_, r)| r.as_ref().ok().map(|(x, _)| x.as_slice()))
+                    .collect();
+                let mut outputs = self.run_batch(&good, layer, spec)?.into_iter();
+                for (path, r) in batch {
+                    let item = match r {
+                        Ok((_, resized)) => {
+                            let mut out = outputs.next().expect("one output per decoded image");
+                            self.check_finite(&out.means, layer, &path)?;
+                            out.resized = resized;
+                            Item::Image(out)
+                        }
+                        Err(error) => Item::Failed {
+                            skipped: Skipped {
+                                reason: skip_reason(&error),
+                                path: path.clone(),
+                            },
+                            error,
+                        },
+                    };
+                    on_item(&path, item)?;
+                    done += 1;
+                }
+                on_event(&Event::Progress { done, total });
+            }
+            Ok(())
+        })
+    }
+
+    fn run_batch(
+        &self,
+        inputs: &[&[f32]],
+        layer: LayerId,
+        spec: &StreamSpec,
+    ) -> Result<Vec<ImageOutput>> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let x = self.batch_tensor(inputs)?;
+        let t = self.backbone().forward_taps(&x, &[layer])?.remove(0);
+        let (means, maps, map_size) = if t.rank() == 4 {
+            let (n, _, h, w) = t.dims4()?;
+            let means: Vec<Vec<f32>> = t.mean((2, 3))?.to_dtype(DType::F32)?.to_vec2()?;
+            let mut maps = vec![Vec::new(); n];
+            for &c in &spec.map_channels {
+                let m: Vec<Vec<f32>> = t
+                    .i((.., c))?
+                    .flatten_from(1)?
+                    .to_dtype(DType::F32)?
+                    .to_vec2()?;
+                for (i, v) in m.into_iter().enumerate() {
+                    maps[i].push(v);
+                }
+            }
+            (means, maps, (h, w))
+        } else {
+            let logits: Vec<Vec<f32>> = t.to_dtype(DType::F32)?.to_vec2()?;
+            let maps = logits
+                .iter()
+                .map(|l| spec.map_channels.iter().map(|&c| vec![l[c]]).collect())
+                .collect();
+            (logits, maps, (1, 1))
+        };
+        let mut outputs = Vec::with_capacity(means.len());
+        for (i, (means, maps)) in means.into_iter().zip(maps).enumerate() {
+            let mut top_maps = Vec::new();
+            for c in top_n(&means, spec.top_maps) {
+                let values = if t.rank() == 4 {
+                    t.i((i, c))?
+                        .flatten_all()?
+                        .to_dtype(DType::F32)?
+                        .to_vec1()?
+                } else {
+                    vec![means[c]]
+                };
+                top_maps.push((c, values));
+            }
+            outputs.push(ImageOutput {
+                means,
+                maps,
+                top_maps,
+                map_size,
+                resized: None,
+            });
+        }
+        Ok(outputs)
+    }
+}
+
+/// The reason recorded for a file that could not be used.
+fn skip_reason(e: &Error) -> String {
+    match e {
+        Error::NotAnImage { .. } => "not an image".into(),
+        Error::Decode { reason, .. } => format!("cannot decode: {reason}"),
+        Error::Io { source, .. } => format!("cannot read: {source}"),
+        other => other.to_string(),
+    }
+}

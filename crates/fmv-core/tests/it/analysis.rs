@@ -1,0 +1,253 @@
+//! Ranking, class sums and one-map-over-many-images against the original package's goldens
+//! (`find_unique_filters`, `sum_top_feature_maps_by_class`, `one_feature_map_N_images`).
+
+use std::collections::BTreeMap;
+
+use fmv_core::{
+    FilterMapsConfig, ImageFolder, Preprocess, RankConfig, Visualizer, select_unique, sum_f32,
+    top_n,
+};
+use fmv_models::{LayerRef, LoadOptions, Model};
+use serde_json::Value;
+
+use crate::golden::{Golden, f32s, root, usizes};
+
+fn visualizer(golden: &Golden, batch_size: usize) -> Visualizer {
+    let model = Model::load(golden.weights(), &LoadOptions::new()).unwrap();
+    Visualizer::new(model)
+        .with_preprocess(Preprocess::original())
+        .with_batch_size(batch_size)
+}
+
+fn classes_of(v: &Value) -> BTreeMap<String, Vec<usize>> {
+    v.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), usizes(v)))
+        .collect()
+}
+
+/// The run's expected result under the tie rule "value descending, lower channel first".
+fn expected(run: &Value) -> (BTreeMap<String, Vec<usize>>, BTreeMap<String, Vec<usize>>) {
+    let r = &run["replica_other_tie_orders"]["desc_then_index"];
+    (
+        classes_of(&r["unique"]),
+        classes_of(&r["top_before_filter"]),
+    )
+}
+
+#[track_caller]
+fn check_rank(name: &str, batch_size: usize) {
+    let golden = Golden::load(name);
+    let viz = visualizer(&golden, batch_size);
+    let train = ImageFolder::open(root().join("data/dsA/train"), None).unwrap();
+    for run in golden.json["find_unique_filters"].as_array().unwrap() {
+        let call = &run["call"];
+        let cfg = RankConfig::new(LayerRef::Compat(call["layer"].as_i64().unwrap()))
+            .with_n_each_img(call["n_each_img"].as_u64().unwrap() as usize)
+            .with_n_each_class(call["n_each_class"].as_u64().unwrap() as usize);
+        let what = format!("{name} {call}");
+        let got = viz.rank(&train, &cfg, &mut |_| {}).unwrap();
+        let (unique, top) = expected(run);
+        for c in &got.classes {
+            assert_eq!(
+                c.unique, unique[&c.name],
+                "{what}: unique maps of {}",
+                c.name
+            );
+            assert_eq!(c.top, top[&c.name], "{what}: top maps of {}", c.name);
+            assert_eq!(c.n_images, 12);
+            let freq: BTreeMap<usize, u32> = run["frequency_counts"][&c.name]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.parse().unwrap(), v.as_u64().unwrap() as u32))
+                .collect();
+            let ours: BTreeMap<usize, u32> = c
+                .counts
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(i, n)| (i, *n))
+                .collect();
+            assert_eq!(ours, freq, "{what}: frequency counts of {}", c.name);
+        }
+    }
+}
+
+#[test]
+fn rank_matches_the_original_on_the_resnet() {
+    check_rank("resnet50_small_seed1", 4);
+}
+
+#[test]
+fn rank_matches_the_original_on_the_vgg() {
+    check_rank("vgg16_small_seed1", 4);
+}
+
+#[test]
+fn rank_does_not_depend_on_batch_size() {
+    check_rank("vgg16_small_seed1", 1);
+}
+
+/// The selection alone, fed with the golden per-image mean vectors, must reproduce the
+/// expected results exactly (no network involved).
+#[test]
+fn selection_from_golden_means_is_exact() {
+    for name in ["resnet50_small_seed1", "vgg16_small_seed1"] {
+        let golden = Golden::load(name);
+        for run in golden.json["find_unique_filters"].as_array().unwrap() {
+            let call = &run["call"];
+            let layer = call["layer"].to_string();
+            let (n_img, n_cls) = (
+                call["n_each_img"].as_u64().unwrap() as usize,
+                call["n_each_class"].as_u64().unwrap() as usize,
+            );
+            let classes: Vec<String> = call["classes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_string())
+                .collect();
+            let counts: Vec<Vec<u32>> = classes
+                .iter()
+                .map(|cls| {
+                    let mut counts = vec![
+                        0u32;
+                        golden.json["meta"]["n_channels"][&layer].as_u64().unwrap()
+                            as usize
+                    ];
+                    for (rel, entry) in golden.images() {
+                        if entry["split"] == "train" && entry["cls"] == cls.as_str() {
+                            let _ = rel;
+                            for c in top_n(&f32s(&entry["mean_activations"][&layer]), n_img) {
+                                counts[c] += 1;
+                            }
+                        }
+                    }
+                    counts
+                })
+                .collect();
+            let (unique, top) = expected(run);
+            for (cls, (t, u)) in classes.iter().zip(select_unique(&counts, n_cls)) {
+                assert_eq!(u, unique[cls], "{name} {call} {cls}");
+                assert_eq!(t, top[cls], "{name} {call} {cls}");
+            }
+        }
+    }
+}
+
+#[test]
+fn class_sums_match_the_original() {
+    for name in ["resnet50_small_seed1", "vgg16_small_seed1"] {
+        let golden = Golden::load(name);
+        let viz = visualizer(&golden, 4);
+        let test = ImageFolder::open(root().join("data/dsA/test"), None).unwrap();
+        for run in golden.json["sum_top_feature_maps_by_class"]
+            .as_array()
+            .unwrap()
+        {
+            let call = &run["call"];
+            let layer = LayerRef::Compat(call["layer"].as_i64().unwrap());
+            // The dict the original was called with, in its order.
+            let top_maps: Vec<(String, Vec<usize>)> = call["top_feature_maps_dict"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), usizes(v)))
+                .collect();
+            let got = viz
+                .class_sums(&test, &layer, &top_maps, false, &mut |_| {})
+                .unwrap();
+            for tc in &got.classes {
+                for (k, (top_cls, maps)) in top_maps.iter().enumerate() {
+                    let want = f32s(&run["output"][&tc.name][top_cls]);
+                    for (i, (a, g)) in tc.sums[k].iter().zip(&want).enumerate() {
+                        // README §6: |a − g| ≤ 1e-4 · len(list) · max |mean vector|.
+                        let rel = tc.images[i]
+                            .strip_prefix(root())
+                            .unwrap()
+                            .display()
+                            .to_string();
+                        let vmax = f32s(
+                            &golden.json["images"][&rel]["mean_activations"]
+                                [call["layer"].to_string()],
+                        )
+                        .iter()
+                        .fold(0f32, |m, v| m.max(v.abs()));
+                        let tol = 1e-4 * maps.len() as f32 * vmax;
+                        assert!(
+                            (a - g).abs() <= tol,
+                            "{name} {} {top_cls} image {i}: {a} vs {g}",
+                            tc.name
+                        );
+                        // Fed with the golden means, the sum is bit for bit the original's.
+                        let golden_means = f32s(
+                            &golden.json["images"][&rel]["mean_activations"]
+                                [call["layer"].to_string()],
+                        );
+                        assert_eq!(
+                            sum_f32(&golden_means, maps).to_bits(),
+                            g.to_bits(),
+                            "{name} {rel} {top_cls}"
+                        );
+                    }
+                }
+            }
+            // Both classes are well separated by their own maps on this data.
+            assert!(
+                got.separability.iter().all(|a| a.unwrap() >= 0.75),
+                "{:?}",
+                got.separability
+            );
+        }
+    }
+}
+
+#[test]
+fn one_map_over_many_images_matches_the_original() {
+    for name in ["resnet50_small_seed1", "vgg16_small_seed1"] {
+        let golden = Golden::load(name);
+        for run in golden.json["one_feature_map_N_images"].as_array().unwrap() {
+            let call = &run["call"];
+            let viz = visualizer(&golden, call["batch_size"].as_u64().unwrap() as usize);
+            let files: Vec<_> = run["files_order"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| root().join(p.as_str().unwrap()))
+                .collect();
+            let filter = call["filter_idx"].as_u64().unwrap() as usize;
+            let cfg = FilterMapsConfig::new(
+                LayerRef::Compat(call["layer"].as_i64().unwrap()),
+                vec![filter],
+            );
+            let mut means = Vec::new();
+            let skipped = viz
+                .filter_maps(
+                    &files,
+                    &cfg,
+                    &mut |m| {
+                        assert_eq!(m.maps.len(), 1);
+                        assert_eq!(m.maps[0].len(), m.width * m.height);
+                        assert_eq!((m.input.width, m.input.height), (224, 224));
+                        means.push(m.mean);
+                        Ok(())
+                    },
+                    &mut |_| {},
+                )
+                .unwrap();
+            assert!(skipped.is_empty());
+            let want = f32s(&run["output"]);
+            for (i, (a, g)) in means.iter().zip(&want).enumerate() {
+                let rel = run["files_order"][i].as_str().unwrap();
+                let vmax = f32s(
+                    &golden.json["images"][rel]["mean_activations"][call["layer"].to_string()],
+                )
+                .iter()
+                .fold(0f32, |m, v| m.max(v.abs()));
+                assert!((a - g).abs() <= 1e-4 * vmax, "{name} {rel}: {a} vs {g}");
+            }
+        }
+    }
+}
