@@ -2,6 +2,7 @@
 
 mod args;
 mod cmd;
+mod output;
 mod progress;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,12 @@ enum Command {
     Layers(cmd::layers::Args),
     /// Each channel's mean activation at one layer, and the most active channels, per image.
     Activations(cmd::activations::Args),
+    /// Per class of a training ImageFolder, the feature maps unique to it.
+    Rank(cmd::rank::Args),
+    /// One map, or several summed, overlaid on many images (one PNG each), with their means.
+    Overlay(cmd::overlay::Args),
+    /// Per test image, the summed activation of each class's maps, and how well they separate.
+    ClassSums(cmd::class_sums::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -27,6 +34,9 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Layers(a) => cmd::layers::run(a),
         Command::Activations(a) => cmd::activations::run(a),
+        Command::Rank(a) => cmd::rank::run(a),
+        Command::Overlay(a) => cmd::overlay::run(a),
+        Command::ClassSums(a) => cmd::class_sums::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,6 +1,6 @@
 //! [`Visualizer`]: a network plus preprocessing, reused for every analysis.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::Tensor;

@@ -26,6 +26,8 @@ pub use fmv_models as models;
 pub use fmv_render as render;
 
 pub use fmv_core::{
-    Activations, ActivationsConfig, Event, ImageActivations, Preprocess, Skipped, Visualizer,
+    Activations, ActivationsConfig, ChannelMap, ClassRanking, ClassSums, Event, FilterMapsConfig,
+    ImageActivations, ImageFolder, ImageMaps, Preprocess, RankConfig, RankCounts, Ranking, Shard,
+    Skipped, TestClassSums, Visualizer,
 };
-pub use fmv_models::{Backbone, Device, LayerRef, LoadOptions, Model};
+pub use fmv_models::{Backbone, Device, Family, LayerRef, LoadOptions, Model};

@@ -1,4 +1,7 @@
 //! One module per subcommand.
 
 pub mod activations;
+pub mod class_sums;
 pub mod layers;
+pub mod overlay;
+pub mod rank;

@@ -1,0 +1,153 @@
+//! `fmv class-sums`: per test image, the summed activation of each class's top maps (viz 5).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use fmv::{ImageFolder, LayerRef, RankConfig, Visualizer};
+use serde_json::{Map, Value, json};
+
+use crate::args::{ModelArgs, PreprocessArgs, print_json};
+use crate::output::{report_skipped, show};
+use crate::progress::Progress;
+
+/// Options of `fmv class-sums`.
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("maps").required(true).args(["top_maps", "train_dir"]))]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    preprocess: PreprocessArgs,
+    /// Layer: a name (`layer4.1`, `features.28`) or the original's integer (`-2`, `12`).
+    #[arg(long, allow_hyphen_values = true)]
+    layer: String,
+    /// Test ImageFolder: one sub-folder per true class.
+    #[arg(long, value_name = "DIR")]
+    test_dir: PathBuf,
+    /// The maps of each class: the JSON of `fmv rank` or a plain `{"class": [indices]}`.
+    #[arg(long, value_name = "FILE")]
+    top_maps: Option<PathBuf>,
+    /// Or rank the maps first on this training ImageFolder (with the rank defaults).
+    #[arg(long, value_name = "DIR")]
+    train_dir: Option<PathBuf>,
+    /// With `--train-dir`: the per-image cut-off of the ranking.
+    #[arg(long, default_value_t = 25)]
+    n_each_img: usize,
+    /// With `--train-dir`: the per-class cut-off of the ranking.
+    #[arg(long, default_value_t = 25)]
+    n_each_class: usize,
+    /// Fail on the first file that cannot be used instead of skipping it.
+    #[arg(long)]
+    strict: bool,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Reads `{class: [indices]}` from the JSON of `fmv rank` (its `classes`) or a plain dict.
+fn read_top_maps(path: &PathBuf) -> Result<Vec<(String, Vec<usize>)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let dict = match v.get("classes") {
+        Some(c @ Value::Object(_)) => c,
+        _ => &v,
+    };
+    let Value::Object(map) = dict else {
+        bail!(
+            "{}: expected {{\"class\": [channel indices]}} or the JSON of `fmv rank`",
+            path.display()
+        );
+    };
+    map.iter()
+        .map(|(k, v)| {
+            let idx = v
+                .as_array()
+                .and_then(|a| {
+                    a.iter()
+                        .map(|x| x.as_u64().map(|u| u as usize))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .with_context(|| {
+                    format!(
+                        "{}: `{k}` must be a list of channel indices",
+                        path.display()
+                    )
+                })?;
+            Ok((k.clone(), idx))
+        })
+        .collect()
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let preprocess = args.preprocess.build()?;
+    let test = ImageFolder::open(&args.test_dir, None)?;
+    let file_maps = args.top_maps.as_ref().map(read_top_maps).transpose()?;
+    let model = args.model.load()?;
+    let mut viz = Visualizer::new(model).with_preprocess(preprocess);
+    if let Some(b) = args.preprocess.batch_size {
+        viz = viz.with_batch_size(b);
+    }
+    let layer: LayerRef = args.layer.parse()?;
+    viz.resolve(&layer)?;
+    let progress = Progress::new("images");
+    let top_maps = match (file_maps, &args.train_dir) {
+        (Some(m), _) => m,
+        (None, Some(train)) => {
+            let folder = ImageFolder::open(train, None)?;
+            let cfg = RankConfig::new(layer.clone())
+                .with_n_each_img(args.n_each_img)
+                .with_n_each_class(args.n_each_class)
+                .with_strict(args.strict);
+            let ranking = viz.rank(&folder, &cfg, &mut |e| progress.on_event(e))?;
+            report_skipped(&ranking.skipped);
+            ranking
+                .classes
+                .into_iter()
+                .map(|c| (c.name, c.unique))
+                .collect()
+        }
+        (None, None) => unreachable!("clap requires --top-maps or --train-dir"),
+    };
+    let sums = viz.class_sums(&test, &layer, &top_maps, args.strict, &mut |e| {
+        progress.on_event(e)
+    })?;
+    drop(progress);
+    let skipped = report_skipped(&sums.skipped);
+    let by_class = |f: &dyn Fn(&fmv::TestClassSums) -> Value| {
+        Value::Object(
+            sums.classes
+                .iter()
+                .map(|c| (c.name.clone(), f(c)))
+                .collect::<Map<_, _>>(),
+        )
+    };
+    let value = json!({
+        "layer": sums.layer,
+        "preprocess": sums.preprocess,
+        "sums": by_class(&|c| Value::Object(
+            sums.top_maps.iter().zip(&c.sums).map(|((k, _), s)| (k.clone(), json!(s))).collect()
+        )),
+        "images": by_class(&|c| json!(c.images.iter().map(|p| show(p)).collect::<Vec<_>>())),
+        "top_maps": Value::Object(sums.top_maps.iter().map(|(k, m)| (k.clone(), json!(m))).collect()),
+        "separability": Value::Object(
+            sums.top_maps.iter().zip(&sums.separability).map(|((k, _), a)| (k.clone(), json!(a))).collect()
+        ),
+        "skipped": skipped,
+    });
+    if args.json {
+        return print_json(&value);
+    }
+    println!("layer {} (preprocess {})", sums.layer, sums.preprocess);
+    for ((k, maps), auc) in sums.top_maps.iter().zip(&sums.separability) {
+        let auc = auc.map_or("n/a".to_string(), |a| format!("{a:.3}"));
+        println!("maps of {k} {maps:?}: ROC AUC {auc} for `{k}` against the other classes");
+        for c in &sums.classes {
+            let idx = sums.top_maps.iter().position(|(n, _)| n == k).unwrap_or(0);
+            let v: Vec<String> = c.sums[idx].iter().map(|s| format!("{s:.3}")).collect();
+            println!("  {:>12}: {}", c.name, v.join(" "));
+        }
+    }
+    Ok(())
+}

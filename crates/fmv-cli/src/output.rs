@@ -1,0 +1,96 @@
+//! Writing files atomically, fingerprinting weights, and the shapes shared by several JSON
+//! outputs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use fmv::Skipped;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
+/// reader never sees half a file and an interrupted run leaves the previous version.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .context("output path has no file name")?
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write()
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            e
+        })
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Serialises `value` as pretty JSON into `path`, atomically.
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let mut text = serde_json::to_vec_pretty(value)?;
+    text.push(b'\n');
+    write_atomic(path, &text)
+}
+
+/// Creates `dir` if needed and checks that files can be written into it, before any work.
+pub fn ensure_writable_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+    let probe = dir.join(format!(".fmv-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("output folder {} is not writable", dir.display()))?;
+    std::fs::remove_file(&probe).ok();
+    Ok(())
+}
+
+/// The sha256 of a file, hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(format!("{:x}", h.finalize()))
+}
+
+/// A skipped file in JSON.
+#[derive(Debug, Serialize)]
+pub struct SkippedJson {
+    pub path: String,
+    pub reason: String,
+}
+
+/// Converts skipped files for JSON and prints one warning line for each.
+pub fn report_skipped(skipped: &[Skipped]) -> Vec<SkippedJson> {
+    skipped
+        .iter()
+        .map(|s| {
+            eprintln!("warning: skipping {}: {}", s.path.display(), s.reason);
+            SkippedJson {
+                path: s.path.display().to_string(),
+                reason: s.reason.clone(),
+            }
+        })
+        .collect()
+}
+
+/// A path as shown in JSON.
+pub fn show(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// `OUT` for the ranking result and `OUT.partial.json` for the state of an unfinished run.
+pub fn partial_path(out: &Path) -> PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(".partial.json");
+    PathBuf::from(s)
+}
