@@ -1,6 +1,6 @@
 //! Options shared by several subcommands.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -10,24 +10,33 @@ use fmv::{LoadOptions, Preprocess};
 /// Which network to load, and where to run it.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// Weights file: safetensors or a zip-format PyTorch `.pth`.
+    /// Weights file: safetensors or a zip-format PyTorch `.pth` (required).
     #[arg(long, value_name = "FILE")]
-    pub weights: PathBuf,
-    /// Architecture: `auto` infers it from the file; a name (resnet18/34/50/101/152,
+    pub weights: Option<PathBuf>,
+    /// Architecture: `auto` (the default) infers it from the file; a name (resnet18/34/50/101/152,
     /// vgg11/13/16/19 with optional `_bn`) is checked against the file.
-    #[arg(long, default_value = "auto", value_name = "ARCH")]
-    pub arch: String,
-    /// Where to compute: cpu, cuda, cuda:N or metal.
-    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
-    pub device: String,
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
+    /// Where to compute: cpu (the default), cuda, cuda:N or metal.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
 }
 
 impl ModelArgs {
+    /// The weights file; its absence is an error naming the option.
+    pub fn weights(&self) -> Result<&Path> {
+        self.weights
+            .as_deref()
+            .context("--weights FILE is required (a safetensors or .pth checkpoint)")
+    }
+
     /// Loads the network.
     pub fn load(&self) -> Result<Model> {
-        let device = parse_device(&self.device)?;
-        let opts = LoadOptions::new().with_arch(&self.arch).with_device(device);
-        Ok(Model::load(&self.weights, &opts)?)
+        let device = parse_device(self.device.as_deref().unwrap_or("cpu"))?;
+        let opts = LoadOptions::new()
+            .with_arch(self.arch.as_deref().unwrap_or("auto"))
+            .with_device(device);
+        Ok(Model::load(self.weights()?, &opts)?)
     }
 }
 

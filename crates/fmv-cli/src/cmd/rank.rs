@@ -16,7 +16,7 @@ use crate::progress::Progress;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    model: Option<ModelArgs>,
+    model: ModelArgs,
     #[command(flatten)]
     preprocess: PreprocessArgs,
     /// Layer: a name (`layer4.1`, `features.28`) or the original's integer (`-2`, `12`).
@@ -57,10 +57,7 @@ pub fn run(args: Args) -> Result<()> {
     if !args.merge.is_empty() {
         return merge(&args);
     }
-    let model_args = args
-        .model
-        .as_ref()
-        .context("--weights is required (or --merge PART...)")?;
+    let model_args = &args.model;
     let layer: LayerRef = args
         .layer
         .as_deref()
@@ -73,7 +70,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let preprocess = args.preprocess.build()?;
     let folder = ImageFolder::open(train_dir, args.classes.as_deref())?;
-    let weights = sha256_file(&model_args.weights)?;
+    let weights = sha256_file(model_args.weights()?)?;
     let model = model_args.load()?;
     let mut viz = Visualizer::new(model).with_preprocess(preprocess);
     if let Some(b) = args.preprocess.batch_size {

@@ -251,3 +251,64 @@ fn one_map_over_many_images_matches_the_original() {
         }
     }
 }
+
+/// A run interrupted after its first saved state and resumed from it gives the result of an
+/// uninterrupted run.
+#[test]
+fn an_interrupted_ranking_resumes_to_the_same_result() {
+    let golden = Golden::load("vgg16_small_seed1");
+    let viz = visualizer(&golden, 3);
+    let train = ImageFolder::open(root().join("data/dsA/train"), None).unwrap();
+    let cfg = RankConfig::new(LayerRef::Compat(12))
+        .with_n_each_img(5)
+        .with_n_each_class(5);
+    let whole = viz
+        .rank_counts(&train, &cfg, "w", None, &mut |_| {}, &mut |_| Ok(()))
+        .unwrap();
+    let mut saved = None;
+    let interrupted = viz.rank_counts(&train, &cfg, "w", None, &mut |_| {}, &mut |state| {
+        saved = Some(state.clone());
+        Err(fmv_core::Error::NoImages {
+            reason: "simulated interruption".into(),
+        })
+    });
+    assert!(interrupted.is_err());
+    let saved = saved.unwrap();
+    assert_eq!(
+        saved.classes[0].n_done, 3,
+        "the state after the first batch"
+    );
+    let resumed = viz
+        .rank_counts(
+            &train,
+            &cfg,
+            "w",
+            Some(saved.clone()),
+            &mut |_| {},
+            &mut |_| Ok(()),
+        )
+        .unwrap();
+    assert_eq!(
+        resumed
+            .classes
+            .iter()
+            .map(|c| &c.counts)
+            .collect::<Vec<_>>(),
+        whole.classes.iter().map(|c| &c.counts).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        resumed.select().unwrap().classes,
+        whole.select().unwrap().classes
+    );
+    // A state made with other parameters is refused.
+    let other = RankConfig::new(LayerRef::Compat(12))
+        .with_n_each_img(6)
+        .with_n_each_class(5);
+    let msg = viz
+        .rank_counts(&train, &other, "w", Some(saved), &mut |_| {}, &mut |_| {
+            Ok(())
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("--resume"), "{msg}");
+}
