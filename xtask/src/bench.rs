@@ -187,14 +187,7 @@ fn matmul_ceiling(runs: usize) -> Result<f64> {
     Ok(2.0 * (n * n * n) as f64 / min.as_secs_f64() / 1e9)
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let runs = args
-        .iter()
-        .position(|a| a == "--runs")
-        .and_then(|i| args.get(i + 1))
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(5);
+pub fn run(runs: usize) -> Result<()> {
     println!(
         "fmv forward benchmark: f32, 224×224, CPU, {} threads, min / median of {runs} runs after a warm-up",
         candle_core::utils::get_num_threads()

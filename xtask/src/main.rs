@@ -1,16 +1,44 @@
 //! `cargo xtask <task>`: project automation that is not part of the product.
 //!
-//! - `bench`: forward-pass speed of full-size ResNet50 and VGG16 (seeded random weights) next
-//!   to a large-matmul ceiling measured in the same run. Not a test; CI does not run it.
+//! - `bench [forward|rank] [--runs N] [--sizes 100,2000]`: forward-pass speed of full-size
+//!   ResNet50 and VGG16 (seeded random weights) next to a large-matmul ceiling measured in the
+//!   same run, and `fmv rank`'s throughput and peak memory on generated folders. Not a test;
+//!   CI does not run it.
 
 mod bench;
+mod rank_memory;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     match args.first().map(String::as_str) {
-        Some("bench") => bench::run(&args[1..]),
+        Some("bench") => {
+            let what = args
+                .get(1)
+                .map(String::as_str)
+                .filter(|a| !a.starts_with("--"))
+                .unwrap_or("all");
+            let runs: usize = flag("--runs").map(|s| s.parse()).transpose()?.unwrap_or(5);
+            let sizes: Vec<usize> = flag("--sizes")
+                .unwrap_or_else(|| "100,2000".into())
+                .split(',')
+                .map(|s| s.parse())
+                .collect::<Result<_, _>>()?;
+            if matches!(what, "all" | "forward") {
+                bench::run(runs)?;
+            }
+            if matches!(what, "all" | "rank") {
+                rank_memory::run(&sizes)?;
+            }
+            Ok(())
+        }
         _ => {
-            eprintln!("usage: cargo xtask bench [--runs N]");
+            eprintln!("usage: cargo xtask bench [forward|rank] [--runs N] [--sizes 100,2000]");
             std::process::exit(2);
         }
     }

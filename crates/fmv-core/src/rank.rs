@@ -494,7 +494,7 @@ impl Visualizer {
                     }
                 }
                 state.classes[k].n_done += 1;
-                if state.classes[k].n_done % batch == 0 {
+                if state.classes[k].n_done.is_multiple_of(batch) {
                     on_checkpoint(&state)?;
                 }
                 Ok(())

@@ -312,3 +312,36 @@ fn an_interrupted_ranking_resumes_to_the_same_result() {
         .to_string();
     assert!(msg.contains("--resume"), "{msg}");
 }
+
+/// The maps returned for drawing (viz 2) are those of the top channels, and each map's mean is
+/// the channel's mean activation.
+#[test]
+fn activations_with_maps_return_the_top_channels_maps() {
+    let golden = Golden::load("resnet50_small_seed1");
+    let viz = visualizer(&golden, 2);
+    let files = vec![
+        root().join("data/dsA/test/cat/cat_1.png"),
+        root().join("data/dsA/test/coffee/coffee_2.jpg"),
+    ];
+    let cfg = fmv_core::ActivationsConfig::new(LayerRef::Compat(-2))
+        .with_top(4)
+        .with_maps(true);
+    let got = viz.activations(&files, &cfg, &mut |_| {}).unwrap();
+    for img in &got.images {
+        assert_eq!(
+            img.maps.iter().map(|m| m.channel).collect::<Vec<_>>(),
+            img.top
+        );
+        for m in &img.maps {
+            assert_eq!((m.width, m.height, m.values.len()), (7, 7, 49));
+            let mean = m.values.iter().map(|&v| v as f64).sum::<f64>() / 49.0;
+            assert!(
+                (mean - img.mean[m.channel] as f64).abs() < 1e-5,
+                "channel {}",
+                m.channel
+            );
+        }
+        let input = img.input.as_ref().unwrap();
+        assert_eq!((input.width, input.height), (224, 224));
+    }
+}
