@@ -32,6 +32,7 @@
 mod arch;
 mod checkpoint;
 mod error;
+mod grad;
 mod layer;
 mod model;
 mod ops;

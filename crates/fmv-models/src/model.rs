@@ -250,6 +250,23 @@ impl Model {
         &self.arch
     }
 
+    /// Every tensor the network computes with (BatchNorm folded; the classifier's only once it
+    /// has been loaded). None of them is ever a `Var`, and gradients never reach them.
+    pub fn weights(&self) -> Vec<Tensor> {
+        let mut out: Vec<Tensor> = match &self.net {
+            Net::ResNet(n) => n.tensors().into_iter().cloned().collect(),
+            Net::Vgg(n) => n.tensors().into_iter().cloned().collect(),
+        };
+        let head = self.head.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(h) = head {
+            match &*h {
+                Head::ResNet(fc) => out.extend(fc.tensors().into_iter().cloned()),
+                Head::Vgg(v) => out.extend(v.tensors().into_iter().cloned()),
+            }
+        }
+        out
+    }
+
     /// The checkpoint the weights came from.
     pub fn checkpoint(&self) -> &Checkpoint {
         &self.checkpoint

@@ -5,6 +5,7 @@
 use candle_core::{DType, Device, Module, Tensor};
 
 use crate::checkpoint::Checkpoint;
+use crate::grad::{InputGrad, max_pool2d_differentiable};
 use crate::error::Result;
 
 /// BatchNorm's epsilon in torchvision's ResNet and VGG (`nn.BatchNorm2d` default); checkpoints
@@ -85,13 +86,35 @@ impl Conv {
     }
 }
 
+impl Conv {
+    /// The folded weight and bias.
+    pub fn tensors(&self) -> Vec<&Tensor> {
+        std::iter::once(&self.weight).chain(self.bias.as_ref()).collect()
+    }
+}
+
 impl Module for Conv {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
+        let plain = |x: &Tensor| -> candle_core::Result<Tensor> {
+            let y = x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?;
+            match &self.bias {
+                Some(b) => y.broadcast_add(b),
+                None => Ok(y),
+            }
+        };
+        if !x.track_op() {
+            return plain(x);
         }
+        // Differentiable with respect to the input only.
+        x.apply_op2(
+            &plain(&x.detach())?,
+            InputGrad::Conv {
+                weight: self.weight.clone(),
+                stride: self.stride,
+                padding: self.padding,
+                groups: self.groups,
+            },
+        )
     }
 }
 
@@ -113,9 +136,25 @@ impl Linear {
     }
 }
 
+impl Linear {
+    /// The weight (transposed) and bias.
+    pub fn tensors(&self) -> Vec<&Tensor> {
+        vec![&self.weight_t, &self.bias]
+    }
+}
+
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.matmul(&self.weight_t)?.broadcast_add(&self.bias)
+        let y = x.detach().matmul(&self.weight_t)?.broadcast_add(&self.bias)?;
+        if !x.track_op() {
+            return Ok(y);
+        }
+        x.apply_op2(
+            &y,
+            InputGrad::Linear {
+                weight_t: self.weight_t.clone(),
+            },
+        )
     }
 }
 
@@ -123,8 +162,11 @@ impl Module for Linear {
 ///
 /// Padding repeats the edge (`pad_with_same`), which gives the same maxima as torch's −∞
 /// padding because torch requires `p ≤ k/2`: every window that covers a padded position also
-/// covers the edge value it repeats.
+/// covers the edge value it repeats. A tracked input takes the differentiable version.
 pub(crate) fn max_pool2d(x: &Tensor, k: usize, s: usize, p: usize) -> candle_core::Result<Tensor> {
+    if x.track_op() {
+        return max_pool2d_differentiable(x, k, s, p);
+    }
     let x = if p > 0 {
         x.pad_with_same(2, p, p)?.pad_with_same(3, p, p)?
     } else {

@@ -25,6 +25,14 @@ enum Block {
 }
 
 impl Block {
+    fn tensors(&self) -> Vec<&Tensor> {
+        let (convs, downsample): (Vec<&Conv>, &Option<Conv>) = match self {
+            Block::Basic { conv1, conv2, downsample } => (vec![conv1, conv2], downsample),
+            Block::Bottleneck { conv1, conv2, conv3, downsample } => (vec![conv1, conv2, conv3], downsample),
+        };
+        convs.into_iter().chain(downsample.as_ref()).flat_map(Conv::tensors).collect()
+    }
+
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (out, downsample) = match self {
             Block::Basic {
@@ -132,6 +140,15 @@ impl ResNet {
             c_in = st.out;
         }
         Ok(ResNet { stem, stages })
+    }
+
+    /// Every tensor the backbone computes with.
+    pub fn tensors(&self) -> Vec<&Tensor> {
+        let mut out = self.stem.tensors();
+        for b in self.stages.iter().flatten() {
+            out.extend(b.tensors());
+        }
+        out
     }
 
     /// The taps of the backbone, in forward order (the caller appends `logits`).

@@ -55,6 +55,17 @@ impl Vgg {
         Ok(Vgg { items })
     }
 
+    /// Every tensor `features` computes with.
+    pub fn tensors(&self) -> Vec<&Tensor> {
+        self.items
+            .iter()
+            .flat_map(|i| match i {
+                Item::Conv(c) => c.tensors(),
+                Item::Pool => Vec::new(),
+            })
+            .collect()
+    }
+
     /// The taps of `features` and the adaptive pool, in forward order.
     pub fn layers(config: &VggConfig) -> Vec<LayerInfo> {
         let mut out = Vec::new();
@@ -139,6 +150,13 @@ impl VggHead {
             fc2: Linear::load(ck, "classifier.3", device, dtype)?,
             fc3: Linear::load(ck, "classifier.6", device, dtype)?,
         })
+    }
+}
+
+impl VggHead {
+    /// Every tensor the classifier computes with.
+    pub fn tensors(&self) -> Vec<&Tensor> {
+        [&self.fc1, &self.fc2, &self.fc3].into_iter().flat_map(Linear::tensors).collect()
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod arch;
 mod errors;
+mod gradients;
 mod pth;
 mod torch_parity;
 
