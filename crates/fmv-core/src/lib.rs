@@ -30,14 +30,17 @@
 
 mod activations;
 mod class_sums;
+mod cubic;
 mod dataset;
 mod decode;
 mod error;
 mod inputs;
 mod maps;
+mod patterns;
 mod preprocess;
 mod rank;
 mod resize;
+mod rng;
 mod stream;
 mod topk;
 mod visualizer;
@@ -48,7 +51,10 @@ pub use dataset::{ClassFolder, ImageFolder};
 pub use decode::{DecodeError, Gray16, RgbImage, decode_rgb8};
 pub use error::{Error, Result};
 pub use inputs::{Skipped, expand_inputs, looks_like_image, sorted_files};
+pub use cubic::resize_cubic_opencv;
 pub use maps::{FilterMapsConfig, ImageMaps};
+pub use patterns::{Mode, Objective, Pattern, PatternConfig};
+pub use rng::Rng;
 pub use preprocess::{IMAGENET_MEAN, IMAGENET_STD, Preprocess, load_rgb8};
 pub use rank::{
     ClassCounts, ClassRanking, RANK_COUNTS_VERSION, RankConfig, RankCounts, Ranking, Shard,

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::preprocess::Preprocess;
 
 /// What an analysis reports while it runs; the CLI turns these into progress bars.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
     /// `done` of `total` images are processed.
@@ -19,6 +19,15 @@ pub enum Event {
         done: usize,
         /// Images in the run.
         total: usize,
+    },
+    /// Activation maximisation finished step `done` of `total`.
+    Step {
+        /// Steps finished.
+        done: usize,
+        /// Steps in the run.
+        total: usize,
+        /// The objective at this step's forward pass.
+        activation: f64,
     },
 }
 

@@ -4,4 +4,5 @@ mod analysis;
 mod decode;
 mod golden;
 mod parity;
+mod patterns;
 mod preprocess;

@@ -1,0 +1,152 @@
+//! FeatureMapVisualizer's `visualize_patterns`, step for step: the parameter is the pre-sigmoid
+//! image, initialised as `uint8(U(150, 180)) / 255`; each scale runs a fresh Adam
+//! (lr, β 0.9/0.999, ε 1e-8, L2 decay 1e-6 added to the gradient) for `opt_steps` on
+//! `−mean(map)` of `sigmoid(param)`, then the raw parameter grows by OpenCV's bicubic resize to
+//! `int(factor · size)`. The final image is `sigmoid(param)` after the last update.
+
+use candle_core::{DType, Tensor, Var};
+use fmv_models::LayerId;
+
+use super::adam::Adam;
+use super::{Objective, Pattern, PatternConfig, sigmoid};
+use crate::cubic::resize_cubic_opencv;
+use crate::error::Result;
+use crate::rng::Rng;
+use crate::visualizer::{Event, Visualizer};
+
+/// The original's weight decay.
+const WEIGHT_DECAY: f64 = 1e-6;
+
+/// The initial parameter, channel-major (CHW).
+fn initial(config: &PatternConfig, side: usize) -> Vec<f32> {
+    let plane = side * side;
+    let mut p = vec![0f32; 3 * plane];
+    match &config.init_image {
+        Some(img) => {
+            for (i, px) in img.pixels.chunks_exact(3).enumerate() {
+                for c in 0..3 {
+                    p[c * plane + i] = px[c] as f32 / 255.0;
+                }
+            }
+        }
+        None => {
+            // numpy draws in HWC order; so does fmv, with its own generator.
+            let mut rng = Rng::new(config.seed);
+            for i in 0..plane {
+                for c in 0..3 {
+                    let u = rng.range(150.0, 180.0).floor() as u8;
+                    p[c * plane + i] = u as f32 / 255.0;
+                }
+            }
+        }
+    }
+    p
+}
+
+fn sigmoid_hwc(p: &[f32], side: usize) -> Vec<f32> {
+    let plane = side * side;
+    let mut out = vec![0f32; 3 * plane];
+    for c in 0..3 {
+        for i in 0..plane {
+            out[i * 3 + c] = 1.0 / (1.0 + (-p[c * plane + i]).exp());
+        }
+    }
+    out
+}
+
+pub(super) fn run(
+    viz: &Visualizer,
+    layer: LayerId,
+    filter: usize,
+    config: &PatternConfig,
+    on_event: &mut dyn FnMut(&Event),
+    should_stop: &dyn Fn() -> bool,
+) -> Result<Pattern> {
+    let sizes = config.sizes();
+    let total = sizes.len() * config.opt_steps;
+    let device = viz.backbone().device().clone();
+    let dtype = viz.backbone().dtype();
+    let mut side = sizes[0];
+    let mut param = initial(config, side);
+    let mut trace = Vec::with_capacity(total);
+    let mut best: Option<(f64, usize, Vec<f32>)> = None;
+    let mut interrupted = false;
+    'scales: for (scale, &s) in sizes.iter().enumerate() {
+        if scale > 0 {
+            let (old, plane) = (side, side * side);
+            param = (0..3)
+                .flat_map(|c| resize_cubic_opencv(&param[c * plane..(c + 1) * plane], old, old, s, s))
+                .collect();
+            side = s;
+        }
+        let mut adam = Adam::new(param.len(), config.lr(), WEIGHT_DECAY);
+        for _ in 0..config.opt_steps {
+            if should_stop() {
+                interrupted = true;
+                break 'scales;
+            }
+            let var = Var::from_tensor(&Tensor::from_vec(param.clone(), (1, 3, side, side), &device)?.to_dtype(dtype)?)?;
+            let x = sigmoid(var.as_tensor())?;
+            let act = viz.objective(&x, layer, &[filter], Objective::Channel)?;
+            let a = act.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
+            if !a.is_finite() {
+                return Err(crate::Error::NonFinite {
+                    layer: viz.backbone().layer(layer).name.clone(),
+                    path: "(activation maximisation)".into(),
+                });
+            }
+            trace.push(a);
+            if best.as_ref().is_none_or(|b| a > b.0) {
+                best = Some((a, side, sigmoid_hwc(&param, side)));
+            }
+            let grads = act.neg()?.sum_all()?.backward()?;
+            let grad: Vec<f32> = grads
+                .get(var.as_tensor())
+                .ok_or_else(|| crate::Error::from(candle_core::Error::Msg("no gradient reached the image".into())))?
+                .flatten_all()?
+                .to_dtype(DType::F32)?
+                .to_vec1()?;
+            adam.step(&mut param, &grad);
+            on_event(&Event::Step {
+                done: trace.len(),
+                total,
+                activation: a,
+            });
+        }
+    }
+    let (image, side) = if interrupted {
+        match best {
+            Some((_, s, img)) => (img, s),
+            None => (sigmoid_hwc(&param, side), side),
+        }
+    } else {
+        (sigmoid_hwc(&param, side), side)
+    };
+    let final_activation = evaluate(viz, layer, filter, &image, side)?;
+    Ok(Pattern {
+        layer: viz.backbone().layer(layer).name.clone(),
+        filter,
+        mode: "compat".into(),
+        seed: config.seed,
+        activation_trace: trace,
+        final_activation,
+        width: side,
+        height: side,
+        image,
+        interrupted,
+    })
+}
+
+/// The objective for an HWC image in `[0, 1]` (no normalisation, as the original).
+fn evaluate(viz: &Visualizer, layer: LayerId, filter: usize, hwc: &[f32], side: usize) -> Result<f64> {
+    let plane = side * side;
+    let mut chw = vec![0f32; 3 * plane];
+    for i in 0..plane {
+        for c in 0..3 {
+            chw[c * plane + i] = hwc[i * 3 + c];
+        }
+    }
+    let x = Tensor::from_vec(chw, (1, 3, side, side), viz.backbone().device())?.to_dtype(viz.backbone().dtype())?;
+    let a = viz.objective(&x, layer, &[filter], Objective::Channel)?;
+    Ok(a.to_dtype(DType::F64)?.to_vec1::<f64>()?[0])
+}

@@ -1,0 +1,362 @@
+//! Activation maximisation (viz 1): an image that makes one feature map fire as hard as
+//! possible, by gradient ascent on the input.
+//!
+//! Two modes. [`Mode::Compat`] is FeatureMapVisualizer's `visualize_patterns`, step for step.
+//! [`Mode::Robust`] is what the field learned since (Olah et al., "Feature Visualization",
+//! Distill 2017; Lucid/Lucent): a decorrelated-colour, frequency-scaled Fourier
+//! parameterisation, random jitter/scale/rotation every step, and the model's own input
+//! normalisation, at the model's resolution.
+
+mod adam;
+mod compat;
+mod robust;
+
+use fmv_models::{LayerId, LayerRef};
+
+use crate::decode::RgbImage;
+use crate::error::{Error, Result};
+use crate::visualizer::{Event, Visualizer};
+
+/// Which algorithm [`Visualizer::maximize`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The original's algorithm: sigmoid-parameterised pixels from a small random image,
+    /// Adam with L2 decay, bicubic upscaling between scales, no normalisation.
+    Compat,
+    /// Fourier parameterisation with decorrelated colour, random transformations, the
+    /// preprocessing's normalisation, at the input size.
+    Robust,
+}
+
+impl Mode {
+    /// `compat` or `robust`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Compat => "compat",
+            Mode::Robust => "robust",
+        }
+    }
+}
+
+/// What is maximised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Objective {
+    /// The map's spatial mean (the original's objective).
+    Channel,
+    /// The map's centre value (one unit).
+    Neuron,
+}
+
+/// What [`Visualizer::maximize`] computes: required values in [`PatternConfig::new`], the
+/// rest through `with_*`.
+///
+/// ```
+/// use fmv_core::{Mode, PatternConfig};
+/// let cfg = PatternConfig::new("layer4.1".parse().unwrap(), vec![452])
+///     .with_mode(Mode::Compat)
+///     .with_seed(7)
+///     .with_upscaling_steps(12);
+/// assert_eq!(cfg.sizes(), vec![33, 39, 46, 55, 66, 79, 94, 112, 134, 160, 192, 230]);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatternConfig {
+    layer: LayerRef,
+    filters: Vec<usize>,
+    mode: Mode,
+    seed: u64,
+    init_image: Option<RgbImage>,
+    init_size: usize,
+    lr: Option<f64>,
+    opt_steps: usize,
+    upscaling_steps: usize,
+    upscaling_factor: f64,
+    steps: usize,
+    objective: Objective,
+}
+
+impl PatternConfig {
+    /// Maximises each of `filters` (channels) of `layer`.
+    pub fn new(layer: LayerRef, filters: Vec<usize>) -> Self {
+        PatternConfig {
+            layer,
+            filters,
+            mode: Mode::Robust,
+            seed: 0,
+            init_image: None,
+            init_size: 33,
+            lr: None,
+            opt_steps: 20,
+            upscaling_steps: 20,
+            upscaling_factor: 1.2,
+            steps: 256,
+            objective: Objective::Channel,
+        }
+    }
+
+    /// The algorithm. By default, [`Mode::Robust`].
+    pub fn with_mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Seeds fmv's own random generator (initial image, transformations). By default, 0.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Compat: starts from this 8-bit image (pixels / 255 as the pre-sigmoid parameter, as the
+    /// original's random start) instead of a random one; it must be square. By default, none.
+    pub fn with_init_image(mut self, img: Option<RgbImage>) -> Self {
+        self.init_image = img;
+        self
+    }
+
+    /// Compat: side of the initial random image. By default, 33.
+    pub fn with_init_size(mut self, size: usize) -> Self {
+        self.init_size = size;
+        self
+    }
+
+    /// Adam's learning rate. By default, 0.2 in compat mode, 0.05 in robust mode.
+    pub fn with_lr(mut self, lr: f64) -> Self {
+        self.lr = Some(lr);
+        self
+    }
+
+    /// Compat: optimisation steps per scale. By default, 20.
+    pub fn with_opt_steps(mut self, n: usize) -> Self {
+        self.opt_steps = n;
+        self
+    }
+
+    /// Compat: number of scales. By default, 20 (up to 986 px from 33).
+    pub fn with_upscaling_steps(mut self, n: usize) -> Self {
+        self.upscaling_steps = n;
+        self
+    }
+
+    /// Compat: growth factor between scales (> 1). By default, 1.2.
+    pub fn with_upscaling_factor(mut self, f: f64) -> Self {
+        self.upscaling_factor = f;
+        self
+    }
+
+    /// Robust: optimisation steps. By default, 256.
+    pub fn with_steps(mut self, n: usize) -> Self {
+        self.steps = n;
+        self
+    }
+
+    /// Robust: what is maximised. By default, [`Objective::Channel`].
+    pub fn with_objective(mut self, objective: Objective) -> Self {
+        self.objective = objective;
+        self
+    }
+
+    /// The filters.
+    pub fn filters(&self) -> &[usize] {
+        &self.filters
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Compat: the image side at each scale, `int(factor · side)` each time.
+    pub fn sizes(&self) -> Vec<usize> {
+        let mut s = self.init_image.as_ref().map_or(self.init_size, |i| i.width);
+        let mut out = Vec::with_capacity(self.upscaling_steps);
+        for _ in 0..self.upscaling_steps {
+            out.push(s);
+            s = (self.upscaling_factor * s as f64) as usize;
+        }
+        out
+    }
+
+    fn lr(&self) -> f64 {
+        self.lr.unwrap_or(match self.mode {
+            Mode::Compat => 0.2,
+            Mode::Robust => 0.05,
+        })
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |name: &'static str, reason: &str| {
+            Err(Error::InvalidArgument {
+                name,
+                reason: reason.into(),
+            })
+        };
+        if self.filters.is_empty() {
+            return bad("--filter", "give at least one channel");
+        }
+        if !(self.lr() > 0.0 && self.lr().is_finite()) {
+            return bad("--lr", "must be positive and finite");
+        }
+        match self.mode {
+            Mode::Compat => {
+                if self.opt_steps == 0 {
+                    return bad("--opt-steps", "must be at least 1");
+                }
+                if self.upscaling_steps == 0 {
+                    return bad("--upscaling-steps", "must be at least 1");
+                }
+                if !(self.upscaling_factor > 1.0 && self.upscaling_factor.is_finite()) {
+                    return bad("--upscaling-factor", "must be greater than 1 (each scale is larger than the last)");
+                }
+                if let Some(img) = &self.init_image
+                    && img.width != img.height
+                {
+                    return bad("--init-image", &format!("must be square, is {}x{}", img.width, img.height));
+                }
+                if self.init_image.is_none() && self.init_size == 0 {
+                    return bad("--init-size", "must be at least 1");
+                }
+                let sizes = self.sizes();
+                if sizes.windows(2).any(|w| w[1] <= w[0]) {
+                    return bad(
+                        "--upscaling-factor",
+                        &format!("{} does not grow a {}-pixel image; use a larger factor or --init-size", self.upscaling_factor, sizes[0]),
+                    );
+                }
+            }
+            Mode::Robust => {
+                if self.steps == 0 {
+                    return bad("--steps", "must be at least 1");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One maximised pattern.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Pattern {
+    /// The layer's name.
+    pub layer: String,
+    /// The channel.
+    pub filter: usize,
+    /// `compat` or `robust`.
+    pub mode: String,
+    /// The seed.
+    pub seed: u64,
+    /// The objective at each optimisation step's forward pass, in order.
+    pub activation_trace: Vec<f64>,
+    /// The objective for the returned image (without random transformations).
+    pub final_activation: f64,
+    /// Width of the image.
+    pub width: usize,
+    /// Height of the image.
+    pub height: usize,
+    /// The image, `height · width · 3` values in `[0, 1]`, row-major, channels last.
+    pub image: Vec<f32>,
+    /// Whether the run was stopped early: the image is then the best one seen.
+    pub interrupted: bool,
+}
+
+impl Pattern {
+    /// The image in 8 bits.
+    pub fn to_rgb8(&self) -> RgbImage {
+        RgbImage {
+            width: self.width,
+            height: self.height,
+            pixels: self.image.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect(),
+        }
+    }
+}
+
+impl Visualizer {
+    /// Maximises each filter of `config` and returns one [`Pattern`] per filter, in order.
+    /// `should_stop` is polled every step: once it answers `true` the run ends and each
+    /// pattern holds the best image seen so far (`interrupted` set).
+    pub fn maximize(
+        &self,
+        config: &PatternConfig,
+        on_event: &mut dyn FnMut(&Event),
+        should_stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<Pattern>> {
+        config.validate()?;
+        let layer = self.resolve(&config.layer)?;
+        for &f in &config.filters {
+            self.check_channel(layer, f)?;
+        }
+        match config.mode {
+            Mode::Compat => {
+                self.check_input_size(layer, config.sizes()[0], "--init-size")?;
+                let mut out = Vec::new();
+                for &f in &config.filters {
+                    out.push(compat::run(self, layer, f, config, on_event, should_stop)?);
+                    if out.last().is_some_and(|p| p.interrupted) {
+                        break;
+                    }
+                }
+                Ok(out)
+            }
+            Mode::Robust => {
+                let (w, h) = self.preprocess().size();
+                self.check_input_size(layer, w.min(h), "--size")?;
+                robust::run(self, layer, config, on_event, should_stop)
+            }
+        }
+    }
+
+    /// Fails, naming `arg`, if a `side`×`side` input cannot reach `layer`.
+    fn check_input_size(&self, layer: LayerId, side: usize, arg: &'static str) -> Result<()> {
+        let reaches = |n: usize| self.backbone().spatial_sizes(n, n)[..=layer.0].iter().all(Option::is_some);
+        if reaches(side) {
+            return Ok(());
+        }
+        let min = (1..=4096).find(|&n| reaches(n)).unwrap_or(4096);
+        Err(Error::InvalidArgument {
+            name: arg,
+            reason: format!(
+                "a {side}x{side} image is too small to reach `{}`; this network needs at least {min}x{min}",
+                self.backbone().layer(layer).name
+            ),
+        })
+    }
+
+    /// The objective for the input `x` (`B×3×H×W`), one value per batch element and filter.
+    pub(crate) fn objective(
+        &self,
+        x: &candle_core::Tensor,
+        layer: LayerId,
+        filters: &[usize],
+        objective: Objective,
+    ) -> Result<candle_core::Tensor> {
+        use candle_core::IndexOp;
+        let t = self.backbone().forward_taps(x, &[layer])?.remove(0);
+        let mut per = Vec::with_capacity(filters.len());
+        for (b, &f) in filters.iter().enumerate() {
+            let b = if x.dim(0)? == 1 { 0 } else { b };
+            let v = if t.rank() == 4 {
+                let m = t.i((b, f))?;
+                match objective {
+                    Objective::Channel => m.mean_all()?,
+                    Objective::Neuron => {
+                        let (h, w) = m.dims2()?;
+                        m.i((h / 2, w / 2))?
+                    }
+                }
+            } else {
+                t.i((b, f))?
+            };
+            per.push(v.reshape(1)?);
+        }
+        Ok(candle_core::Tensor::cat(&per, 0)?)
+    }
+}
+
+/// `1 / (1 + e^−x)`, differentiable.
+pub(crate) fn sigmoid(x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
+    (x.neg()?.exp()? + 1.0)?.recip()
+}
