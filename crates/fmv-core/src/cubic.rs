@@ -42,7 +42,10 @@ pub fn resize_cubic_opencv(src: &[f32], h: usize, w: usize, oh: usize, ow: usize
     for y in 0..h {
         let row = &src[y * w..(y + 1) * w];
         for (x, (idx, wt)) in tx.iter().enumerate() {
-            rows[y * ow + x] = row[idx[0]] * wt[0] + row[idx[1]] * wt[1] + row[idx[2]] * wt[2] + row[idx[3]] * wt[3];
+            rows[y * ow + x] = row[idx[0]] * wt[0]
+                + row[idx[1]] * wt[1]
+                + row[idx[2]] * wt[2]
+                + row[idx[3]] * wt[3];
         }
     }
     let mut out = vec![0f32; oh * ow];

@@ -47,19 +47,19 @@ mod visualizer;
 
 pub use activations::{Activations, ActivationsConfig, ChannelMap, ImageActivations};
 pub use class_sums::{ClassSums, TestClassSums, roc_auc, sum_f32};
+pub use cubic::resize_cubic_opencv;
 pub use dataset::{ClassFolder, ImageFolder};
 pub use decode::{DecodeError, Gray16, RgbImage, decode_rgb8};
 pub use error::{Error, Result};
 pub use inputs::{Skipped, expand_inputs, looks_like_image, sorted_files};
-pub use cubic::resize_cubic_opencv;
 pub use maps::{FilterMapsConfig, ImageMaps};
 pub use patterns::{Mode, Objective, Pattern, PatternConfig};
-pub use rng::Rng;
 pub use preprocess::{IMAGENET_MEAN, IMAGENET_STD, Preprocess, load_rgb8};
 pub use rank::{
     ClassCounts, ClassRanking, RANK_COUNTS_VERSION, RankConfig, RankCounts, Ranking, Shard,
     select_unique,
 };
 pub use resize::resize_bilinear_pillow;
+pub use rng::Rng;
 pub use topk::top_n;
 pub use visualizer::{Event, Visualizer, default_batch_size};

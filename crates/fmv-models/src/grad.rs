@@ -38,11 +38,23 @@ impl CustomOp2 for InputGrad {
         "fmv-input-grad"
     }
 
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, y: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        y: &CpuStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         copy_contiguous(y, l)
     }
 
-    fn cuda_fwd(&self, _: &CudaStorage, _: &Layout, y: &CudaStorage, l: &Layout) -> candle_core::Result<(CudaStorage, Shape)> {
+    fn cuda_fwd(
+        &self,
+        _: &CudaStorage,
+        _: &Layout,
+        y: &CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
         copy_contiguous(y, l)
     }
 
@@ -56,7 +68,13 @@ impl CustomOp2 for InputGrad {
         copy_contiguous(y, l)
     }
 
-    fn bwd(&self, x: &Tensor, _y: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        _y: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let dx = match self {
             InputGrad::Conv {
                 weight,
@@ -85,7 +103,9 @@ fn conv_input_grad(
     // conv_transpose2d's output size is (o − 1)·s − 2p + k + output_padding; take the larger
     // padding of the two axes and cut the other axis back.
     let base = |o: usize, k: usize| ((o - 1) * stride + k).saturating_sub(2 * padding);
-    let pad = h.saturating_sub(base(ho, kh)).max(w.saturating_sub(base(wo, kw)));
+    let pad = h
+        .saturating_sub(base(ho, kh))
+        .max(w.saturating_sub(base(wo, kw)));
     let per_group = c_out / groups;
     let mut parts = Vec::with_capacity(groups);
     for g in 0..groups {
@@ -93,13 +113,23 @@ fn conv_input_grad(
         let wg = weight.narrow(0, g * per_group, per_group)?.contiguous()?;
         parts.push(dy.conv_transpose2d(&wg, padding, pad, stride, 1)?);
     }
-    let dx = if parts.len() == 1 { parts.remove(0) } else { Tensor::cat(&parts, 1)? };
+    let dx = if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        Tensor::cat(&parts, 1)?
+    };
     dx.narrow(2, 0, h)?.narrow(3, 0, w)
 }
 
 /// Max pooling along one axis (`dim` 2 or 3) with window `k`, stride `s` and padding `p`
 /// (edge-replicated: the same maxima as torch's −∞ padding since `p ≤ k/2`).
-fn max_pool_axis(x: &Tensor, dim: usize, k: usize, s: usize, p: usize) -> candle_core::Result<Tensor> {
+fn max_pool_axis(
+    x: &Tensor,
+    dim: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+) -> candle_core::Result<Tensor> {
     let len = x.dim(dim)?;
     let n = (len + 2 * p - k) / s + 1;
     // Window j of output o reads padded index s·o + j = s·(o + j / s) + j % s: lay the padded
@@ -113,7 +143,10 @@ fn max_pool_axis(x: &Tensor, dim: usize, k: usize, s: usize, p: usize) -> candle
     let xr = xp.narrow(dim, 0, rows * s)?.reshape(shape)?;
     let mut out: Option<Tensor> = None;
     for j in 0..k {
-        let tap = xr.narrow(dim, j / s, n)?.narrow(dim + 1, j % s, 1)?.squeeze(dim + 1)?;
+        let tap = xr
+            .narrow(dim, j / s, n)?
+            .narrow(dim + 1, j % s, 1)?
+            .squeeze(dim + 1)?;
         out = Some(match out {
             None => tap,
             Some(m) => m.maximum(&tap)?,
@@ -126,7 +159,12 @@ fn max_pool_axis(x: &Tensor, dim: usize, k: usize, s: usize, p: usize) -> candle
 /// device: separable (rows, then columns), from pads, reshapes, narrows and `maximum`. Tied
 /// maxima share the gradient equally (torch gives it to the first); ties have measure zero
 /// except for exact zeros after a ReLU, whose gradient the ReLU removes anyway.
-pub(crate) fn max_pool2d_differentiable(x: &Tensor, k: usize, s: usize, p: usize) -> candle_core::Result<Tensor> {
+pub(crate) fn max_pool2d_differentiable(
+    x: &Tensor,
+    k: usize,
+    s: usize,
+    p: usize,
+) -> candle_core::Result<Tensor> {
     let rows = max_pool_axis(x, 2, k, s, p)?;
     max_pool_axis(&rows, 3, k, s, p)
 }

@@ -5,8 +5,8 @@
 use candle_core::{DType, Device, Module, Tensor};
 
 use crate::checkpoint::Checkpoint;
-use crate::grad::{InputGrad, max_pool2d_differentiable};
 use crate::error::Result;
+use crate::grad::{InputGrad, max_pool2d_differentiable};
 
 /// BatchNorm's epsilon in torchvision's ResNet and VGG (`nn.BatchNorm2d` default); checkpoints
 /// do not record it.
@@ -89,7 +89,9 @@ impl Conv {
 impl Conv {
     /// The folded weight and bias.
     pub fn tensors(&self) -> Vec<&Tensor> {
-        std::iter::once(&self.weight).chain(self.bias.as_ref()).collect()
+        std::iter::once(&self.weight)
+            .chain(self.bias.as_ref())
+            .collect()
     }
 }
 
@@ -145,7 +147,10 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = x.detach().matmul(&self.weight_t)?.broadcast_add(&self.bias)?;
+        let y = x
+            .detach()
+            .matmul(&self.weight_t)?
+            .broadcast_add(&self.bias)?;
         if !x.track_op() {
             return Ok(y);
         }

@@ -27,10 +27,23 @@ enum Block {
 impl Block {
     fn tensors(&self) -> Vec<&Tensor> {
         let (convs, downsample): (Vec<&Conv>, &Option<Conv>) = match self {
-            Block::Basic { conv1, conv2, downsample } => (vec![conv1, conv2], downsample),
-            Block::Bottleneck { conv1, conv2, conv3, downsample } => (vec![conv1, conv2, conv3], downsample),
+            Block::Basic {
+                conv1,
+                conv2,
+                downsample,
+            } => (vec![conv1, conv2], downsample),
+            Block::Bottleneck {
+                conv1,
+                conv2,
+                conv3,
+                downsample,
+            } => (vec![conv1, conv2, conv3], downsample),
         };
-        convs.into_iter().chain(downsample.as_ref()).flat_map(Conv::tensors).collect()
+        convs
+            .into_iter()
+            .chain(downsample.as_ref())
+            .flat_map(Conv::tensors)
+            .collect()
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {

@@ -156,7 +156,10 @@ impl VggHead {
 impl VggHead {
     /// Every tensor the classifier computes with.
     pub fn tensors(&self) -> Vec<&Tensor> {
-        [&self.fc1, &self.fc2, &self.fc3].into_iter().flat_map(Linear::tensors).collect()
+        [&self.fc1, &self.fc2, &self.fc3]
+            .into_iter()
+            .flat_map(Linear::tensors)
+            .collect()
     }
 }
 

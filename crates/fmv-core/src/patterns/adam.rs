@@ -44,7 +44,11 @@ impl Adam {
             self.weight_decay as f32,
         );
         for i in 0..param.len() {
-            let g = if wd != 0.0 { grad[i] + wd * param[i] } else { grad[i] };
+            let g = if wd != 0.0 {
+                grad[i] + wd * param[i]
+            } else {
+                grad[i]
+            };
             // torch's lerp for a weight below 0.5: m + w·(g − m).
             self.m[i] += b1w * (g - self.m[i]);
             self.v[i] = self.v[i] * b2 + b2w * g * g;

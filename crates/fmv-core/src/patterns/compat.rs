@@ -75,7 +75,9 @@ pub(super) fn run(
         if scale > 0 {
             let (old, plane) = (side, side * side);
             param = (0..3)
-                .flat_map(|c| resize_cubic_opencv(&param[c * plane..(c + 1) * plane], old, old, s, s))
+                .flat_map(|c| {
+                    resize_cubic_opencv(&param[c * plane..(c + 1) * plane], old, old, s, s)
+                })
                 .collect();
             side = s;
         }
@@ -85,7 +87,9 @@ pub(super) fn run(
                 interrupted = true;
                 break 'scales;
             }
-            let var = Var::from_tensor(&Tensor::from_vec(param.clone(), (1, 3, side, side), &device)?.to_dtype(dtype)?)?;
+            let var = Var::from_tensor(
+                &Tensor::from_vec(param.clone(), (1, 3, side, side), &device)?.to_dtype(dtype)?,
+            )?;
             let x = sigmoid(var.as_tensor())?;
             let act = viz.objective(&x, layer, &[filter], Objective::Channel)?;
             let a = act.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
@@ -102,7 +106,11 @@ pub(super) fn run(
             let grads = act.neg()?.sum_all()?.backward()?;
             let grad: Vec<f32> = grads
                 .get(var.as_tensor())
-                .ok_or_else(|| crate::Error::from(candle_core::Error::Msg("no gradient reached the image".into())))?
+                .ok_or_else(|| {
+                    crate::Error::from(candle_core::Error::Msg(
+                        "no gradient reached the image".into(),
+                    ))
+                })?
                 .flatten_all()?
                 .to_dtype(DType::F32)?
                 .to_vec1()?;
@@ -138,7 +146,13 @@ pub(super) fn run(
 }
 
 /// The objective for an HWC image in `[0, 1]` (no normalisation, as the original).
-fn evaluate(viz: &Visualizer, layer: LayerId, filter: usize, hwc: &[f32], side: usize) -> Result<f64> {
+fn evaluate(
+    viz: &Visualizer,
+    layer: LayerId,
+    filter: usize,
+    hwc: &[f32],
+    side: usize,
+) -> Result<f64> {
     let plane = side * side;
     let mut chw = vec![0f32; 3 * plane];
     for i in 0..plane {
@@ -146,7 +160,8 @@ fn evaluate(viz: &Visualizer, layer: LayerId, filter: usize, hwc: &[f32], side: 
             chw[c * plane + i] = hwc[i * 3 + c];
         }
     }
-    let x = Tensor::from_vec(chw, (1, 3, side, side), viz.backbone().device())?.to_dtype(viz.backbone().dtype())?;
+    let x = Tensor::from_vec(chw, (1, 3, side, side), viz.backbone().device())?
+        .to_dtype(viz.backbone().dtype())?;
     let a = viz.objective(&x, layer, &[filter], Objective::Channel)?;
     Ok(a.to_dtype(DType::F64)?.to_vec1::<f64>()?[0])
 }

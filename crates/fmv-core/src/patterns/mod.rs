@@ -209,12 +209,18 @@ impl PatternConfig {
                     return bad("--upscaling-steps", "must be at least 1");
                 }
                 if !(self.upscaling_factor > 1.0 && self.upscaling_factor.is_finite()) {
-                    return bad("--upscaling-factor", "must be greater than 1 (each scale is larger than the last)");
+                    return bad(
+                        "--upscaling-factor",
+                        "must be greater than 1 (each scale is larger than the last)",
+                    );
                 }
                 if let Some(img) = &self.init_image
                     && img.width != img.height
                 {
-                    return bad("--init-image", &format!("must be square, is {}x{}", img.width, img.height));
+                    return bad(
+                        "--init-image",
+                        &format!("must be square, is {}x{}", img.width, img.height),
+                    );
                 }
                 if self.init_image.is_none() && self.init_size == 0 {
                     return bad("--init-size", "must be at least 1");
@@ -223,7 +229,10 @@ impl PatternConfig {
                 if sizes.windows(2).any(|w| w[1] <= w[0]) {
                     return bad(
                         "--upscaling-factor",
-                        &format!("{} does not grow a {}-pixel image; use a larger factor or --init-size", self.upscaling_factor, sizes[0]),
+                        &format!(
+                            "{} does not grow a {}-pixel image; use a larger factor or --init-size",
+                            self.upscaling_factor, sizes[0]
+                        ),
                     );
                 }
             }
@@ -269,7 +278,11 @@ impl Pattern {
         RgbImage {
             width: self.width,
             height: self.height,
-            pixels: self.image.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect(),
+            pixels: self
+                .image
+                .iter()
+                .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+                .collect(),
         }
     }
 }
@@ -311,7 +324,11 @@ impl Visualizer {
 
     /// Fails, naming `arg`, if a `side`×`side` input cannot reach `layer`.
     fn check_input_size(&self, layer: LayerId, side: usize, arg: &'static str) -> Result<()> {
-        let reaches = |n: usize| self.backbone().spatial_sizes(n, n)[..=layer.0].iter().all(Option::is_some);
+        let reaches = |n: usize| {
+            self.backbone().spatial_sizes(n, n)[..=layer.0]
+                .iter()
+                .all(Option::is_some)
+        };
         if reaches(side) {
             return Ok(());
         }

@@ -1,17 +1,327 @@
-//! Robust activation maximisation (see the module above).
+//! Robust activation maximisation, after Olah et al., "Feature Visualization" (Distill 2017)
+//! and Lucid/Lucent, with these defaults:
+//!
+//! - **Fourier parameterisation**: per colour channel a complex spectrum `R + iI` (initialised
+//!   `N(0, 0.01²)`), scaled by `1 / max(f, 1/side)` (`f` the frequency in cycles per pixel) so
+//!   that every frequency learns at a similar rate, turned into pixels with the real part of an
+//!   inverse DFT (written as matmuls: candle has no FFT), `/ (4·√(HW))` as Lucid.
+//! - **Decorrelated colour**: the three channels are mixed by Lucid's square root of ImageNet's
+//!   colour covariance (normalised), then squashed by a sigmoid into `[0, 1]`.
+//! - **Transformations** every step, one random affine warp per image: scale in [0.9, 1.1],
+//!   rotation in ±10°, translation up to ±12 px (at 224 px; in proportion at other sizes),
+//!   grey (0.5) outside — Lucid's pad 12, jitter 8, scale, rotate, jitter 4 in one bilinear
+//!   resampling.
+//! - **The model's normalisation** (the preprocessing's mean/std) at the preprocessing's size.
+//! - **Adam**, lr 0.05, 256 steps; several filters optimise together as one batch.
 
+use candle_core::{DType, Device, Tensor, Var};
 use fmv_models::LayerId;
 
-use super::{Pattern, PatternConfig};
+use super::adam::Adam;
+use super::{Pattern, PatternConfig, sigmoid};
 use crate::error::Result;
+use crate::rng::Rng;
 use crate::visualizer::{Event, Visualizer};
 
+/// Lucid's `color_correlation_svd_sqrt` (ImageNet's colour covariance, square root).
+const COLOR_SQRT: [[f64; 3]; 3] = [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]];
+
+/// The fixed matrices of the inverse DFT and the frequency scale.
+struct Fourier {
+    ch: Tensor,
+    sh: Tensor,
+    cw_t: Tensor,
+    sw_t: Tensor,
+    scale: Tensor,
+    color: Tensor,
+}
+
+impl Fourier {
+    fn new(h: usize, w: usize, device: &Device, dtype: DType) -> Result<Self> {
+        let trig = |n: usize, f: fn(f64) -> f64| -> Vec<f64> {
+            (0..n * n)
+                .map(|i| f(std::f64::consts::TAU * ((i / n) * (i % n)) as f64 / n as f64))
+                .collect()
+        };
+        let mat = |v: Vec<f64>, n: usize| -> candle_core::Result<Tensor> {
+            Tensor::from_vec(v, (n, n), device)?.to_dtype(dtype)
+        };
+        // numpy's fftfreq: 0, 1, …, n/2−1, −n/2, …, −1 over n.
+        let freq = |k: usize, n: usize| -> f64 {
+            let k = k as f64;
+            let n_f = n as f64;
+            if k < n_f / 2.0 {
+                k / n_f
+            } else {
+                (k - n_f) / n_f
+            }
+        };
+        let side = h.max(w) as f64;
+        let norm = 1.0 / (4.0 * ((h * w) as f64).sqrt());
+        let scale: Vec<f64> = (0..h * w)
+            .map(|i| {
+                let f = (freq(i / w, h).powi(2) + freq(i % w, w).powi(2)).sqrt();
+                norm / f.max(1.0 / side)
+            })
+            .collect();
+        let max_norm = (0..3)
+            .map(|c| (0..3).map(|r| COLOR_SQRT[r][c].powi(2)).sum::<f64>().sqrt())
+            .fold(0f64, f64::max);
+        let color: Vec<f64> = COLOR_SQRT.iter().flatten().map(|v| v / max_norm).collect();
+        Ok(Fourier {
+            ch: mat(trig(h, f64::cos), h)?,
+            sh: mat(trig(h, f64::sin), h)?,
+            cw_t: mat(trig(w, f64::cos), w)?.t()?.contiguous()?,
+            sw_t: mat(trig(w, f64::sin), w)?.t()?.contiguous()?,
+            scale: Tensor::from_vec(scale, (1, h, w), device)?.to_dtype(dtype)?,
+            color: Tensor::from_vec(color, (3, 3), device)?.to_dtype(dtype)?,
+        })
+    }
+
+    /// `B×3×H×W` images in `[0, 1]` from spectra `re`, `im` of shape `(B·3)×H×W`.
+    fn render(&self, re: &Tensor, im: &Tensor, b: usize) -> candle_core::Result<Tensor> {
+        let (_, h, w) = re.dims3()?;
+        let r = re.broadcast_mul(&self.scale)?;
+        let i = im.broadcast_mul(&self.scale)?;
+        // Re(IDFT) = Ch R Cwᵀ − Sh R Swᵀ − Sh I Cwᵀ − Ch I Swᵀ.
+        let spatial = ((self.ch.broadcast_matmul(&r)?.broadcast_matmul(&self.cw_t)?
+            - self.sh.broadcast_matmul(&r)?.broadcast_matmul(&self.sw_t)?)?
+            - self.sh.broadcast_matmul(&i)?.broadcast_matmul(&self.cw_t)?)?
+            - self.ch.broadcast_matmul(&i)?.broadcast_matmul(&self.sw_t)?;
+        let flat = spatial?.reshape((b, 3, h * w))?;
+        let mixed = self.color.broadcast_matmul(&flat)?;
+        sigmoid(&mixed)?.reshape((b, 3, h, w))
+    }
+}
+
+/// One random affine warp: output pixel ← bilinear sample of the input, grey outside.
+fn warp(img: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+    let (c, h, w) = img.dims3()?;
+    let n = h * w;
+    let s = rng.range(0.9, 1.1);
+    let theta = rng.range(-10.0, 10.0).to_radians();
+    // ±12 px at 224 px, in proportion at other sizes.
+    let shift = 12.0 * h.max(w) as f64 / 224.0;
+    let (tx, ty) = (rng.range(-shift, shift), rng.range(-shift, shift));
+    let (cy, cx) = ((h as f64 - 1.0) / 2.0, (w as f64 - 1.0) / 2.0);
+    let (cos, sin) = (theta.cos(), theta.sin());
+    let mut idx = vec![vec![n as u32; n]; 4];
+    let mut wt = vec![vec![0f32; n]; 4];
+    for y in 0..h {
+        for x in 0..w {
+            // Inverse map: undo the translation, rotation and scale about the centre.
+            let (dx, dy) = (x as f64 - cx - tx, y as f64 - cy - ty);
+            let sx = (cos * dx + sin * dy) / s + cx;
+            let sy = (-sin * dx + cos * dy) / s + cy;
+            let (x0, y0) = (sx.floor(), sy.floor());
+            let (fx, fy) = (sx - x0, sy - y0);
+            let o = y * w + x;
+            for (k, (ox, oy, weight)) in [
+                (0, 0, (1.0 - fx) * (1.0 - fy)),
+                (1, 0, fx * (1.0 - fy)),
+                (0, 1, (1.0 - fx) * fy),
+                (1, 1, fx * fy),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let (xi, yi) = (x0 as i64 + ox, y0 as i64 + oy);
+                if xi >= 0 && yi >= 0 && (xi as usize) < w && (yi as usize) < h {
+                    idx[k][o] = (yi as usize * w + xi as usize) as u32;
+                }
+                wt[k][o] = weight as f32;
+            }
+        }
+    }
+    let device = img.device();
+    let grey = Tensor::full(0.5f32, (c, 1), device)?.to_dtype(img.dtype())?;
+    let flat = Tensor::cat(&[&img.reshape((c, n))?, &grey], 1)?;
+    let mut out: Option<Tensor> = None;
+    for k in 0..4 {
+        let i = Tensor::from_vec(std::mem::take(&mut idx[k]), n, device)?;
+        let wk =
+            Tensor::from_vec(std::mem::take(&mut wt[k]), (1, n), device)?.to_dtype(img.dtype())?;
+        let term = flat.index_select(&i, 1)?.broadcast_mul(&wk)?;
+        out = Some(match out {
+            None => term,
+            Some(o) => (o + term)?,
+        });
+    }
+    Ok(out.expect("four taps").reshape((c, h, w))?)
+}
+
+/// `(x − mean) / std` per channel.
+fn normalize(viz: &Visualizer, x: &Tensor) -> Result<Tensor> {
+    let p = viz.preprocess();
+    let dev = x.device();
+    let mean = Tensor::from_vec(p.mean().to_vec(), (1, 3, 1, 1), dev)?.to_dtype(x.dtype())?;
+    let std = Tensor::from_vec(p.std().to_vec(), (1, 3, 1, 1), dev)?.to_dtype(x.dtype())?;
+    Ok(x.broadcast_sub(&mean)?.broadcast_div(&std)?)
+}
+
+/// `B×3×H×W` in `[0, 1]` to one HWC vector per image.
+fn to_hwc(img: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let (b, c, h, w) = img.dims4()?;
+    let flat: Vec<f32> = img.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    let plane = h * w;
+    Ok((0..b)
+        .map(|bi| {
+            let mut out = Vec::with_capacity(plane * c);
+            for i in 0..plane {
+                for ci in 0..c {
+                    out.push(flat[(bi * c + ci) * plane + i]);
+                }
+            }
+            out
+        })
+        .collect())
+}
+
 pub(super) fn run(
-    _viz: &Visualizer,
-    _layer: LayerId,
-    _config: &PatternConfig,
-    _on_event: &mut dyn FnMut(&Event),
-    _should_stop: &dyn Fn() -> bool,
+    viz: &Visualizer,
+    layer: LayerId,
+    config: &PatternConfig,
+    on_event: &mut dyn FnMut(&Event),
+    should_stop: &dyn Fn() -> bool,
 ) -> Result<Vec<Pattern>> {
-    unimplemented!()
+    let (w, h) = viz.preprocess().size();
+    let b = config.filters.len();
+    let device = viz.backbone().device().clone();
+    let dtype = viz.backbone().dtype();
+    let fourier = Fourier::new(h, w, &device, dtype)?;
+    // One random stream per filter, derived from the seed and the filter: a filter's pattern
+    // does not depend on which other filters share the batch.
+    let mut rngs: Vec<Rng> = config
+        .filters
+        .iter()
+        .map(|&f| Rng::new(config.seed ^ (f as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+        .collect();
+    let n = b * 3 * h * w;
+    let plane = 3 * h * w;
+    let (mut re, mut im) = (vec![0f32; n], vec![0f32; n]);
+    for (k, rng) in rngs.iter_mut().enumerate() {
+        for v in &mut re[k * plane..(k + 1) * plane] {
+            *v = (0.01 * rng.normal()) as f32;
+        }
+        for v in &mut im[k * plane..(k + 1) * plane] {
+            *v = (0.01 * rng.normal()) as f32;
+        }
+    }
+    let (mut adam_re, mut adam_im) = (
+        Adam::new(n, config.lr(), 0.0),
+        Adam::new(n, config.lr(), 0.0),
+    );
+    let mut traces = vec![Vec::with_capacity(config.steps); b];
+    let mut best: Vec<Option<(f64, Vec<f32>)>> = vec![None; b];
+    let mut interrupted = false;
+    let to_var = |v: &[f32]| -> Result<Var> {
+        Ok(Var::from_tensor(
+            &Tensor::from_vec(v.to_vec(), (b * 3, h, w), &device)?.to_dtype(dtype)?,
+        )?)
+    };
+    for step in 0..config.steps {
+        if should_stop() {
+            interrupted = true;
+            break;
+        }
+        let (vr, vi) = (to_var(&re)?, to_var(&im)?);
+        let img = fourier.render(vr.as_tensor(), vi.as_tensor(), b)?;
+        let warped = rngs
+            .iter_mut()
+            .enumerate()
+            .map(|(k, rng)| warp(&img.get(k)?, rng)?.unsqueeze(0).map_err(Into::into))
+            .collect::<Result<Vec<_>>>()?;
+        let x = normalize(viz, &Tensor::cat(&warped, 0)?)?;
+        let obj = viz.objective(&x, layer, &config.filters, config.objective)?;
+        let values: Vec<f64> = obj.to_dtype(DType::F64)?.to_vec1()?;
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(crate::Error::NonFinite {
+                layer: viz.backbone().layer(layer).name.clone(),
+                path: "(activation maximisation)".into(),
+            });
+        }
+        let improved: Vec<usize> = (0..b)
+            .filter(|&k| best[k].as_ref().is_none_or(|(a, _)| values[k] > *a))
+            .collect();
+        if !improved.is_empty() {
+            let hwc = to_hwc(&img.detach())?;
+            for k in improved {
+                best[k] = Some((values[k], hwc[k].clone()));
+            }
+        }
+        for (t, v) in traces.iter_mut().zip(&values) {
+            t.push(*v);
+        }
+        let grads = obj.neg()?.sum_all()?.backward()?;
+        let grad_of = |v: &Var| -> Result<Vec<f32>> {
+            Ok(grads
+                .get(v.as_tensor())
+                .ok_or_else(|| {
+                    crate::Error::from(candle_core::Error::Msg(
+                        "no gradient reached the image".into(),
+                    ))
+                })?
+                .flatten_all()?
+                .to_dtype(DType::F32)?
+                .to_vec1()?)
+        };
+        adam_re.step(&mut re, &grad_of(&vr)?);
+        adam_im.step(&mut im, &grad_of(&vi)?);
+        on_event(&Event::Step {
+            done: step + 1,
+            total: config.steps,
+            activation: values.iter().sum::<f64>() / b as f64,
+        });
+    }
+    // The final images, without transformations, and their objective.
+    let final_imgs: Vec<Vec<f32>> = if interrupted {
+        let current = to_hwc(&fourier.render(
+            &to_var(&re)?.as_tensor().detach(),
+            &to_var(&im)?.as_tensor().detach(),
+            b,
+        )?)?;
+        best.iter()
+            .zip(current)
+            .map(|(bk, cur)| bk.as_ref().map_or(cur, |(_, img)| img.clone()))
+            .collect()
+    } else {
+        to_hwc(&fourier.render(
+            &Tensor::from_vec(re, (b * 3, h, w), &device)?.to_dtype(dtype)?,
+            &Tensor::from_vec(im, (b * 3, h, w), &device)?.to_dtype(dtype)?,
+            b,
+        )?)?
+    };
+    let mut chw = Vec::with_capacity(b * 3 * h * w);
+    for img in &final_imgs {
+        for c in 0..3 {
+            chw.extend((0..h * w).map(|i| img[i * 3 + c]));
+        }
+    }
+    let x = normalize(
+        viz,
+        &Tensor::from_vec(chw, (b, 3, h, w), &device)?.to_dtype(dtype)?,
+    )?;
+    let finals: Vec<f64> = viz
+        .objective(&x, layer, &config.filters, config.objective)?
+        .to_dtype(DType::F64)?
+        .to_vec1()?;
+    Ok(config
+        .filters
+        .iter()
+        .zip(final_imgs)
+        .zip(traces)
+        .zip(finals)
+        .map(|(((&filter, image), trace), final_activation)| Pattern {
+            layer: viz.backbone().layer(layer).name.clone(),
+            filter,
+            mode: "robust".into(),
+            seed: config.seed,
+            activation_trace: trace,
+            final_activation,
+            width: w,
+            height: h,
+            image,
+            interrupted,
+        })
+        .collect())
 }

@@ -9,11 +9,23 @@ use crate::golden::{Golden, f32s, root};
 #[test]
 fn cubic_resize_matches_opencv() {
     let path = root().join("../opencv/resize.json");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut n = 0;
-    for case in v["cases"].as_array().unwrap().iter().filter(|c| c["interp"] == "cubic") {
-        let (h, w) = (case["in_hw"][0].as_u64().unwrap() as usize, case["in_hw"][1].as_u64().unwrap() as usize);
-        let (oh, ow) = (case["out_hw"][0].as_u64().unwrap() as usize, case["out_hw"][1].as_u64().unwrap() as usize);
+    for case in v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["interp"] == "cubic")
+    {
+        let (h, w) = (
+            case["in_hw"][0].as_u64().unwrap() as usize,
+            case["in_hw"][1].as_u64().unwrap() as usize,
+        );
+        let (oh, ow) = (
+            case["out_hw"][0].as_u64().unwrap() as usize,
+            case["out_hw"][1].as_u64().unwrap() as usize,
+        );
         let src = f32s(&case["src_hwc"]);
         let dst = f32s(&case["dst_hwc"]);
         let scale = dst.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -22,7 +34,12 @@ fn cubic_resize_matches_opencv() {
             let out = resize_cubic_opencv(&plane, h, w, oh, ow);
             for i in 0..oh * ow {
                 let err = (out[i] - dst[i * 3 + c]).abs();
-                assert!(err <= 2e-6 * scale, "{h}x{w} -> {oh}x{ow} channel {c} pixel {i}: {} vs {}", out[i], dst[i * 3 + c]);
+                assert!(
+                    err <= 2e-6 * scale,
+                    "{h}x{w} -> {oh}x{ow} channel {c} pixel {i}: {} vs {}",
+                    out[i],
+                    dst[i * 3 + c]
+                );
             }
         }
         n += 1;
@@ -37,29 +54,64 @@ fn check_patterns(name: &str) {
     let call = &vp["call"];
     let model = Model::load(golden.weights(), &LoadOptions::new()).unwrap();
     let viz = Visualizer::new(model).with_preprocess(Preprocess::original());
-    let init: Vec<u8> = vp["init_image_uint8_hwc"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u8).collect();
+    let init: Vec<u8> = vp["init_image_uint8_hwc"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u8)
+        .collect();
     let side = call["init_size"].as_u64().unwrap() as usize;
-    let cfg = PatternConfig::new(LayerRef::Compat(call["layer"].as_i64().unwrap()), vec![call["filter_n"].as_u64().unwrap() as usize])
-        .with_mode(Mode::Compat)
-        .with_init_image(Some(RgbImage { width: side, height: side, pixels: init }))
-        .with_lr(call["lr"].as_f64().unwrap())
-        .with_opt_steps(call["opt_steps"].as_u64().unwrap() as usize)
-        .with_upscaling_steps(call["upscaling_steps"].as_u64().unwrap() as usize)
-        .with_upscaling_factor(call["upscaling_factor"].as_f64().unwrap());
-    let p = viz.maximize(&cfg, &mut |_| {}, &|| false).unwrap().remove(0);
-    let want: Vec<f64> = vp["per_step_activation_f64"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let cfg = PatternConfig::new(
+        LayerRef::Compat(call["layer"].as_i64().unwrap()),
+        vec![call["filter_n"].as_u64().unwrap() as usize],
+    )
+    .with_mode(Mode::Compat)
+    .with_init_image(Some(RgbImage {
+        width: side,
+        height: side,
+        pixels: init,
+    }))
+    .with_lr(call["lr"].as_f64().unwrap())
+    .with_opt_steps(call["opt_steps"].as_u64().unwrap() as usize)
+    .with_upscaling_steps(call["upscaling_steps"].as_u64().unwrap() as usize)
+    .with_upscaling_factor(call["upscaling_factor"].as_f64().unwrap());
+    let p = viz
+        .maximize(&cfg, &mut |_| {}, &|| false)
+        .unwrap()
+        .remove(0);
+    let want: Vec<f64> = vp["per_step_activation_f64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     assert_eq!(p.activation_trace.len(), want.len());
     let mut worst = 0f64;
     for (i, (a, g)) in p.activation_trace.iter().zip(&want).enumerate() {
         let rel = (a - g).abs() / g.abs();
         worst = worst.max(rel);
-        assert!(rel <= 1e-3, "{name} step {i}: {a} vs the original's {g} (relative {rel:e})");
+        assert!(
+            rel <= 1e-3,
+            "{name} step {i}: {a} vs the original's {g} (relative {rel:e})"
+        );
     }
-    let shape: Vec<usize> = vp["final_shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let shape: Vec<usize> = vp["final_shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
     assert_eq!((p.height, p.width, 3), (shape[0], shape[1], shape[2]));
     let want_img = f32s(&vp["final_image_hwc"]);
-    let max_abs = p.image.iter().zip(&want_img).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(max_abs <= 1e-4, "{name}: final image differs by up to {max_abs}");
+    let max_abs = p
+        .image
+        .iter()
+        .zip(&want_img)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        max_abs <= 1e-4,
+        "{name}: final image differs by up to {max_abs}"
+    );
     eprintln!("{name}: worst relative activation error {worst:e}, final image max abs {max_abs:e}");
 }
 
@@ -71,4 +123,122 @@ fn compat_patterns_follow_the_original_on_the_resnet() {
 #[test]
 fn compat_patterns_follow_the_original_on_the_vgg() {
     check_patterns("vgg16_small_seed1");
+}
+
+/// Robust mode: deterministic for a seed, raises the objective well above where it started,
+/// and a batched run gives each filter the pattern it gets alone.
+#[test]
+fn robust_patterns_are_reproducible_batched_and_raise_the_objective() {
+    let golden = Golden::load("vgg16_small_seed1");
+    let model = Model::load(golden.weights(), &LoadOptions::new()).unwrap();
+    let viz = Visualizer::new(model).with_preprocess(Preprocess::imagenet().with_size(64, 64));
+    let cfg = |filters: Vec<usize>| {
+        PatternConfig::new(LayerRef::Compat(12), filters)
+            .with_steps(40)
+            .with_seed(5)
+    };
+    let run = |c: &PatternConfig| viz.maximize(c, &mut |_| {}, &|| false).unwrap();
+    let both = run(&cfg(vec![59, 3]));
+    assert_eq!(both, run(&cfg(vec![59, 3])), "same seed, same result");
+    assert_eq!(both.len(), 2);
+    for (p, alone) in both.iter().zip([run(&cfg(vec![59])), run(&cfg(vec![3]))]) {
+        let alone = &alone[0];
+        assert_eq!((p.width, p.height, p.mode.as_str()), (64, 64, "robust"));
+        assert_eq!(p.activation_trace.len(), 40);
+        for (a, b) in p.activation_trace.iter().zip(&alone.activation_trace) {
+            assert!(
+                (a - b).abs() <= 1e-3 * b.abs().max(1.0),
+                "filter {}: batched {a} vs alone {b}",
+                p.filter
+            );
+        }
+        let start = p.activation_trace[0];
+        assert!(
+            p.final_activation > 1.5 * start.max(1e-3),
+            "filter {}: {start} -> {}",
+            p.filter,
+            p.final_activation
+        );
+        assert!(p.image.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+    let other = run(&cfg(vec![59]).with_seed(6));
+    assert_ne!(other[0].image, both[0].image, "another seed, another image");
+}
+
+/// A stop request ends the run early and keeps the best image seen.
+#[test]
+fn a_stopped_run_returns_the_best_image_so_far() {
+    let golden = Golden::load("vgg16_small_seed1");
+    let model = Model::load(golden.weights(), &LoadOptions::new()).unwrap();
+    let viz = Visualizer::new(model).with_preprocess(Preprocess::original());
+    let cfg = PatternConfig::new(LayerRef::Compat(12), vec![59])
+        .with_mode(Mode::Compat)
+        .with_upscaling_steps(3)
+        .with_opt_steps(5);
+    let steps = std::cell::Cell::new(0);
+    let p = viz
+        .maximize(&cfg, &mut |_| steps.set(steps.get() + 1), &|| {
+            steps.get() >= 7
+        })
+        .unwrap()
+        .remove(0);
+    assert!(p.interrupted);
+    assert_eq!(p.activation_trace.len(), 7);
+    let best = p.activation_trace.iter().cloned().fold(f64::MIN, f64::max);
+    assert!(
+        (p.final_activation - best).abs() <= 1e-4 * best.abs(),
+        "{} vs best {best}",
+        p.final_activation
+    );
+}
+
+#[test]
+fn bad_arguments_name_the_argument() {
+    let golden = Golden::load("resnet50_small_seed1");
+    let model = Model::load(golden.weights(), &LoadOptions::new()).unwrap();
+    let viz = Visualizer::new(model).with_preprocess(Preprocess::original());
+    let err = |cfg: PatternConfig| match viz.maximize(&cfg, &mut |_| {}, &|| false) {
+        Ok(_) => panic!("maximize accepted {cfg:?}"),
+        Err(e) => e.to_string(),
+    };
+    let compat =
+        |f: Vec<usize>| PatternConfig::new(LayerRef::Compat(-2), f).with_mode(Mode::Compat);
+    assert!(err(compat(vec![256])).contains("channel 256 does not exist in layer `layer4.1`"));
+    assert!(err(compat(vec![1]).with_upscaling_factor(1.0)).contains("--upscaling-factor"));
+    assert!(err(compat(vec![1]).with_upscaling_factor(1.01)).contains("does not grow"));
+    assert!(err(compat(vec![1]).with_opt_steps(0)).contains("--opt-steps"));
+    assert!(err(compat(vec![1]).with_upscaling_steps(0)).contains("--upscaling-steps"));
+    assert!(err(compat(vec![1]).with_lr(-1.0)).contains("--lr"));
+    assert!(
+        err(PatternConfig::new(LayerRef::Compat(-2), vec![1]).with_steps(0)).contains("--steps")
+    );
+    // VGG's unpadded pools need at least 16×16 to reach `features.28`.
+    let vgg = Golden::load("vgg16_small_seed1");
+    let small = |size: usize| {
+        Visualizer::new(Model::load(vgg.weights(), &LoadOptions::new()).unwrap())
+            .with_preprocess(Preprocess::imagenet().with_size(size, size))
+    };
+    let msg = match small(224).maximize(
+        &PatternConfig::new(LayerRef::Compat(12), vec![1])
+            .with_mode(Mode::Compat)
+            .with_init_size(8),
+        &mut |_| {},
+        &|| false,
+    ) {
+        Ok(_) => panic!("an 8-pixel start was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        msg.contains("--init-size") && msg.contains("too small") && msg.contains("at least 16x16"),
+        "{msg}"
+    );
+    let msg = match small(8).maximize(
+        &PatternConfig::new(LayerRef::Compat(12), vec![1]),
+        &mut |_| {},
+        &|| false,
+    ) {
+        Ok(_) => panic!("an 8-pixel input was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(msg.contains("--size") && msg.contains("too small"), "{msg}");
 }

@@ -15,14 +15,20 @@ fn model(name: &str) -> Model {
 
 /// A smooth, deterministic input in (0, 1).
 fn input(h: usize, w: usize) -> Vec<f64> {
-    (0..3 * h * w).map(|i| 0.5 + 0.4 * ((i as f64) * 0.7311).sin() * ((i as f64) * 0.0173).cos()).collect()
+    (0..3 * h * w)
+        .map(|i| 0.5 + 0.4 * ((i as f64) * 0.7311).sin() * ((i as f64) * 0.0173).cos())
+        .collect()
 }
 
 /// The objective: channel `c` of `layer` averaged over space (a logit for `logits`).
 fn objective(m: &Model, x: &Tensor, layer: &str, c: usize) -> Tensor {
     let id = m.resolve(&LayerRef::Name(layer.into())).unwrap();
     let t = m.forward_taps(x, &[id]).unwrap().remove(0);
-    if t.rank() == 4 { t.i((0, c)).unwrap().mean_all().unwrap() } else { t.i((0, c)).unwrap() }
+    if t.rank() == 4 {
+        t.i((0, c)).unwrap().mean_all().unwrap()
+    } else {
+        t.i((0, c)).unwrap()
+    }
 }
 
 /// Checks channel `c` of `layer`, or with `None` its most active channel at this input.
@@ -34,16 +40,33 @@ fn check_gradient(name: &str, layer: &str, c: Option<usize>, hw: (usize, usize))
     let c = c.unwrap_or_else(|| {
         let id = m.resolve(&LayerRef::Name(layer.into())).unwrap();
         let x = Tensor::from_vec(x0.clone(), (1, 3, h, w), &Device::Cpu).unwrap();
-        let means: Vec<f64> = m.forward_taps(&x, &[id]).unwrap()[0].mean((2, 3)).unwrap().i(0).unwrap().to_vec1().unwrap();
-        (0..means.len()).max_by(|&a, &b| means[a].total_cmp(&means[b])).unwrap()
+        let means: Vec<f64> = m.forward_taps(&x, &[id]).unwrap()[0]
+            .mean((2, 3))
+            .unwrap()
+            .i(0)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        (0..means.len())
+            .max_by(|&a, &b| means[a].total_cmp(&means[b]))
+            .unwrap()
     });
     let var = Var::from_vec(x0.clone(), (1, 3, h, w), &Device::Cpu).unwrap();
     let f = objective(&m, var.as_tensor(), layer, c);
     let grads = f.backward().unwrap();
-    let g: Vec<f64> = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let g: Vec<f64> = grads
+        .get(var.as_tensor())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     // No weight receives a gradient, nor any work on one.
     for t in m.weights() {
-        assert!(grads.get(&t).is_none(), "{name}: a weight received a gradient");
+        assert!(
+            grads.get(&t).is_none(),
+            "{name}: a weight received a gradient"
+        );
     }
     // Central differences on a spread of coordinates.
     let eval = |x: &[f64]| -> f64 {
@@ -63,8 +86,14 @@ fn check_gradient(name: &str, layer: &str, c: Option<usize>, hw: (usize, usize))
         den += fd.powi(2);
     }
     let rel = (num / den).sqrt();
-    assert!(den > 0.0, "{name} {layer}: the gradient vanishes on every probed coordinate");
-    assert!(rel <= 1e-5, "{name} {layer}[{c}]: relative error {rel:e} against finite differences");
+    assert!(
+        den > 0.0,
+        "{name} {layer}: the gradient vanishes on every probed coordinate"
+    );
+    assert!(
+        rel <= 1e-5,
+        "{name} {layer}[{c}]: relative error {rel:e} against finite differences"
+    );
 }
 
 #[test]
