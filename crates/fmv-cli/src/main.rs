@@ -27,6 +27,8 @@ enum Command {
     Overlay(cmd::overlay::Args),
     /// Per test image, the summed activation of each class's maps, and how well they separate.
     ClassSums(cmd::class_sums::Args),
+    /// Draw what a feature map responds to: an image maximising its activation.
+    Patterns(cmd::patterns::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +39,7 @@ fn main() -> std::process::ExitCode {
         Command::Rank(a) => cmd::rank::run(a),
         Command::Overlay(a) => cmd::overlay::run(a),
         Command::ClassSums(a) => cmd::class_sums::run(a),
+        Command::Patterns(a) => cmd::patterns::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -4,4 +4,5 @@ pub mod activations;
 pub mod class_sums;
 pub mod layers;
 pub mod overlay;
+pub mod patterns;
 pub mod rank;

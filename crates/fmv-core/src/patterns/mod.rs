@@ -377,3 +377,49 @@ impl Visualizer {
 pub(crate) fn sigmoid(x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
     (x.neg()?.exp()? + 1.0)?.recip()
 }
+
+impl Visualizer {
+    /// The highest value of each filter's objective over real images (each image's channel mean,
+    /// or its map's centre value): what a pattern has to beat. Returns the maxima in filter order
+    /// and the files skipped.
+    pub fn max_activations(
+        &self,
+        images: &[std::path::PathBuf],
+        layer: &LayerRef,
+        filters: &[usize],
+        objective: Objective,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<(Vec<f32>, Vec<crate::inputs::Skipped>)> {
+        use crate::stream::{Item, StreamSpec};
+        let id = self.resolve(layer)?;
+        let spec = StreamSpec {
+            map_channels: filters.to_vec(),
+            ..StreamSpec::default()
+        };
+        let mut best = vec![f32::NEG_INFINITY; filters.len()];
+        let mut skipped = Vec::new();
+        let mut on_item = |_: &std::path::Path, item: Item| -> Result<()> {
+            match item {
+                Item::Image(o) => {
+                    let (h, w) = o.map_size;
+                    for (k, &f) in filters.iter().enumerate() {
+                        let v = match objective {
+                            Objective::Channel => o.means[f],
+                            Objective::Neuron => o.maps[k][(h / 2) * w + w / 2],
+                        };
+                        best[k] = best[k].max(v);
+                    }
+                }
+                Item::Failed { skipped: s, .. } => skipped.push(s),
+            }
+            Ok(())
+        };
+        self.stream(images, id, &spec, (0, images.len()), &mut on_item, on_event)?;
+        if best.iter().any(|b| !b.is_finite()) {
+            return Err(Error::NoImages {
+                reason: "no reference image could be used".into(),
+            });
+        }
+        Ok((best, skipped))
+    }
+}
