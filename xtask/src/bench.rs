@@ -25,7 +25,7 @@ impl SplitMix {
     }
 }
 
-fn resnet50() -> Arch {
+pub fn resnet50() -> Arch {
     let stage = |i: usize, n| Stage {
         n_blocks: n,
         inner: 64 << i,
@@ -72,7 +72,7 @@ fn vgg16() -> Arch {
 }
 
 /// Random weights in He scale for convolutions and linear layers; BatchNorm near identity.
-fn random_model(arch: &Arch, seed: u64) -> Result<Model> {
+pub fn random_model(arch: &Arch, seed: u64) -> Result<Model> {
     let mut rng = SplitMix(seed);
     let mut tensors = HashMap::new();
     for (name, shape) in arch.expected_tensors() {

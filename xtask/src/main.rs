@@ -1,11 +1,13 @@
 //! `cargo xtask <task>`: project automation that is not part of the product.
 //!
-//! - `bench [forward|rank] [--runs N] [--sizes 100,2000]`: forward-pass speed of full-size
-//!   ResNet50 and VGG16 (seeded random weights) next to a large-matmul ceiling measured in the
-//!   same run, and `fmv rank`'s throughput and peak memory on generated folders. Not a test;
-//!   CI does not run it.
+//! - `bench [forward|patterns|rank] [--runs N] [--sizes 100,2000] [--full]`: forward-pass speed
+//!   of full-size ResNet50 and VGG16 (seeded random weights) next to a large-matmul ceiling
+//!   measured in the same run; activation-maximisation step time and whole compat runs (12
+//!   scales, and with `--full` the default 20 up to 986 px); `fmv rank`'s throughput and peak
+//!   memory on generated folders. Not a test; CI does not run it.
 
 mod bench;
+mod patterns_bench;
 mod rank_memory;
 
 fn main() -> anyhow::Result<()> {
@@ -32,13 +34,18 @@ fn main() -> anyhow::Result<()> {
             if matches!(what, "all" | "forward") {
                 bench::run(runs)?;
             }
+            if matches!(what, "all" | "patterns") {
+                patterns_bench::run_all(args.iter().any(|a| a == "--full"))?;
+            }
             if matches!(what, "all" | "rank") {
                 rank_memory::run(&sizes)?;
             }
             Ok(())
         }
         _ => {
-            eprintln!("usage: cargo xtask bench [forward|rank] [--runs N] [--sizes 100,2000]");
+            eprintln!(
+                "usage: cargo xtask bench [forward|patterns|rank] [--runs N] [--sizes 100,2000] [--full]"
+            );
             std::process::exit(2);
         }
     }

@@ -73,12 +73,18 @@ fn output_for(out: &Path, filter: usize, several: bool) -> PathBuf {
         return out.to_path_buf();
     }
     let stem = out.file_stem().unwrap_or_default().to_string_lossy();
-    let ext = out.extension().map_or("png".into(), |e| e.to_string_lossy().into_owned());
+    let ext = out
+        .extension()
+        .map_or("png".into(), |e| e.to_string_lossy().into_owned());
     out.with_file_name(format!("{stem}_{filter}.{ext}"))
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let mode = if args.mode == "compat" { Mode::Compat } else { Mode::Robust };
+    let mode = if args.mode == "compat" {
+        Mode::Compat
+    } else {
+        Mode::Robust
+    };
     let compat_only = [
         ("--init-image", args.init_image.is_some()),
         ("--init-size", args.init_size.is_some()),
@@ -86,16 +92,23 @@ pub fn run(args: Args) -> Result<()> {
         ("--upscaling-steps", args.upscaling_steps.is_some()),
         ("--upscaling-factor", args.upscaling_factor.is_some()),
     ];
-    let robust_only = [("--steps", args.steps.is_some()), ("--objective", args.objective.is_some())];
+    let robust_only = [
+        ("--steps", args.steps.is_some()),
+        ("--objective", args.objective.is_some()),
+    ];
     let (wrong, other) = match mode {
         Mode::Robust => (&compat_only[..], "compat"),
         Mode::Compat => (&robust_only[..], "robust"),
     };
     if let Some((flag, _)) = wrong.iter().find(|(_, given)| *given) {
-        bail!("{flag} applies to --mode {other}, not --mode {}", mode.as_str());
+        bail!(
+            "{flag} applies to --mode {other}, not --mode {}",
+            mode.as_str()
+        );
     }
     if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let preprocess = match mode {
         // The original feeds sigmoid(param) to the network as is.
@@ -148,7 +161,9 @@ pub fn run(args: Args) -> Result<()> {
             if stop.swap(true, Ordering::SeqCst) {
                 std::process::exit(130);
             }
-            eprintln!("\ninterrupted: finishing with the best image so far (Ctrl-C again to abort)");
+            eprintln!(
+                "\ninterrupted: finishing with the best image so far (Ctrl-C again to abort)"
+            );
         });
     }
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
@@ -159,7 +174,12 @@ pub fn run(args: Args) -> Result<()> {
     let patterns = viz.maximize(
         &cfg,
         &mut |e| {
-            if let fmv::Event::Step { done, total, activation } = e {
+            if let fmv::Event::Step {
+                done,
+                total,
+                activation,
+            } = e
+            {
                 bar.set_length(*total as u64);
                 bar.set_position(*done as u64);
                 bar.set_message(format!("activation {activation:.4}"));
@@ -173,7 +193,13 @@ pub fn run(args: Args) -> Result<()> {
         None => None,
         Some(dir) => {
             let (files, mut skipped) = expand_inputs(std::slice::from_ref(dir))?;
-            let (best, more) = viz.max_activations(&files, &args.layer.parse()?, &args.filter, objective, &mut |_| {})?;
+            let (best, more) = viz.max_activations(
+                &files,
+                &args.layer.parse()?,
+                &args.filter,
+                objective,
+                &mut |_| {},
+            )?;
             skipped.extend(more);
             report_skipped(&skipped);
             Some(best)
@@ -188,7 +214,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     let interrupted = patterns.iter().any(|p| p.interrupted) || patterns.len() < args.filter.len();
     if args.json {
-        print_json(&if several { Value::Array(docs) } else { docs.remove(0) })?;
+        print_json(&if several {
+            Value::Array(docs)
+        } else {
+            docs.remove(0)
+        })?;
     } else {
         for d in &docs {
             println!(
@@ -197,7 +227,11 @@ pub fn run(args: Args) -> Result<()> {
                 d["filter"],
                 d["mode"].as_str().unwrap_or_default(),
                 d["final_activation"].as_f64().unwrap_or_default(),
-                d.get("ratio_to_reference").and_then(Value::as_f64).map_or(String::new(), |r| format!(", {r:.2}x the best reference image")),
+                d.get("ratio_to_reference")
+                    .and_then(Value::as_f64)
+                    .map_or(String::new(), |r| format!(
+                        ", {r:.2}x the best reference image"
+                    )),
                 d["output"].as_str().unwrap_or_default()
             );
         }
@@ -210,7 +244,8 @@ pub fn run(args: Args) -> Result<()> {
 
 fn write_png(path: &Path, p: &Pattern) -> Result<()> {
     let rgb = p.to_rgb8();
-    let img = image::RgbImage::from_raw(rgb.width as u32, rgb.height as u32, rgb.pixels).context("image buffer has the wrong size")?;
+    let img = image::RgbImage::from_raw(rgb.width as u32, rgb.height as u32, rgb.pixels)
+        .context("image buffer has the wrong size")?;
     let mut png = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .context("cannot encode PNG")?;
@@ -232,7 +267,11 @@ fn pattern_json(p: &Pattern, out: &Path, reference: Option<f32>) -> Value {
     });
     if let Some(r) = reference {
         v["reference_max_activation"] = json!(r);
-        v["ratio_to_reference"] = json!(if r > 0.0 { Some(p.final_activation / r as f64) } else { None });
+        v["ratio_to_reference"] = json!(if r > 0.0 {
+            Some(p.final_activation / r as f64)
+        } else {
+            None
+        });
     }
     v
 }

@@ -325,3 +325,64 @@ pub(super) fn run(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The image parameterisation and the warp are differentiable: their gradients match
+    //! central finite differences in f64.
+
+    use super::*;
+
+    /// `Σ k·v_k` over a rendered and warped 10×12 image, and its gradient w.r.t. `re`.
+    fn objective(re: &[f64], im: &[f64], warp_seed: Option<u64>) -> (f64, Vec<f64>) {
+        let (h, w) = (10, 12);
+        let f = Fourier::new(h, w, &Device::Cpu, DType::F64).unwrap();
+        let vr = Var::from_vec(re.to_vec(), (3, h, w), &Device::Cpu).unwrap();
+        let vi = Tensor::from_vec(im.to_vec(), (3, h, w), &Device::Cpu).unwrap();
+        let img = f.render(vr.as_tensor(), &vi, 1).unwrap().get(0).unwrap();
+        let img = match warp_seed {
+            Some(s) => warp(&img, &mut Rng::new(s)).unwrap(),
+            None => img,
+        };
+        let weights: Vec<f64> = (0..3 * h * w)
+            .map(|i| ((i * 37) % 11) as f64 - 5.0)
+            .collect();
+        let wt = Tensor::from_vec(weights, (3, h, w), &Device::Cpu).unwrap();
+        let obj = (img * wt).unwrap().sum_all().unwrap();
+        let g = obj
+            .backward()
+            .unwrap()
+            .get(vr.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        (obj.to_scalar::<f64>().unwrap(), g)
+    }
+
+    #[test]
+    fn render_and_warp_gradients_match_finite_differences() {
+        let n = 3 * 10 * 12;
+        let mut rng = Rng::new(1);
+        let re: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        let im: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        for warp_seed in [None, Some(3), Some(4)] {
+            let (_, g) = objective(&re, &im, warp_seed);
+            let (mut num, mut den) = (0.0, 0.0);
+            for i in (0..n).step_by(7) {
+                let eps = 1e-6;
+                let mut p = re.clone();
+                p[i] += eps;
+                let mut m = re.clone();
+                m[i] -= eps;
+                let fd = (objective(&p, &im, warp_seed).0 - objective(&m, &im, warp_seed).0)
+                    / (2.0 * eps);
+                num += (fd - g[i]).powi(2);
+                den += fd * fd;
+            }
+            let rel = (num / den).sqrt();
+            assert!(rel < 1e-6, "warp {warp_seed:?}: relative error {rel:e}");
+        }
+    }
+}
