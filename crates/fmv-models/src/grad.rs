@@ -135,8 +135,8 @@ fn max_pool_axis(
     // Window j of output o reads padded index s·o + j = s·(o + j / s) + j % s: lay the padded
     // axis out as (q, r) with index s·q + r and take, for each j, rows j/s .. j/s + n of column j % s.
     let rows = n + (k - 1) / s + 1;
-    let right = rows * s - (len + p);
-    let xp = x.pad_with_same(dim, p, right.max(0))?;
+    let right = (rows * s).saturating_sub(len + p);
+    let xp = x.pad_with_same(dim, p, right)?;
     let mut shape = xp.dims().to_vec();
     shape[dim] = rows;
     shape.insert(dim + 1, s);

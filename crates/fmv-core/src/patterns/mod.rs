@@ -291,6 +291,17 @@ impl Visualizer {
     /// Maximises each filter of `config` and returns one [`Pattern`] per filter, in order.
     /// `should_stop` is polled every step: once it answers `true` the run ends and each
     /// pattern holds the best image seen so far (`interrupted` set).
+    ///
+    /// ```no_run
+    /// use fmv_core::{Mode, PatternConfig, Preprocess, Visualizer};
+    /// use fmv_models::{LoadOptions, Model};
+    /// let viz = Visualizer::new(Model::load("resnet50.safetensors", &LoadOptions::new())?)
+    ///     .with_preprocess(Preprocess::original());
+    /// let cfg = PatternConfig::new("-2".parse()?, vec![113]).with_mode(Mode::Compat).with_seed(1);
+    /// let pattern = viz.maximize(&cfg, &mut |_| {}, &|| false)?.remove(0);
+    /// println!("{}×{}, activation {}", pattern.width, pattern.height, pattern.final_activation);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn maximize(
         &self,
         config: &PatternConfig,
