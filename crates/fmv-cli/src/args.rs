@@ -117,6 +117,19 @@ fn parse_triple(s: &str) -> Result<[f32; 3]> {
     }
 }
 
+/// The visualiser for a loaded model: this preprocessing, and `--batch-size` if given.
+pub fn visualizer(
+    model: Model,
+    preprocess: fmv::Preprocess,
+    args: &PreprocessArgs,
+) -> fmv::Visualizer {
+    let viz = fmv::Visualizer::new(model).with_preprocess(preprocess);
+    match args.batch_size {
+        Some(b) => viz.with_batch_size(b),
+        None => viz,
+    }
+}
+
 /// Prints one JSON document on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value)?;

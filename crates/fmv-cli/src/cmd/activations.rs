@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use fmv::core::expand_inputs;
-use fmv::{ActivationsConfig, LayerRef, Visualizer};
+use fmv::{ActivationsConfig, LayerRef};
 use serde::Serialize;
 
-use crate::args::{ModelArgs, PreprocessArgs, print_json};
+use crate::args::{ModelArgs, PreprocessArgs, print_json, visualizer};
 use crate::progress::Progress;
 
 /// Options of `fmv activations`.
@@ -56,10 +56,7 @@ struct Output {
 pub fn run(args: Args) -> Result<()> {
     let preprocess = args.preprocess.build()?;
     let model = args.model.load()?;
-    let mut viz = Visualizer::new(model).with_preprocess(preprocess);
-    if let Some(b) = args.preprocess.batch_size {
-        viz = viz.with_batch_size(b);
-    }
+    let viz = visualizer(model, preprocess, &args.preprocess);
     let layer: LayerRef = args.layer.parse()?;
     // Resolve before reading any image, so a wrong layer fails at once.
     viz.resolve(&layer)?;

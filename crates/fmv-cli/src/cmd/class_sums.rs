@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use fmv::{ImageFolder, LayerRef, RankConfig, Visualizer};
+use fmv::{ImageFolder, LayerRef, RankConfig};
 use serde_json::{Map, Value, json};
 
-use crate::args::{ModelArgs, PreprocessArgs, print_json};
+use crate::args::{ModelArgs, PreprocessArgs, print_json, visualizer};
 use crate::output::{report_skipped, show};
 use crate::progress::Progress;
 
@@ -85,10 +85,7 @@ pub fn run(args: Args) -> Result<()> {
     let test = ImageFolder::open(&args.test_dir, None)?;
     let file_maps = args.top_maps.as_ref().map(read_top_maps).transpose()?;
     let model = args.model.load()?;
-    let mut viz = Visualizer::new(model).with_preprocess(preprocess);
-    if let Some(b) = args.preprocess.batch_size {
-        viz = viz.with_batch_size(b);
-    }
+    let viz = visualizer(model, preprocess, &args.preprocess);
     let layer: LayerRef = args.layer.parse()?;
     viz.resolve(&layer)?;
     let progress = Progress::new("images");

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use fmv::core::{RgbImage, expand_inputs};
 use fmv::render::{MaskScale, overlay};
-use fmv::{Backbone, Family, FilterMapsConfig, ImageMaps, LayerRef, Visualizer};
+use fmv::{Backbone, Family, FilterMapsConfig, ImageMaps, LayerRef};
 use serde::Serialize;
 
-use crate::args::{ModelArgs, PreprocessArgs, print_json};
+use crate::args::{ModelArgs, PreprocessArgs, print_json, visualizer};
 use crate::output::{SkippedJson, ensure_writable_dir, report_skipped, show, write_atomic};
 use crate::progress::Progress;
 
@@ -117,10 +117,7 @@ pub fn run(args: Args) -> Result<()> {
     let out_of: HashMap<&PathBuf, &PathBuf> = files.iter().zip(&outputs).collect();
     let model = args.model.load()?;
     let family = model.family();
-    let mut viz = Visualizer::new(model).with_preprocess(preprocess);
-    if let Some(b) = args.preprocess.batch_size {
-        viz = viz.with_batch_size(b);
-    }
+    let viz = visualizer(model, preprocess, &args.preprocess);
     let layer: LayerRef = args.layer.parse()?;
     let id = viz.resolve(&layer)?;
     let cfg = FilterMapsConfig::new(layer, args.filters.clone()).with_strict(args.strict);

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use fmv::core::{Mode, Objective, Pattern, PatternConfig, expand_inputs, load_rgb8};
-use fmv::{LayerRef, Preprocess, Visualizer};
+use fmv::{LayerRef, Preprocess};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::args::{ModelArgs, PreprocessArgs, print_json};
+use crate::args::{ModelArgs, PreprocessArgs, print_json, visualizer};
 use crate::output::{report_skipped, show, write_atomic};
 
 /// Options of `fmv patterns`.
@@ -148,10 +148,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     cfg = cfg.with_objective(objective);
     let model = args.model.load()?;
-    let mut viz = Visualizer::new(model).with_preprocess(preprocess);
-    if let Some(b) = args.preprocess.batch_size {
-        viz = viz.with_batch_size(b);
-    }
+    let viz = visualizer(model, preprocess, &args.preprocess);
 
     let stop = Arc::new(AtomicBool::new(false));
     {

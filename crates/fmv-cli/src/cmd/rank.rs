@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use fmv::core::RankCounts;
-use fmv::{ImageFolder, LayerRef, RankConfig, Ranking, Shard, Visualizer};
+use fmv::{ImageFolder, LayerRef, RankConfig, Ranking, Shard};
 use serde_json::{Map, Value, json};
 
-use crate::args::{ModelArgs, PreprocessArgs, print_json};
+use crate::args::{ModelArgs, PreprocessArgs, print_json, visualizer};
 use crate::output::{partial_path, report_skipped, sha256_file, write_json};
 use crate::progress::Progress;
 
@@ -72,10 +72,7 @@ pub fn run(args: Args) -> Result<()> {
     let folder = ImageFolder::open(train_dir, args.classes.as_deref())?;
     let weights = sha256_file(model_args.weights()?)?;
     let model = model_args.load()?;
-    let mut viz = Visualizer::new(model).with_preprocess(preprocess);
-    if let Some(b) = args.preprocess.batch_size {
-        viz = viz.with_batch_size(b);
-    }
+    let viz = visualizer(model, preprocess, &args.preprocess);
     let cfg = RankConfig::new(layer)
         .with_n_each_img(args.n_each_img)
         .with_n_each_class(args.n_each_class)
