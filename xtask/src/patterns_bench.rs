@@ -23,18 +23,29 @@ pub fn run_all(full: bool) -> Result<()> {
     println!("\nactivation maximisation, ResNet50 (random weights) → layer4.1, filter 7, CPU:\n");
     println!("| work | seconds | steps | s/step |");
     println!("|---|---|---|---|");
-    for side in [224usize, 448] {
-        let cfg = PatternConfig::new(layer.clone(), vec![7])
-            .with_mode(Mode::Compat)
-            .with_init_size(side)
-            .with_upscaling_steps(1)
-            .with_opt_steps(5);
-        run(&viz, &cfg)?; // warm-up
-        let (secs, steps) = run(&viz, &cfg)?;
-        println!(
-            "| optimisation step at {side}×{side} | {secs:.2} | {steps} | {:.3} |",
-            secs / steps as f64
-        );
+    // glibc's default allocator first, then tuned as `fmv` runs: side by side in one run.
+    for tuned in [false, true] {
+        if tuned {
+            fmv_core::tune_glibc_malloc();
+        }
+        let label = if tuned {
+            "malloc tuned"
+        } else {
+            "default malloc"
+        };
+        for side in [224usize, 448] {
+            let cfg = PatternConfig::new(layer.clone(), vec![7])
+                .with_mode(Mode::Compat)
+                .with_init_size(side)
+                .with_upscaling_steps(1)
+                .with_opt_steps(5);
+            run(&viz, &cfg)?; // warm-up
+            let (secs, steps) = run(&viz, &cfg)?;
+            println!(
+                "| optimisation step at {side}×{side}, {label} | {secs:.2} | {steps} | {:.3} |",
+                secs / steps as f64
+            );
+        }
     }
     let mut schedules = vec![12usize];
     if full {

@@ -32,6 +32,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    fmv::core::tune_glibc_malloc();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Layers(a) => cmd::layers::run(a),

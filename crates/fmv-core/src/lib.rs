@@ -29,6 +29,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod activations;
+mod alloc;
 mod class_sums;
 mod cubic;
 mod dataset;
@@ -46,6 +47,7 @@ mod topk;
 mod visualizer;
 
 pub use activations::{Activations, ActivationsConfig, ChannelMap, ImageActivations};
+pub use alloc::tune_glibc_malloc;
 pub use class_sums::{ClassSums, TestClassSums, roc_auc, sum_f32};
 pub use cubic::resize_cubic_opencv;
 pub use dataset::{ClassFolder, ImageFolder};
