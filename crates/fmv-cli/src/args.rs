@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use fmv::models::{Model, parse_device};
-use fmv::{LoadOptions, Preprocess};
+use fmv::{LayerRef, LoadOptions, Preprocess};
 
 /// Which network to load, and where to run it.
 #[derive(Debug, Clone, Args)]
@@ -37,6 +37,25 @@ impl ModelArgs {
             .with_arch(self.arch.as_deref().unwrap_or("auto"))
             .with_device(device);
         Ok(Model::load(self.weights()?, &opts)?)
+    }
+}
+
+/// The layer whose maps a command reads.
+#[derive(Debug, Clone, Args)]
+pub struct LayerArg {
+    /// Layer: a name (`layer4.1`, `features.28`, `logits`; see `fmv layers`) or the original
+    /// package's integer (ResNet: block of the last stage, `-2` = second-to-last; VGG: n-th conv).
+    #[arg(long = "layer", allow_hyphen_values = true, value_name = "LAYER")]
+    pub name: String,
+}
+
+impl LayerArg {
+    /// The layer as fmv addresses it.
+    pub fn get(&self) -> LayerRef {
+        match self.name.parse() {
+            Ok(l) => l,
+            Err(never) => match never {},
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use fmv::core::expand_inputs;
 use fmv::{ActivationsConfig, LayerRef};
 use serde::Serialize;
 
-use crate::args::{ModelArgs, PreprocessArgs, print_json, visualizer};
+use crate::args::{LayerArg, ModelArgs, PreprocessArgs, print_json, visualizer};
 use crate::progress::Progress;
 
 /// Options of `fmv activations`.
@@ -17,10 +17,8 @@ pub struct Args {
     model: ModelArgs,
     #[command(flatten)]
     preprocess: PreprocessArgs,
-    /// Layer: a name (`layer4.1`, `features.28`, `logits`; see `fmv layers`) or the original
-    /// package's integer (ResNet: block of the last stage, `-2` = second-to-last; VGG: n-th conv).
-    #[arg(long, allow_hyphen_values = true)]
-    layer: String,
+    #[command(flatten)]
+    layer: LayerArg,
     /// How many most active channels to list per image.
     #[arg(long, default_value_t = 25)]
     top: usize,
@@ -57,7 +55,7 @@ pub fn run(args: Args) -> Result<()> {
     let preprocess = args.preprocess.build()?;
     let model = args.model.load()?;
     let viz = visualizer(model, preprocess, &args.preprocess);
-    let layer: LayerRef = args.layer.parse()?;
+    let layer: LayerRef = args.layer.get();
     // Resolve before reading any image, so a wrong layer fails at once.
     viz.resolve(&layer)?;
     let (files, skipped) = expand_inputs(&args.inputs)?;

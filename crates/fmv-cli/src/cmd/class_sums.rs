@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use fmv::{ImageFolder, LayerRef, RankConfig};
 use serde_json::{Map, Value, json};
 
-use crate::args::{ModelArgs, PreprocessArgs, print_json, visualizer};
+use crate::args::{LayerArg, ModelArgs, PreprocessArgs, print_json, visualizer};
 use crate::output::{report_skipped, show};
 use crate::progress::Progress;
 
@@ -18,9 +18,8 @@ pub struct Args {
     model: ModelArgs,
     #[command(flatten)]
     preprocess: PreprocessArgs,
-    /// Layer: a name (`layer4.1`, `features.28`) or the original's integer (`-2`, `12`).
-    #[arg(long, allow_hyphen_values = true)]
-    layer: String,
+    #[command(flatten)]
+    layer: LayerArg,
     /// Test ImageFolder: one sub-folder per true class.
     #[arg(long, value_name = "DIR")]
     test_dir: PathBuf,
@@ -86,7 +85,7 @@ pub fn run(args: Args) -> Result<()> {
     let file_maps = args.top_maps.as_ref().map(read_top_maps).transpose()?;
     let model = args.model.load()?;
     let viz = visualizer(model, preprocess, &args.preprocess);
-    let layer: LayerRef = args.layer.parse()?;
+    let layer: LayerRef = args.layer.get();
     viz.resolve(&layer)?;
     let progress = Progress::new("images");
     let top_maps = match (file_maps, &args.train_dir) {

@@ -10,7 +10,7 @@ use fmv::render::{MaskScale, overlay};
 use fmv::{Backbone, Family, FilterMapsConfig, ImageMaps, LayerRef};
 use serde::Serialize;
 
-use crate::args::{ModelArgs, PreprocessArgs, print_json, visualizer};
+use crate::args::{LayerArg, ModelArgs, PreprocessArgs, print_json, visualizer};
 use crate::output::{SkippedJson, ensure_writable_dir, report_skipped, show, write_atomic};
 use crate::progress::Progress;
 
@@ -21,9 +21,8 @@ pub struct Args {
     model: ModelArgs,
     #[command(flatten)]
     preprocess: PreprocessArgs,
-    /// Layer: a name (`layer4.1`, `features.28`) or the original's integer (`-2`, `12`).
-    #[arg(long, allow_hyphen_values = true)]
-    layer: String,
+    #[command(flatten)]
+    layer: LayerArg,
     /// One channel, or several (comma-separated) whose maps are summed.
     #[arg(long, value_delimiter = ',', required = true, value_name = "K[,K...]")]
     filters: Vec<usize>,
@@ -118,7 +117,7 @@ pub fn run(args: Args) -> Result<()> {
     let model = args.model.load()?;
     let family = model.family();
     let viz = visualizer(model, preprocess, &args.preprocess);
-    let layer: LayerRef = args.layer.parse()?;
+    let layer: LayerRef = args.layer.get();
     let id = viz.resolve(&layer)?;
     let cfg = FilterMapsConfig::new(layer, args.filters.clone()).with_strict(args.strict);
     let mut images = Vec::new();

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
+use fmv::Preprocess;
 use fmv::core::{Mode, Objective, Pattern, PatternConfig, expand_inputs, load_rgb8};
-use fmv::{LayerRef, Preprocess};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::args::{ModelArgs, PreprocessArgs, print_json, visualizer};
+use crate::args::{LayerArg, ModelArgs, PreprocessArgs, print_json, visualizer};
 use crate::output::{report_skipped, show, write_atomic};
 
 /// Options of `fmv patterns`.
@@ -20,9 +20,8 @@ pub struct Args {
     model: ModelArgs,
     #[command(flatten)]
     preprocess: PreprocessArgs,
-    /// Layer: a name (`layer4.1`, `features.28`) or the original's integer (`-2`, `12`).
-    #[arg(long, allow_hyphen_values = true)]
-    layer: String,
+    #[command(flatten)]
+    layer: LayerArg,
     /// The channel to maximise, or several (comma-separated), optimised together in robust mode.
     #[arg(long, value_delimiter = ',', required = true, value_name = "K[,K...]")]
     filter: Vec<usize>,
@@ -120,7 +119,7 @@ pub fn run(args: Args) -> Result<()> {
         .as_ref()
         .map(|p| load_rgb8(p, fmv::core::Gray16::HighByte))
         .transpose()?;
-    let mut cfg = PatternConfig::new(args.layer.parse::<LayerRef>()?, args.filter.clone())
+    let mut cfg = PatternConfig::new(args.layer.get(), args.filter.clone())
         .with_mode(mode)
         .with_seed(args.seed)
         .with_init_image(init);
@@ -192,7 +191,7 @@ pub fn run(args: Args) -> Result<()> {
             let (files, mut skipped) = expand_inputs(std::slice::from_ref(dir))?;
             let (best, more) = viz.max_activations(
                 &files,
-                &args.layer.parse()?,
+                &args.layer.get(),
                 &args.filter,
                 objective,
                 &mut |_| {},
