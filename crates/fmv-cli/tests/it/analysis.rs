@@ -297,56 +297,35 @@ fn overlay_writes_one_png_per_image_with_its_mean() {
     let want = m[113].as_f64().unwrap() + m[87].as_f64().unwrap();
     assert!((v["images"][0]["mean"].as_f64().unwrap() - want).abs() < 1e-3);
     // A channel the layer lacks, and an output folder that cannot exist.
-    let msg = stderr_of_failure(&fmv(&[
-        "overlay",
-        "--weights",
-        &w,
-        "--layer",
-        "-2",
-        "--filters",
-        "256",
-        "--images",
-        &cat,
-        "-o",
-        out.to_str().unwrap(),
-    ]));
+    // `fmv overlay ... --filters F -o OUT`, which must fail; its stderr.
+    let fail = |filters: &str, out: &str| {
+        stderr_of_failure(&fmv(&[
+            "overlay",
+            "--weights",
+            &w,
+            "--layer",
+            "-2",
+            "--filters",
+            filters,
+            "--images",
+            &cat,
+            "-o",
+            out,
+        ]))
+    };
+    let msg = fail("256", out.to_str().unwrap());
     assert!(
         msg.contains("channel 256 does not exist in layer `layer4.1`, which has 256 channels"),
         "{msg}"
     );
     let file = dir.join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let bad = file.join("sub");
-    let msg = stderr_of_failure(&fmv(&[
-        "overlay",
-        "--weights",
-        &w,
-        "--layer",
-        "-2",
-        "--filters",
-        "1",
-        "--images",
-        &cat,
-        "-o",
-        bad.to_str().unwrap(),
-    ]));
+    let msg = fail("1", file.join("sub").to_str().unwrap());
     assert!(
         msg.contains("cannot create output folder") && msg.contains("a-file/sub"),
         "{msg}"
     );
-    let msg = stderr_of_failure(&fmv(&[
-        "overlay",
-        "--weights",
-        &w,
-        "--layer",
-        "-2",
-        "--filters",
-        "1",
-        "--images",
-        &cat,
-        "-o",
-        "/proc/fmv-overlays",
-    ]));
+    let msg = fail("1", "/proc/fmv-overlays");
     assert!(msg.contains("/proc/fmv-overlays"), "{msg}");
     std::fs::remove_dir_all(&dir).ok();
 }

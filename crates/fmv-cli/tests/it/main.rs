@@ -225,70 +225,28 @@ fn errors_name_the_problem_and_exit_non_zero() {
     let w = weights("vgg16_small_seed1");
     let img = testdata().join("reference/data/dsA/test/cat/cat_1.png");
     let img = img.to_str().unwrap();
-    let msg = stderr_of_failure(&fmv(&[
-        "activations",
-        "--weights",
-        &w,
-        "--layer",
-        "layer4.1",
-        img,
-    ]));
+    // `fmv activations --weights W --layer L EXTRA...`, which must fail; its stderr.
+    let fail = |layer: &str, extra: &[&str]| {
+        let mut a = vec!["activations", "--weights", w.as_str(), "--layer", layer];
+        a.extend_from_slice(extra);
+        stderr_of_failure(&fmv(&a))
+    };
+    let msg = fail("layer4.1", &[img]);
     assert!(
         msg.contains("unknown layer `layer4.1`; valid layers: features.0"),
         "{msg}"
     );
-    let msg = stderr_of_failure(&fmv(&[
-        "activations",
-        "--weights",
-        &w,
-        "--layer",
-        "12",
-        "--device",
-        "cuda",
-        img,
-    ]));
+    let msg = fail("12", &["--device", "cuda", img]);
     assert!(msg.contains("device `cuda` is not available"), "{msg}");
-    let msg = stderr_of_failure(&fmv(&[
-        "activations",
-        "--weights",
-        &w,
-        "--layer",
-        "12",
-        "--size",
-        "0",
-        img,
-    ]));
+    let msg = fail("12", &["--size", "0", img]);
     assert!(msg.contains("--size"), "{msg}");
-    let msg = stderr_of_failure(&fmv(&[
-        "activations",
-        "--weights",
-        &w,
-        "--layer",
-        "12",
-        "--preprocess",
-        "caffe",
-        img,
-    ]));
+    let msg = fail("12", &["--preprocess", "caffe", img]);
     assert!(msg.contains("unknown preset `caffe`"), "{msg}");
-    let msg = stderr_of_failure(&fmv(&[
-        "activations",
-        "--weights",
-        &w,
-        "--layer",
-        "12",
-        "/nonexistent/x.png",
-    ]));
+    let msg = fail("12", &["/nonexistent/x.png"]);
     assert!(msg.contains("/nonexistent/x.png"), "{msg}");
     let notes = std::env::temp_dir().join(format!("fmv-cli-notes-{}.txt", std::process::id()));
     std::fs::write(&notes, "hello").unwrap();
-    let msg = stderr_of_failure(&fmv(&[
-        "activations",
-        "--weights",
-        &w,
-        "--layer",
-        "12",
-        notes.to_str().unwrap(),
-    ]));
+    let msg = fail("12", &[notes.to_str().unwrap()]);
     assert!(msg.contains("is not an image"), "{msg}");
     std::fs::remove_file(&notes).ok();
 }
