@@ -3,7 +3,13 @@
 //!
 //! The principal function is [`overlay`], which draws a feature map over the image it came
 //! from the way FeatureMapVisualizer does: the map is resized bilinearly to the image, scaled
-//! (×2 for ResNet, ÷max for VGG), and multiplied onto each colour channel.
+//! (×2 for ResNet, ÷max for VGG), and multiplied onto each colour channel. [`heatmap`] draws
+//! the same map as a viridis heat map with a colour bar, which most people read more easily.
+//! [`grid`] lays titled pictures out; [`MeanActivationPlot`], [`ClassSumsPlot`] and
+//! [`RankChart`] are the figures, as PNG or SVG ([`PlotFormat`]).
+//!
+//! All text is set in one embedded font (Liberation Sans, SIL Open Font License), never a
+//! system font, so every machine draws the same pixels.
 //!
 //! ```
 //! use fmv_render::{overlay, MaskScale};
@@ -15,6 +21,19 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod canvas;
+mod colormap;
+mod error;
+mod font;
+mod grid;
+mod heatmap;
 mod overlay;
+mod plots;
 
-pub use overlay::{MaskScale, RenderError, overlay, resize_map_bilinear};
+pub use canvas::{PlotFormat, png_bytes};
+pub use colormap::{CLASS_COLOURS, class_colour, viridis};
+pub use error::RenderError;
+pub use grid::{Tile, grid};
+pub use heatmap::{HeatmapStyle, heatmap, with_colour_bar};
+pub use overlay::{MaskScale, overlay, resize_map_bilinear};
+pub use plots::{ClassSumsPanel, ClassSumsPlot, MeanActivationPlot, RankChart, RankedClass};

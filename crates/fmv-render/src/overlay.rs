@@ -1,5 +1,7 @@
 //! The original package's overlay: a multiplicative grey mask.
 
+use crate::error::RenderError;
+
 /// How the resized map becomes a mask.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MaskScale {
@@ -8,22 +10,6 @@ pub enum MaskScale {
     /// Divide by the map's maximum (the original's VGG `normalize`); an all-zero map stays
     /// zero instead of becoming NaN.
     DivideByMax,
-}
-
-/// Why an overlay could not be drawn.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RenderError {
-    /// The map's values do not fill its stated size.
-    #[error("map of {len} values cannot be {width}×{height}")]
-    MapShape {
-        /// Values given.
-        len: usize,
-        /// Stated width.
-        width: usize,
-        /// Stated height.
-        height: usize,
-    },
 }
 
 /// Resizes a `w`×`h` map to `out_w`×`out_h` as OpenCV's `INTER_LINEAR` does (half-pixel
