@@ -34,6 +34,7 @@ mod class_sums;
 mod cubic;
 mod dataset;
 mod decode;
+pub mod demo;
 mod error;
 mod inputs;
 mod maps;

@@ -159,7 +159,7 @@ fn max_pool_axis(
 /// device: separable (rows, then columns), from pads, reshapes, narrows and `maximum`. Tied
 /// maxima share the gradient equally (torch gives it to the first); ties have measure zero
 /// except for exact zeros after a ReLU, whose gradient the ReLU removes anyway.
-pub(crate) fn max_pool2d_differentiable(
+pub fn max_pool2d_differentiable(
     x: &Tensor,
     k: usize,
     s: usize,

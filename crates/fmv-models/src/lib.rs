@@ -31,6 +31,7 @@
 
 mod arch;
 mod checkpoint;
+pub mod demo;
 mod error;
 mod grad;
 mod layer;
@@ -44,6 +45,8 @@ pub use arch::{ARCH_NAMES, Arch, BlockKind, ResNetConfig, Stage, VggConfig, VggH
 pub use candle_core::{DType, Device, Tensor};
 pub use checkpoint::{Checkpoint, Entry, KeyScheme};
 pub use error::{Error, Result};
+pub use grad::max_pool2d_differentiable;
 pub use layer::{Family, LayerId, LayerInfo, LayerKind, LayerRef};
 pub use model::{Backbone, LoadOptions, Model, parse_device};
 pub use ops::BATCH_NORM_EPS;
+pub use ops::adaptive_avg_pool2d;

@@ -182,7 +182,7 @@ pub(crate) fn max_pool2d(x: &Tensor, k: usize, s: usize, p: usize) -> candle_cor
 
 /// `AdaptiveAvgPool2d((oh, ow))` as torch computes it: output cell `i` averages input rows
 /// `floor(i·H/oh) .. ceil((i+1)·H/oh)`; likewise for columns.
-pub(crate) fn adaptive_avg_pool2d(x: &Tensor, oh: usize, ow: usize) -> candle_core::Result<Tensor> {
+pub fn adaptive_avg_pool2d(x: &Tensor, oh: usize, ow: usize) -> candle_core::Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     if h == oh && w == ow {
         return Ok(x.clone());
