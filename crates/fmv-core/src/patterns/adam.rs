@@ -28,6 +28,12 @@ impl Adam {
         }
     }
 
+    /// Forgets the moments of `range` (a restarted part of the parameters).
+    pub fn reset(&mut self, range: std::ops::Range<usize>) {
+        self.m[range.clone()].iter_mut().for_each(|x| *x = 0.0);
+        self.v[range].iter_mut().for_each(|x| *x = 0.0);
+    }
+
     /// Updates `param` in place with the gradient `grad` (of the loss to minimise).
     pub fn step(&mut self, param: &mut [f32], grad: &[f32]) {
         self.step += 1;

@@ -13,6 +13,12 @@
 //!   resampling.
 //! - **The model's normalisation** (the preprocessing's mean/std) at the preprocessing's size.
 //! - **Adam**, lr 0.05, 256 steps; several filters optimise together as one batch.
+//! - **Dead starts restart.** A map behind a ReLU that is zero everywhere on the start image
+//!   gets no gradient, and plain gradient ascent would never move. When a filter's gradient is
+//!   exactly zero during the first quarter of the steps, its spectrum is drawn again from its
+//!   own random stream with 4× the amplitude (up to [`MAX_RESTARTS`] times) and its Adam
+//!   moments are cleared. Lucid's answer to the same problem is a "redirected" ReLU gradient;
+//!   restarting needs no change to the network.
 
 use candle_core::{DType, Device, Tensor, Var};
 use fmv_models::LayerId;
@@ -22,6 +28,19 @@ use super::{Pattern, PatternConfig, sigmoid};
 use crate::error::Result;
 use crate::rng::Rng;
 use crate::visualizer::{Event, Visualizer};
+
+/// How often a filter whose objective has no gradient is started again.
+pub(crate) const MAX_RESTARTS: usize = 4;
+
+/// Draws filter `k`'s spectrum (real and imaginary parts) from `rng` at amplitude `scale`.
+fn draw_spectrum(re: &mut [f32], im: &mut [f32], rng: &mut Rng, scale: f64) {
+    for v in re.iter_mut() {
+        *v = (scale * rng.normal()) as f32;
+    }
+    for v in im.iter_mut() {
+        *v = (scale * rng.normal()) as f32;
+    }
+}
 
 /// Lucid's `color_correlation_svd_sqrt` (ImageNet's colour covariance, square root).
 const COLOR_SQRT: [[f64; 3]; 3] = [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]];
@@ -200,13 +219,10 @@ pub(super) fn run(
     let plane = 3 * h * w;
     let (mut re, mut im) = (vec![0f32; n], vec![0f32; n]);
     for (k, rng) in rngs.iter_mut().enumerate() {
-        for v in &mut re[k * plane..(k + 1) * plane] {
-            *v = (0.01 * rng.normal()) as f32;
-        }
-        for v in &mut im[k * plane..(k + 1) * plane] {
-            *v = (0.01 * rng.normal()) as f32;
-        }
+        let part = k * plane..(k + 1) * plane;
+        draw_spectrum(&mut re[part.clone()], &mut im[part], rng, 0.01);
     }
+    let mut restarts = vec![0usize; b];
     let (mut adam_re, mut adam_im) = (
         Adam::new(n, config.lr(), 0.0),
         Adam::new(n, config.lr(), 0.0),
@@ -265,8 +281,29 @@ pub(super) fn run(
                 .to_dtype(DType::F32)?
                 .to_vec1()?)
         };
-        adam_re.step(&mut re, &grad_of(&vr)?);
-        adam_im.step(&mut im, &grad_of(&vi)?);
+        let (g_re, g_im) = (grad_of(&vr)?, grad_of(&vi)?);
+        adam_re.step(&mut re, &g_re);
+        adam_im.step(&mut im, &g_im);
+        if step < config.steps / 4 {
+            for k in 0..b {
+                let part = k * plane..(k + 1) * plane;
+                let dead = g_re[part.clone()].iter().all(|&g| g == 0.0)
+                    && g_im[part.clone()].iter().all(|&g| g == 0.0);
+                if dead && restarts[k] < MAX_RESTARTS {
+                    restarts[k] += 1;
+                    let scale = 0.01 * 4f64.powi(restarts[k] as i32);
+                    draw_spectrum(
+                        &mut re[part.clone()],
+                        &mut im[part.clone()],
+                        &mut rngs[k],
+                        scale,
+                    );
+                    adam_re.reset(part.clone());
+                    adam_im.reset(part.clone());
+                    best[k] = None;
+                }
+            }
+        }
         on_event(&Event::Step {
             done: step + 1,
             total: config.steps,
