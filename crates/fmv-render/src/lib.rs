@@ -30,6 +30,9 @@ mod heatmap;
 mod overlay;
 mod plots;
 
+/// The `image` crate, whose `RgbImage` every function here takes and returns.
+pub use image;
+
 pub use canvas::{PlotFormat, png_bytes};
 pub use colormap::{CLASS_COLOURS, class_colour, viridis};
 pub use error::RenderError;
