@@ -4,15 +4,23 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use fmv::models::demo::DemoNet;
 use fmv::models::{Model, parse_device};
+
+use crate::output::sha256_file;
 use fmv::{LayerRef, LoadOptions, Preprocess};
 
 /// Which network to load, and where to run it.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// Weights file: safetensors or a zip-format PyTorch `.pth` (required).
-    #[arg(long, value_name = "FILE")]
+    /// Weights file: safetensors or a zip-format PyTorch `.pth` (this or --model is required).
+    #[arg(long, value_name = "FILE", conflicts_with = "model")]
     pub weights: Option<PathBuf>,
+    /// A named network instead of --weights: `demo-resnet` or `demo-vgg` (embedded), or a
+    /// name from models/manifest.json fetched with `cargo xtask fetch NAME` (resnet50, vgg16,
+    /// ...), looked up in $FMV_MODELS, ./models and the models folder of fmv's checkout.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
     /// Architecture: `auto` (the default) infers it from the file; a name (resnet18/34/50/101/152,
     /// vgg11/13/16/19 with optional `_bn`) is checked against the file.
     #[arg(long, value_name = "ARCH")]
@@ -22,12 +30,91 @@ pub struct ModelArgs {
     pub device: Option<String>,
 }
 
+/// Where a network's weights come from.
+#[derive(Debug, Clone)]
+pub enum WeightsSource {
+    /// A file.
+    File(PathBuf),
+    /// An embedded demo network.
+    Demo(DemoNet),
+}
+
+/// The manifest of fetchable models, compiled in so that `--model` can name them offline.
+const MANIFEST: &str = include_str!("../../../models/manifest.json");
+
+/// The folders `--model NAME` looks in, in order.
+fn model_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("FMV_MODELS") {
+        dirs.push(PathBuf::from(d));
+    }
+    dirs.push(PathBuf::from("models"));
+    // target/{debug,release}/fmv in a checkout: the checkout's models/.
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(root) = exe.parent().and_then(Path::parent).and_then(Path::parent)
+    {
+        dirs.push(root.join("models"));
+    }
+    dirs
+}
+
+/// Resolves `--model NAME`.
+fn named_model(name: &str) -> Result<WeightsSource> {
+    if let Some(demo) = name.strip_prefix("demo-").and_then(DemoNet::from_name) {
+        return Ok(WeightsSource::Demo(demo));
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(MANIFEST).context("models/manifest.json is not valid JSON")?;
+    let known: Vec<&str> = manifest["models"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|m| m["name"].as_str()).collect())
+        .unwrap_or_default();
+    if !known.contains(&name) {
+        bail!(
+            "unknown --model `{name}`: use demo-resnet, demo-vgg or one of {}",
+            known.join(", ")
+        );
+    }
+    let file = format!("{name}.safetensors");
+    model_dirs()
+        .into_iter()
+        .map(|d| d.join(&file))
+        .find(|p| p.is_file())
+        .map(WeightsSource::File)
+        .with_context(|| {
+            format!(
+                "model `{name}` is not fetched: run `cargo xtask fetch {name}` in fmv's checkout, or place the file at models/{file} (or in $FMV_MODELS)"
+            )
+        })
+}
+
 impl ModelArgs {
-    /// The weights file; its absence is an error naming the option.
-    pub fn weights(&self) -> Result<&Path> {
-        self.weights
-            .as_deref()
-            .context("--weights FILE is required (a safetensors or .pth checkpoint)")
+    /// Where the weights come from; the absence of both options is an error naming them.
+    pub fn source(&self) -> Result<WeightsSource> {
+        match (&self.weights, &self.model) {
+            (Some(w), _) => Ok(WeightsSource::File(w.clone())),
+            (None, Some(name)) => named_model(name),
+            (None, None) => bail!(
+                "--weights FILE (a safetensors or .pth checkpoint) or --model NAME is required"
+            ),
+        }
+    }
+
+    /// Whether a network was named at all.
+    pub fn given(&self) -> bool {
+        self.weights.is_some() || self.model.is_some()
+    }
+
+    /// What the weights are, for manifests and merge checks: file (or embedded name),
+    /// sha256.
+    pub fn fingerprint(&self) -> Result<(String, String)> {
+        Ok(match self.source()? {
+            WeightsSource::File(p) => (crate::output::show(&p), sha256_file(&p)?),
+            WeightsSource::Demo(d) => (
+                format!("(embedded) models/demo/{}", d.file_name()),
+                sha256_hex(d.bytes()),
+            ),
+        })
     }
 
     /// Loads the network.
@@ -36,8 +123,20 @@ impl ModelArgs {
         let opts = LoadOptions::new()
             .with_arch(self.arch.as_deref().unwrap_or("auto"))
             .with_device(device);
-        Ok(Model::load(self.weights()?, &opts)?)
+        Ok(match self.source()? {
+            WeightsSource::File(p) => Model::load(p, &opts)?,
+            WeightsSource::Demo(d) => d.load(&opts)?,
+        })
     }
+}
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The layer whose maps a command reads.

@@ -29,6 +29,8 @@ enum Command {
     ClassSums(cmd::class_sums::Args),
     /// Draw what a feature map responds to: an image maximising its activation.
     Patterns(cmd::patterns::Args),
+    /// The whole pipeline as one static HTML report; without arguments, on the embedded demo.
+    Report(cmd::report::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +43,7 @@ fn main() -> std::process::ExitCode {
         Command::Overlay(a) => cmd::overlay::run(a),
         Command::ClassSums(a) => cmd::class_sums::run(a),
         Command::Patterns(a) => cmd::patterns::run(a),
+        Command::Report(a) => cmd::report::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use fmv::{ImageFolder, LayerRef, RankConfig};
+use fmv::{ClassSums, ImageFolder, LayerRef, RankConfig};
 use serde_json::{Map, Value, json};
 
 use crate::args::{LayerArg, ModelArgs, PreprocessArgs, print_json, visualizer};
@@ -110,28 +110,7 @@ pub fn run(args: Args) -> Result<()> {
         progress.on_event(e)
     })?;
     drop(progress);
-    let skipped = report_skipped(&sums.skipped);
-    let by_class = |f: &dyn Fn(&fmv::TestClassSums) -> Value| {
-        Value::Object(
-            sums.classes
-                .iter()
-                .map(|c| (c.name.clone(), f(c)))
-                .collect::<Map<_, _>>(),
-        )
-    };
-    let value = json!({
-        "layer": sums.layer,
-        "preprocess": sums.preprocess,
-        "sums": by_class(&|c| Value::Object(
-            sums.top_maps.iter().zip(&c.sums).map(|((k, _), s)| (k.clone(), json!(s))).collect()
-        )),
-        "images": by_class(&|c| json!(c.images.iter().map(|p| show(p)).collect::<Vec<_>>())),
-        "top_maps": Value::Object(sums.top_maps.iter().map(|(k, m)| (k.clone(), json!(m))).collect()),
-        "separability": Value::Object(
-            sums.top_maps.iter().zip(&sums.separability).map(|((k, _), a)| (k.clone(), json!(a))).collect()
-        ),
-        "skipped": skipped,
-    });
+    let value = class_sums_json(&sums);
     if args.json {
         return print_json(&value);
     }
@@ -146,4 +125,30 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The JSON of class sums (the contract of `fmv class-sums --json`).
+pub fn class_sums_json(sums: &ClassSums) -> Value {
+    let skipped = report_skipped(&sums.skipped);
+    let by_class = |f: &dyn Fn(&fmv::TestClassSums) -> Value| {
+        Value::Object(
+            sums.classes
+                .iter()
+                .map(|c| (c.name.clone(), f(c)))
+                .collect::<Map<_, _>>(),
+        )
+    };
+    json!({
+        "layer": sums.layer,
+        "preprocess": sums.preprocess,
+        "sums": by_class(&|c| Value::Object(
+            sums.top_maps.iter().zip(&c.sums).map(|((k, _), s)| (k.clone(), json!(s))).collect()
+        )),
+        "images": by_class(&|c| json!(c.images.iter().map(|p| show(p)).collect::<Vec<_>>())),
+        "top_maps": Value::Object(sums.top_maps.iter().map(|(k, m)| (k.clone(), json!(m))).collect()),
+        "separability": Value::Object(
+            sums.top_maps.iter().zip(&sums.separability).map(|((k, _), a)| (k.clone(), json!(a))).collect()
+        ),
+        "skipped": skipped,
+    })
 }

@@ -6,3 +6,4 @@ pub mod layers;
 pub mod overlay;
 pub mod patterns;
 pub mod rank;
+pub mod report;

@@ -9,7 +9,7 @@ use fmv::{ImageFolder, LayerRef, RankConfig, Ranking, Shard};
 use serde_json::{Map, Value, json};
 
 use crate::args::{ModelArgs, PreprocessArgs, print_json, visualizer};
-use crate::output::{partial_path, report_skipped, sha256_file, write_json};
+use crate::output::{partial_path, report_skipped, write_json};
 use crate::progress::Progress;
 
 /// Options of `fmv rank`.
@@ -70,7 +70,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let preprocess = args.preprocess.build()?;
     let folder = ImageFolder::open(train_dir, args.classes.as_deref())?;
-    let weights = sha256_file(model_args.weights()?)?;
+    let weights = model_args.fingerprint()?.1;
     let model = model_args.load()?;
     let viz = visualizer(model, preprocess, &args.preprocess);
     let cfg = RankConfig::new(layer)

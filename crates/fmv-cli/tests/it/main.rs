@@ -2,6 +2,7 @@
 
 mod analysis;
 mod patterns;
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,496 @@
+//! The report's pictures: each function turns one stage's plain results into image files
+//! under the output folder and returns what the page and `results.json` need to show them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use fmv::models::Family;
+use fmv::render::{
+    ClassSumsPanel, ClassSumsPlot, HeatmapStyle, MaskScale, MeanActivationPlot, PlotFormat,
+    RankChart, RankedClass, Tile, grid, heatmap, overlay, png_bytes, with_colour_bar,
+};
+use fmv::{ClassSums, ImageActivations, ImageFolder, LayerRef, Pattern, Ranking, Visualizer};
+use serde_json::{Value, json};
+
+use crate::output::{show, write_atomic};
+
+/// Size of a picture's cell in the grids, in pixels.
+const CELL: u32 = 128;
+
+/// How maps are drawn and which plot formats are written.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    heat: bool,
+    svg: bool,
+}
+
+impl Style {
+    /// `heatmap` or `original`; `svg` adds SVG plots.
+    pub fn parse(name: &str, svg: bool) -> Result<Style> {
+        let heat = match name {
+            "heatmap" => true,
+            "original" => false,
+            other => bail!("unknown --style `{other}`: use heatmap or original"),
+        };
+        Ok(Style { heat, svg })
+    }
+}
+
+/// What every figure needs: where to write, which layer, how to draw.
+pub struct Ctx<'a> {
+    /// The output folder.
+    pub out: &'a Path,
+    /// The layer, as the library addresses it.
+    pub layer: LayerRef,
+    /// Its name.
+    pub layer_name: String,
+    /// The network family (the original scales masks by it).
+    pub family: Family,
+    /// How to draw.
+    pub style: Style,
+}
+
+/// A written figure: the PNG (and SVG) paths relative to the output folder, and its alt text.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// The PNG, relative to the output folder.
+    pub png: String,
+    /// The SVG, if written.
+    pub svg: Option<String>,
+    /// Alt text.
+    pub alt: String,
+}
+
+impl Ctx<'_> {
+    fn write_png(&self, rel: &str, img: &image::RgbImage) -> Result<String> {
+        let path = self.out.join(rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", show(dir)))?;
+        }
+        write_atomic(&path, &png_bytes(img)?)?;
+        Ok(rel.to_string())
+    }
+
+    /// Writes a plot as PNG, and as SVG when asked.
+    fn write_plot(
+        &self,
+        rel_stem: &str,
+        alt: String,
+        png: impl Fn() -> Result<image::RgbImage, fmv::render::RenderError>,
+        svg: impl Fn() -> Result<Vec<u8>, fmv::render::RenderError>,
+    ) -> Result<Figure> {
+        let png = self.write_png(&format!("{rel_stem}.png"), &png()?)?;
+        let svg = if self.style.svg {
+            let rel = format!("{rel_stem}.svg");
+            write_atomic(&self.out.join(&rel), &svg()?)?;
+            Some(rel)
+        } else {
+            None
+        };
+        Ok(Figure { png, svg, alt })
+    }
+
+    /// One map over its image, in the chosen style. `max` is the heat map's top value.
+    fn draw_map(
+        &self,
+        input: &image::RgbImage,
+        map: &[f32],
+        (w, h): (usize, usize),
+        summed: bool,
+        max: f32,
+    ) -> Result<image::RgbImage> {
+        if self.style.heat {
+            let style = HeatmapStyle {
+                max: Some(max),
+                colour_bar: false,
+                ..HeatmapStyle::default()
+            };
+            return Ok(heatmap(input, map, w, h, &style)?);
+        }
+        // The original's masks: ×2 for one ResNet map, ÷max for VGG, ×1 for sums.
+        let scale = match (summed, self.family) {
+            (true, _) => MaskScale::Factor(1.0),
+            (false, Family::ResNet) => MaskScale::Factor(2.0),
+            (false, Family::Vgg) => MaskScale::DivideByMax,
+        };
+        Ok(overlay(input, map, w, h, scale)?)
+    }
+
+    /// A grid with, in heat-map style, one colour bar for all its maps.
+    fn finish_grid(&self, tiles: &[Tile], columns: usize, max: f32) -> Result<image::RgbImage> {
+        let g = grid(tiles, columns, CELL)?;
+        Ok(if self.style.heat {
+            with_colour_bar(&g, 0.0, max)?
+        } else {
+            g
+        })
+    }
+}
+
+fn to_image(img: &fmv::core::RgbImage) -> image::RgbImage {
+    image::RgbImage::from_raw(img.width as u32, img.height as u32, img.pixels.clone())
+        .expect("an RgbImage holds width × height × 3 bytes")
+}
+
+/// A file-name-safe version of a class name.
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| show(p))
+}
+
+/// Rank's bar chart.
+pub fn rank(ctx: &Ctx, ranking: &Ranking) -> Result<Figure> {
+    let chart = RankChart {
+        title: format!(
+            "{} · unique maps per class (top {} per image, {} per class)",
+            ranking.layer, ranking.n_each_img, ranking.n_each_class
+        ),
+        classes: ranking
+            .classes
+            .iter()
+            .map(|c| RankedClass {
+                name: c.name.clone(),
+                maps: c
+                    .unique
+                    .iter()
+                    .map(|&m| (m, c.counts[m] as f32 / c.n_images.max(1) as f32))
+                    .collect(),
+            })
+            .collect(),
+    };
+    let alt = format!(
+        "Bar chart: for each class, its unique maps of {} and the fraction of the class's training images that had each among their most active maps.",
+        ranking.layer
+    );
+    ctx.write_plot(
+        "rank",
+        alt,
+        || chart.to_image(),
+        || chart.render(PlotFormat::Svg),
+    )
+}
+
+/// A pattern as shown: its class, its map and the written image.
+#[derive(Debug, Clone)]
+pub struct ShownPattern {
+    /// The class whose top map this is.
+    pub class: String,
+    /// The map.
+    pub filter: usize,
+    /// The final activation reached.
+    pub activation: f64,
+    /// The image file, relative to the output folder.
+    pub file: String,
+}
+
+impl ShownPattern {
+    /// The pattern's entry in `results.json`.
+    pub fn json(&self) -> Value {
+        json!({"class": self.class, "filter": self.filter, "final_activation": self.activation, "file": self.file})
+    }
+}
+
+/// Writes one pattern image.
+pub fn pattern(ctx: &Ctx, class: &str, p: &Pattern) -> Result<ShownPattern> {
+    let rel = format!("patterns/{}_{}.png", slug(class), p.filter);
+    ctx.write_png(&rel, &to_image(&p.to_rgb8()))?;
+    Ok(ShownPattern {
+        class: class.to_string(),
+        filter: p.filter,
+        activation: p.final_activation,
+        file: rel,
+    })
+}
+
+/// One sample image's top maps: a grid (input first) and the plot of every map's mean.
+#[derive(Debug, Clone)]
+pub struct TopMaps {
+    /// The image's class.
+    pub class: String,
+    /// The image's file name.
+    pub image: String,
+    /// The most active maps, most active first, with their means.
+    pub top: Vec<(usize, f32)>,
+    /// The grid of overlays.
+    pub grid: Figure,
+    /// The plot of every map's mean activation.
+    pub plot: Figure,
+}
+
+impl TopMaps {
+    /// The entry in `results.json`.
+    pub fn json(&self) -> Value {
+        json!({
+            "class": self.class,
+            "image": self.image,
+            "top": self.top.iter().map(|t| t.0).collect::<Vec<_>>(),
+            "top_means": self.top.iter().map(|t| t.1).collect::<Vec<_>>(),
+            "grid": self.grid.png,
+            "plot": self.plot.png,
+        })
+    }
+}
+
+/// Draws viz 2 for one image.
+pub fn top_maps(ctx: &Ctx, class: &str, img: &ImageActivations) -> Result<TopMaps> {
+    let input = to_image(
+        img.input
+            .as_ref()
+            .context("activations were asked with their maps")?,
+    );
+    let name = file_name(&img.path);
+    let max = img
+        .maps
+        .iter()
+        .flat_map(|m| m.values.iter().copied())
+        .fold(0.0, f32::max);
+    let mut tiles = vec![Tile {
+        image: input.clone(),
+        title: format!("{name} ({class})"),
+    }];
+    for m in &img.maps {
+        tiles.push(Tile {
+            image: ctx.draw_map(&input, &m.values, (m.width, m.height), false, max)?,
+            title: format!(
+                "{} · filter {} · {:.2}",
+                ctx.layer_name, m.channel, img.mean[m.channel]
+            ),
+        });
+    }
+    let stem = format!("top-maps/{}", slug(&name));
+    let grid_png = ctx.write_png(&format!("{stem}.png"), &ctx.finish_grid(&tiles, 4, max)?)?;
+    let top: Vec<(usize, f32)> = img.top.iter().map(|&c| (c, img.mean[c])).collect();
+    let plot = MeanActivationPlot {
+        title: format!("{name} · {} · mean activation of every map", ctx.layer_name),
+        means: img.mean.clone(),
+        top: img.top.clone(),
+    };
+    let plot_fig = ctx.write_plot(
+        &format!("{stem}_means"),
+        format!(
+            "Plot of the mean activation of each of the {} maps of {} for {name}; the {} most active are marked: {}.",
+            img.mean.len(),
+            ctx.layer_name,
+            img.top.len(),
+            img.top.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+        ),
+        || plot.to_image(),
+        || plot.render(PlotFormat::Svg),
+    )?;
+    Ok(TopMaps {
+        class: class.to_string(),
+        image: name.clone(),
+        grid: Figure {
+            png: grid_png,
+            svg: None,
+            alt: format!(
+                "{name} and its {} most active maps of {} overlaid on it: {}.",
+                top.len(),
+                ctx.layer_name,
+                top.iter()
+                    .map(|(c, m)| format!("filter {c} (mean {m:.2})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+        plot: plot_fig,
+        top,
+    })
+}
+
+/// Up to `n` test images per class, as `(class, file)`, by class.
+pub fn pick_images(test: &ImageFolder, n: usize) -> Vec<Vec<(String, PathBuf)>> {
+    test.classes
+        .iter()
+        .map(|c| {
+            c.files
+                .iter()
+                .take(n)
+                .map(|f| (c.name.clone(), f.clone()))
+                .collect()
+        })
+        .collect()
+}
+
+/// Some maps of one class over its own test images (first row) and the other classes'
+/// (second row).
+#[derive(Debug, Clone)]
+pub struct MapsRow {
+    /// The class whose maps these are.
+    pub class: String,
+    /// The maps (summed when several).
+    pub maps: Vec<usize>,
+    /// The grid.
+    pub grid: Figure,
+    /// `(true class, image file, mean activation)` per image shown.
+    pub images: Vec<(String, String, f32)>,
+}
+
+impl MapsRow {
+    /// The entry in `results.json`.
+    pub fn json(&self) -> Value {
+        json!({
+            "class": self.class,
+            "maps": self.maps,
+            "grid": self.grid.png,
+            "images": self.images.iter().map(|(c, f, m)| json!({"class": c, "image": f, "mean": m})).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Draws viz 3 (one map) or viz 4 (several, summed) for `class`.
+pub fn maps_row(
+    viz: &Visualizer,
+    ctx: &Ctx,
+    section: &str,
+    class: &str,
+    maps: &[usize],
+    picks: &[Vec<(String, PathBuf)>],
+) -> Result<MapsRow> {
+    let n = picks.iter().map(Vec::len).max().unwrap_or(0);
+    let own: Vec<(String, PathBuf)> = picks
+        .iter()
+        .flatten()
+        .filter(|(c, _)| c == class)
+        .cloned()
+        .collect();
+    // The other classes' images, round-robin, as many as the class's own.
+    let others: Vec<(String, PathBuf)> = (0..n)
+        .flat_map(|i| {
+            picks
+                .iter()
+                .filter_map(move |p| p.get(i))
+                .filter(|(c, _)| c != class)
+        })
+        .take(own.len().max(1))
+        .cloned()
+        .collect();
+    let chosen: Vec<(String, PathBuf)> = own.iter().chain(&others).cloned().collect();
+    let files: Vec<PathBuf> = chosen.iter().map(|(_, f)| f.clone()).collect();
+    let cfg = fmv::FilterMapsConfig::new(ctx.layer.clone(), maps.to_vec());
+    let mut shown = Vec::new();
+    viz.filter_maps(
+        &files,
+        &cfg,
+        &mut |m| {
+            let mut sum = vec![0f32; m.width * m.height];
+            for map in &m.maps {
+                sum.iter_mut().zip(map).for_each(|(s, v)| *s += v);
+            }
+            shown.push((to_image(&m.input), sum, (m.width, m.height), m.mean));
+            Ok(())
+        },
+        &mut |_| {},
+    )?;
+    if shown.len() != chosen.len() {
+        bail!(
+            "{} of the {} test images chosen for {class} could not be read",
+            chosen.len() - shown.len(),
+            chosen.len()
+        );
+    }
+    let max = shown
+        .iter()
+        .flat_map(|s| s.1.iter().copied())
+        .fold(0.0, f32::max);
+    let summed = maps.len() > 1;
+    let mut tiles = Vec::new();
+    for ((true_class, file), (input, map, size, mean)) in chosen.iter().zip(&shown) {
+        tiles.push(Tile {
+            image: ctx.draw_map(input, map, *size, summed, max)?,
+            title: format!("{} ({true_class}) · {mean:.2}", file_name(file)),
+        });
+    }
+    let columns = own.len().max(1);
+    let label = if summed {
+        format!("maps {:?}", maps)
+    } else {
+        format!("filter {}", maps[0])
+    };
+    let rel = format!("{section}/{}.png", slug(class));
+    let png = ctx.write_png(&rel, &ctx.finish_grid(&tiles, columns, max)?)?;
+    Ok(MapsRow {
+        class: class.to_string(),
+        maps: maps.to_vec(),
+        grid: Figure {
+            png,
+            svg: None,
+            alt: format!(
+                "{label} of {} for class {class}, overlaid on {} of its test images (first row) and {} images of other classes (second row), each titled with its mean activation: {}.",
+                ctx.layer_name,
+                own.len(),
+                others.len(),
+                chosen
+                    .iter()
+                    .zip(&shown)
+                    .map(|((c, _), s)| format!("{c} {:.2}", s.3))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+        images: chosen
+            .iter()
+            .zip(&shown)
+            .map(|((c, f), s)| (c.clone(), show(f), s.3))
+            .collect(),
+    })
+}
+
+/// The class-sums figure.
+pub fn class_sums(ctx: &Ctx, sums: &ClassSums) -> Result<Figure> {
+    let classes: Vec<String> = sums.classes.iter().map(|c| c.name.clone()).collect();
+    let panels = sums
+        .top_maps
+        .iter()
+        .enumerate()
+        .map(|(k, (name, _))| ClassSumsPanel {
+            map_class: name.clone(),
+            points: sums
+                .classes
+                .iter()
+                .enumerate()
+                .flat_map(|(ti, c)| c.sums[k].iter().map(move |&v| (ti, v)))
+                .collect(),
+            auc: sums.separability[k],
+        })
+        .collect();
+    let plot = ClassSumsPlot {
+        title: format!(
+            "{} · summed activation of each class's maps, per test image",
+            sums.layer
+        ),
+        classes,
+        panels,
+    };
+    let alt = format!(
+        "For each class's unique maps, the summed activation on every test image, coloured by true class. ROC AUC of each class against the rest: {}.",
+        sums.top_maps
+            .iter()
+            .zip(&sums.separability)
+            .map(|((k, _), a)| match a {
+                Some(a) => format!("{k} {a:.2}"),
+                None => format!("{k} n/a"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    ctx.write_plot(
+        "class-sums",
+        alt,
+        || plot.to_image(),
+        || plot.render(PlotFormat::Svg),
+    )
+}

@@ -1,0 +1,243 @@
+//! The report's page: static, self-contained HTML (inline CSS, relative links, no scripts),
+//! one section per capability with a plain-language explanation at its top.
+
+use std::fmt::Write;
+
+use fmv::{ClassSums, Ranking};
+use serde_json::Value;
+
+use super::figures::{Figure, MapsRow, ShownPattern, TopMaps};
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}\
+h1{font-size:1.6em}h2{margin-top:2.2em;border-bottom:1px solid #ddd;padding-bottom:.2em}\
+p.explain{color:#444;max-width:60em}figure{margin:1em 0}figcaption{color:#555;font-size:.9em}\
+img{max-width:100%;height:auto;border:1px solid #eee}.patterns{display:flex;flex-wrap:wrap;gap:1em}\
+.patterns figure{width:180px}.patterns img{width:180px;image-rendering:auto}\
+table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}\
+nav a{margin-right:1em}code{background:#f4f4f4;padding:0 .2em}";
+
+/// The page under construction.
+pub struct Page {
+    layer: String,
+    demo: bool,
+    sections: String,
+}
+
+fn img(fig: &Figure) -> String {
+    let mut s = format!(
+        "<img src=\"{}\" alt=\"{}\">",
+        escape(&fig.png),
+        escape(&fig.alt)
+    );
+    if let Some(svg) = &fig.svg {
+        let _ = write!(s, " <a href=\"{}\">SVG</a>", escape(svg));
+    }
+    s
+}
+
+impl Page {
+    /// A page about `layer`; `demo` adds a note that the data are generated.
+    pub fn new(layer: &str, demo: bool) -> Self {
+        Page {
+            layer: layer.to_string(),
+            demo,
+            sections: String::new(),
+        }
+    }
+
+    fn section(&mut self, id: &str, title: &str, explain: &str, body: &str) {
+        let _ = write!(
+            self.sections,
+            "<section id=\"{id}\">\n<h2>{}</h2>\n<p class=\"explain\">{explain}</p>\n{body}\n</section>\n",
+            escape(title)
+        );
+    }
+
+    /// The rank section.
+    pub fn rank(&mut self, chart: &Figure, ranking: &Ranking) {
+        let mut body = format!(
+            "<figure>{}</figure>\n<table><tr><th>class</th><th>training images</th><th>unique maps (most frequent first)</th></tr>",
+            img(chart)
+        );
+        for c in &ranking.classes {
+            let maps = if c.unique.is_empty() {
+                "none: every frequent map is shared with another class".to_string()
+            } else {
+                c.unique
+                    .iter()
+                    .map(|&m| format!("{m} ({}/{})", c.counts[m], c.n_images))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&c.name),
+                c.n_images,
+                escape(&maps)
+            );
+        }
+        body.push_str("</table>");
+        let explain = format!(
+            "For every training image, fmv lists the {} maps of layer <code>{}</code> that fire hardest on average. Per class it keeps the {} maps that appear in those lists most often, then removes maps that another class also keeps. What remains are the maps that are typical of one class only; each bar shows in what fraction of the class's images the map was among the most active.",
+            ranking.n_each_img,
+            escape(&self.layer),
+            ranking.n_each_class
+        );
+        self.section("rank", "Rank: maps unique to each class", &explain, &body);
+    }
+
+    /// The patterns section.
+    pub fn patterns(&mut self, patterns: &[ShownPattern]) {
+        let mut body = String::from("<div class=\"patterns\">");
+        if patterns.is_empty() {
+            body.push_str("<p>No class has a unique map, so there is no pattern to draw.</p>");
+        }
+        for p in patterns {
+            let _ = write!(
+                body,
+                "<figure><img src=\"{}\" alt=\"{}\"><figcaption>{} · filter {} · activation {:.2}</figcaption></figure>",
+                escape(&p.file),
+                escape(&format!(
+                    "Synthetic image that maximises filter {} of {} (a top map of class {}); it reaches a mean activation of {:.2}.",
+                    p.filter, self.layer, p.class, p.activation
+                )),
+                escape(&p.class),
+                p.filter,
+                p.activation
+            );
+        }
+        body.push_str("</div>");
+        self.section(
+            "patterns",
+            "Patterns: what each top map responds to",
+            "Starting from noise, fmv changes an image step by step so that one map fires as hard as possible (activation maximisation). The result shows the texture or shape the map looks for. These are each class's most frequent unique maps.",
+            &body,
+        );
+    }
+
+    /// The top-maps section.
+    pub fn top_maps(&mut self, shown: &[TopMaps]) {
+        let mut body = String::new();
+        for t in shown {
+            let _ = write!(
+                body,
+                "<h3>{} ({})</h3><figure>{}<figcaption>The image, then its most active maps, each titled with layer, filter and mean activation.</figcaption></figure><figure>{}<figcaption>Every map's mean activation; the most active are marked.</figcaption></figure>",
+                escape(&t.image),
+                escape(&t.class),
+                img(&t.grid),
+                img(&t.plot)
+            );
+        }
+        self.section(
+            "top-maps",
+            "One image, its top maps",
+            "For a few test images: the maps of this layer that are most active on that image, drawn over it (bright where the map fires), and the mean activation of every map.",
+            &body,
+        );
+    }
+
+    fn rows(rows: &[MapsRow], what: &str) -> String {
+        let mut body = String::new();
+        for r in rows {
+            let maps = r
+                .maps
+                .iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = write!(
+                body,
+                "<h3>{} · {what} {}</h3><figure>{}<figcaption>First row: test images of {}; second row: other classes. Each title ends with the mean activation.</figcaption></figure>",
+                escape(&r.class),
+                escape(&maps),
+                img(&r.grid),
+                escape(&r.class)
+            );
+        }
+        body
+    }
+
+    /// The one-map section.
+    pub fn one_map(&mut self, rows: &[MapsRow]) {
+        let body = Self::rows(rows, "filter");
+        self.section(
+            "one-map",
+            "One map, many images",
+            "Each class's most frequent unique map, drawn over test images of that class and of other classes. A map that is typical of the class should be bright on its own images and dim on the others.",
+            &body,
+        );
+    }
+
+    /// The summed-maps section.
+    pub fn summed_maps(&mut self, rows: &[MapsRow]) {
+        let body = Self::rows(rows, "maps");
+        self.section(
+            "summed-maps",
+            "Several maps summed, many images",
+            "All of a class's unique maps added together, drawn over the same images. Summing gives a steadier picture of where the class's evidence lies than any single map.",
+            &body,
+        );
+    }
+
+    /// The class-sums section.
+    pub fn class_sums(&mut self, plot: &Figure, sums: &ClassSums) {
+        let mut body = format!(
+            "<figure>{}</figure><table><tr><th>maps of</th><th>maps</th><th>ROC AUC against the other classes</th></tr>",
+            img(plot)
+        );
+        for ((k, maps), auc) in sums.top_maps.iter().zip(&sums.separability) {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(k),
+                escape(&format!("{maps:?}")),
+                auc.map_or("n/a".into(), |a| format!("{a:.3}"))
+            );
+        }
+        body.push_str("</table>");
+        self.section(
+            "class-sums",
+            "Class sums: do the maps tell the classes apart?",
+            "For every test image, the activations of each class's unique maps are added up. If the maps really belong to their class, its own images score higher than the others: the ROC AUC is 1 when every own image scores above every other image, 0.5 when the sums are no better than chance.",
+            &body,
+        );
+    }
+
+    /// The whole document.
+    pub fn finish(&self, manifest: &Value) -> String {
+        let demo = if self.demo {
+            "<p>This report ran on fmv's embedded demo: a small network trained on generated pictures of four classes (blobs, checkerboards, rings, stripes), which fmv writes under <code>data/</code>. Run <code>fmv report --weights W --train-dir D --test-dir D -o OUT</code> for your own network.</p>"
+        } else {
+            ""
+        };
+        let weights = manifest["weights"]["file"].as_str().unwrap_or("?");
+        let arch = manifest["weights"]["arch"].as_str().unwrap_or("?");
+        let preprocess = manifest["preprocess"].as_str().unwrap_or("?");
+        format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>fmv report · {layer}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>What the feature maps of <code>{layer}</code> respond to</h1>\n<p>Network <code>{arch}</code> from <code>{weights}</code>, preprocessing <code>{preprocess}</code>. Every number on this page is in <a href=\"results.json\">results.json</a>; how it was made is in <a href=\"manifest.json\">manifest.json</a>.</p>\n{demo}\n<nav><a href=\"#rank\">rank</a><a href=\"#patterns\">patterns</a><a href=\"#top-maps\">top maps</a><a href=\"#one-map\">one map</a><a href=\"#summed-maps\">summed maps</a><a href=\"#class-sums\">class sums</a></nav>\n{sections}<footer><p>Made by fmv {version}.</p></footer>\n</body>\n</html>\n",
+            layer = escape(&self.layer),
+            arch = escape(arch),
+            weights = escape(weights),
+            preprocess = escape(preprocess),
+            sections = self.sections,
+            version = env!("CARGO_PKG_VERSION"),
+        )
+    }
+}
