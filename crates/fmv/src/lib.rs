@@ -27,7 +27,7 @@ pub use fmv_render as render;
 
 pub use fmv_core::{
     Activations, ActivationsConfig, ChannelMap, ClassRanking, ClassSums, Event, FilterMapsConfig,
-    ImageActivations, ImageFolder, ImageMaps, Preprocess, RankConfig, RankCounts, Ranking, Shard,
-    Skipped, TestClassSums, Visualizer,
+    ImageActivations, ImageFolder, ImageMaps, Mode, Objective, Pattern, PatternConfig, Preprocess,
+    RankConfig, RankCounts, Ranking, Shard, Skipped, TestClassSums, Visualizer,
 };
 pub use fmv_models::{Backbone, Device, Family, LayerRef, LoadOptions, Model};
