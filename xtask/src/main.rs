@@ -1,5 +1,8 @@
 //! `cargo xtask <task>`: project automation that is not part of the product.
 //!
+//! - `fetch NAME... [--pin]`: pretrained weights from the Hugging Face Hub into `models/`.
+//! - `gallery [--check]`: `docs/gallery/` from the demo report (or a comparison with it).
+//! - `train-demo [--only resnet|vgg] [--steps N]`: the embedded demo networks.
 //! - `bench [forward|patterns|rank] [--runs N] [--sizes 100,2000] [--full]`: forward-pass speed
 //!   of full-size ResNet50 and VGG16 (seeded random weights) next to a large-matmul ceiling
 //!   measured in the same run; activation-maximisation step time and whole compat runs (12
@@ -7,8 +10,20 @@
 //!   memory on generated folders. Not a test; CI does not run it.
 
 mod bench;
+mod fetch;
+mod gallery;
 mod patterns_bench;
 mod rank_memory;
+mod train_demo;
+
+/// Lower-case hex sha256 of `bytes`.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,9 +57,25 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Some("fetch") => {
+            let names: Vec<String> = args[1..]
+                .iter()
+                .filter(|a| !a.starts_with("--"))
+                .cloned()
+                .collect();
+            fetch::run(&names, args.iter().any(|a| a == "--pin"))
+        }
+        Some("gallery") => gallery::run(args.iter().any(|a| a == "--check")),
+        Some("train-demo") => {
+            let steps: usize = flag("--steps")
+                .map(|s| s.parse())
+                .transpose()?
+                .unwrap_or(200);
+            train_demo::run(steps, flag("--only").as_deref())
+        }
         _ => {
             eprintln!(
-                "usage: cargo xtask bench [forward|patterns|rank] [--runs N] [--sizes 100,2000] [--full]"
+                "usage: cargo xtask fetch NAME... [--pin] | gallery [--check] | train-demo [--only resnet|vgg] [--steps N] | bench [forward|patterns|rank] [--runs N] [--sizes 100,2000] [--full]"
             );
             std::process::exit(2);
         }

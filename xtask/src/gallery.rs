@@ -1,0 +1,140 @@
+//! `cargo xtask gallery [--check]`: regenerates `docs/gallery/` from the embedded demo's
+//! report (the README shows these pictures), or with `--check` compares a fresh run with the
+//! committed pictures (per-pixel tolerance, as the golden-image tests).
+//!
+//! It builds and runs the release `fmv` binary: `fmv report -o target/gallery-report`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail, ensure};
+use fmv_render::{Tile, grid, image, png_bytes};
+
+const GALLERY: &str = "docs/gallery";
+const REPORT: &str = "target/gallery-report";
+
+/// The first file (by name) with extension `png` in `dir`, leaving out plot files.
+fn first_png(dir: &Path) -> Result<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "png")
+                && !p.to_string_lossy().ends_with("_means.png")
+        })
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .next()
+        .with_context(|| format!("no PNG in {}", dir.display()))
+}
+
+/// The gallery's pictures, made from the report in `report`: `(name, image)`.
+fn pictures(report: &Path) -> Result<Vec<(&'static str, image::RgbImage)>> {
+    let open = |p: PathBuf| -> Result<image::RgbImage> {
+        Ok(image::open(&p)
+            .with_context(|| format!("cannot read {}", p.display()))?
+            .to_rgb8())
+    };
+    let mut patterns: Vec<PathBuf> = std::fs::read_dir(report.join("patterns"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    patterns.sort();
+    let tiles = patterns
+        .iter()
+        .map(|p| {
+            let stem = p.file_stem().unwrap_or_default().to_string_lossy();
+            let title = match stem.rsplit_once('_') {
+                Some((class, filter)) => format!("{class} · filter {filter}"),
+                None => stem.into_owned(),
+            };
+            Ok(Tile {
+                image: open(p.clone())?,
+                title,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(vec![
+        ("rank", open(report.join("rank.png"))?),
+        ("patterns", grid(&tiles, 4, 128)?),
+        ("top-maps", open(first_png(&report.join("top-maps"))?)?),
+        ("one-map", open(first_png(&report.join("one-map"))?)?),
+        (
+            "summed-maps",
+            open(first_png(&report.join("summed-maps"))?)?,
+        ),
+        ("class-sums", open(report.join("class-sums.png"))?),
+    ])
+}
+
+/// Why `actual` and `expected` differ beyond the tolerance, if they do.
+pub fn difference(actual: &image::RgbImage, expected: &image::RgbImage) -> Option<String> {
+    if actual.dimensions() != expected.dimensions() {
+        return Some(format!(
+            "size {:?} vs {:?}",
+            actual.dimensions(),
+            expected.dimensions()
+        ));
+    }
+    let (mut worst, mut differing) = (0u8, 0usize);
+    for (a, e) in actual.pixels().zip(expected.pixels()) {
+        let d =
+            a.0.iter()
+                .zip(e.0)
+                .map(|(&x, y)| x.abs_diff(y))
+                .max()
+                .unwrap_or(0);
+        worst = worst.max(d);
+        differing += usize::from(d > 1);
+    }
+    let fraction = differing as f64 / (actual.width() * actual.height()).max(1) as f64;
+    (worst > 8 || fraction > 0.002).then(|| {
+        format!(
+            "max channel difference {worst}, {:.3} % of pixels differ",
+            100.0 * fraction
+        )
+    })
+}
+
+/// Runs `cargo xtask gallery`.
+pub fn run(check: bool) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(["build", "--release", "--bin", "fmv"])
+        .status()?;
+    ensure!(status.success(), "building fmv failed");
+    let _ = std::fs::remove_dir_all(REPORT);
+    let status = Command::new("target/release/fmv")
+        .args(["report", "-o", REPORT])
+        .status()
+        .context("cannot run target/release/fmv")?;
+    ensure!(status.success(), "fmv report failed");
+    let pictures = pictures(Path::new(REPORT))?;
+    std::fs::create_dir_all(GALLERY)?;
+    let mut failures = Vec::new();
+    for (name, img) in &pictures {
+        let path = Path::new(GALLERY).join(format!("{name}.png"));
+        if check {
+            let committed = image::open(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .to_rgb8();
+            if let Some(why) = difference(img, &committed) {
+                failures.push(format!("{}: {why}", path.display()));
+            }
+        } else {
+            std::fs::write(&path, png_bytes(img)?)?;
+            println!("wrote {}", path.display());
+        }
+    }
+    if !failures.is_empty() {
+        bail!(
+            "the gallery differs from a fresh run:\n  {}\n(run `cargo xtask gallery` to regenerate it)",
+            failures.join("\n  ")
+        );
+    }
+    if check {
+        println!("{GALLERY} matches a fresh run of the demo report");
+    }
+    Ok(())
+}
