@@ -102,7 +102,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn every_module_has_docs_and_no_test_is_hidden() {
     let mut files = Vec::new();
-    for dir in ["crates", "xtask"] {
+    for dir in ["crates", "xtask", "examples"] {
         rust_files(&root().join(dir), &mut files);
     }
     assert!(files.len() > 20);
@@ -145,4 +145,29 @@ fn no_large_files_are_committed() {
             "{name} is {len} bytes; weights over 2 MiB are fetched, not committed"
         );
     }
+}
+
+#[test]
+fn demo_weights_match_their_sha256_and_stay_small() {
+    use sha2::Digest;
+    let dir = root().join("models/demo");
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    let mut total = 0;
+    let mut listed = 0;
+    for line in sums.lines() {
+        let (hash, file) = line.split_once("  ").expect("`HASH  FILE` lines");
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        total += bytes.len();
+        listed += 1;
+        let actual: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(actual, hash, "models/demo/{file} does not match SHA256SUMS");
+    }
+    assert_eq!(listed, 2, "both demo networks are listed");
+    assert!(
+        total <= 2_000_000,
+        "the demo weights take {total} bytes, over 2 MB"
+    );
 }

@@ -23,9 +23,9 @@ use crate::model::{LoadOptions, Model};
 /// One of the two embedded demo networks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DemoNet {
-    /// ResNet-style: BasicBlocks, one per stage, widths 16/32/64/64 (156 k parameters).
+    /// ResNet-style: BasicBlocks, one per stage, widths 16/32/64/64 (158 k trainable parameters).
     ResNet,
-    /// VGG-style: 16-M-32-M-64-M-64-M with BatchNorm and a 32-wide classifier (167 k).
+    /// VGG-style: 16-M-32-M-64-M-64-M with BatchNorm and a 32-wide classifier (162 k).
     Vgg,
 }
 

@@ -315,3 +315,53 @@ fn model_names_the_embedded_demo_and_explains_unfetched_weights() {
         "{e}"
     );
 }
+
+/// The committed gallery (`cargo xtask gallery`) shows what the demo report draws: every
+/// picture but the patterns (which this test makes with fewer steps) must match a fresh run
+/// within the golden-image tolerance (a channel may differ by 8, at most 0.2 % of pixels by
+/// more than 1).
+#[test]
+fn demo_report_reproduces_the_committed_gallery() {
+    let dir = demo_report();
+    let gallery = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/gallery");
+    let first = |sub: &str| {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !p.to_string_lossy().ends_with("_means.png"))
+            .collect();
+        files.sort();
+        files.remove(0)
+    };
+    for (name, fresh) in [
+        ("rank", dir.join("rank.png")),
+        ("class-sums", dir.join("class-sums.png")),
+        ("top-maps", first("top-maps")),
+        ("one-map", first("one-map")),
+        ("summed-maps", first("summed-maps")),
+    ] {
+        let a = image::open(&fresh).unwrap().to_rgb8();
+        let g = image::open(gallery.join(format!("{name}.png")))
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(a.dimensions(), g.dimensions(), "{name}: size");
+        let mut worst = 0u8;
+        let mut differing = 0usize;
+        for (p, q) in a.pixels().zip(g.pixels()) {
+            let d =
+                p.0.iter()
+                    .zip(q.0)
+                    .map(|(&x, y)| x.abs_diff(y))
+                    .max()
+                    .unwrap();
+            worst = worst.max(d);
+            differing += usize::from(d > 1);
+        }
+        let fraction = differing as f64 / (a.width() * a.height()) as f64;
+        assert!(
+            worst <= 8 && fraction <= 0.002,
+            "{name} differs from docs/gallery: max {worst}, {:.3} % of pixels; run `cargo xtask gallery`",
+            100.0 * fraction
+        );
+    }
+}
