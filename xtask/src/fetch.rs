@@ -48,8 +48,32 @@ fn fetch_one(entry: &Value, pin: bool) -> Result<Option<String>> {
         .context("cannot set up the Hugging Face client")?;
     let cached = match api.model(repo.to_string()).get(file) {
         Ok(p) => p,
+        Err(e) if target.is_file() => {
+            // Offline with a file placed by hand: check it against the pin, if any.
+            let sha = sha256_file(&target)?;
+            return match entry["sha256"].as_str() {
+                Some(pinned) if pinned != sha => bail!(
+                    "{} has sha256 {sha}, not the pinned {pinned}; replace it with {url}",
+                    target.display()
+                ),
+                Some(_) => {
+                    println!(
+                        "  {} matches the pinned sha256 (Hub not reached: {e})",
+                        target.display()
+                    );
+                    Ok(None)
+                }
+                None => {
+                    println!(
+                        "  {} is present, sha256 {sha}; not verified (the Hub was not reached and no sha256 is pinned)",
+                        target.display()
+                    );
+                    Ok(None)
+                }
+            };
+        }
         Err(e) => bail!(
-            "cannot download {url} ({e}); offline? Download it by hand and place it at {}, then run `cargo xtask fetch {name}` again to check it",
+            "offline? cannot download {repo} ({e}); download {url} by hand and place it at {}",
             target.display()
         ),
     };
