@@ -365,3 +365,75 @@ fn demo_report_reproduces_the_committed_gallery() {
         );
     }
 }
+
+#[test]
+fn report_on_given_weights_and_folders_records_them_in_the_manifest() {
+    let data = super::testdata().join("reference/data/dsA");
+    let dir = scratch("report-user");
+    let w = weights("resnet50_small_seed1");
+    let out = fmv(&[
+        "report",
+        "--weights",
+        &w,
+        "--train-dir",
+        data.join("train").to_str().unwrap(),
+        "--test-dir",
+        data.join("test").to_str().unwrap(),
+        "-o",
+        dir.to_str().unwrap(),
+        "--preprocess",
+        "original",
+        "--n-each-img",
+        "5",
+        "--n-each-class",
+        "5",
+        "--maps-per-class",
+        "1",
+        "--pattern-steps",
+        "2",
+        "--style",
+        "original",
+        "--svg",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = read_json(&dir.join("manifest.json"));
+    assert_eq!(manifest["demo"], false);
+    assert_eq!(manifest["weights"]["arch"], "resnet50");
+    assert_eq!(manifest["layer"], "layer4.1"); // the original's default, -2
+    assert_eq!(manifest["parameters"]["style"], "original");
+    let expected_sha = {
+        use sha2::Digest;
+        let bytes = std::fs::read(&w).unwrap();
+        sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(manifest["weights"]["sha256"], expected_sha);
+    // The same ranking as `fmv rank --json` with the same settings.
+    let rank = super::json_of(&fmv(&[
+        "rank",
+        "--weights",
+        &w,
+        "--layer",
+        "-2",
+        "--train-dir",
+        data.join("train").to_str().unwrap(),
+        "--preprocess",
+        "original",
+        "--n-each-img",
+        "5",
+        "--n-each-class",
+        "5",
+        "--json",
+    ]));
+    let results = read_json(&dir.join("results.json"));
+    assert_eq!(results["rank"], rank);
+    assert!(dir.join("rank.svg").is_file() && dir.join("class-sums.svg").is_file());
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(html.contains("href=\"rank.svg\""));
+}
