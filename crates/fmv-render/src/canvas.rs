@@ -31,12 +31,17 @@ impl PlotFormat {
 pub(crate) trait Drawable {
     /// Width and height in pixels.
     fn size(&self) -> (u32, u32);
+    /// Checks the data before anything is drawn (default: nothing to check).
+    fn validate(&self) -> Result<(), RenderError> {
+        Ok(())
+    }
     /// Draws onto `root`, which is already filled white.
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
 }
 
 /// Draws `what` into an RGB image.
 pub(crate) fn to_image(what: &impl Drawable) -> Result<image::RgbImage, RenderError> {
+    what.validate()?;
     font::register();
     let (w, h) = what.size();
     let mut buf = vec![255u8; w as usize * h as usize * 3];
@@ -51,6 +56,7 @@ pub(crate) fn to_image(what: &impl Drawable) -> Result<image::RgbImage, RenderEr
 
 /// Draws `what` into an SVG document with the font embedded as a data URL.
 pub(crate) fn to_svg(what: &impl Drawable) -> Result<String, RenderError> {
+    what.validate()?;
     font::register();
     let mut svg = String::new();
     {

@@ -7,7 +7,7 @@ use crate::canvas::{Drawable, to_image};
 use crate::colormap::viridis;
 use crate::error::RenderError;
 use crate::font;
-use crate::overlay::resize_map_bilinear;
+use crate::overlay::{check_map_shape, resize_map_bilinear};
 
 /// How a heat map is drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,13 +50,7 @@ pub fn heatmap(
     map_h: usize,
     style: &HeatmapStyle,
 ) -> Result<image::RgbImage, RenderError> {
-    if map.len() != map_w * map_h || map.is_empty() {
-        return Err(RenderError::MapShape {
-            len: map.len(),
-            width: map_w,
-            height: map_h,
-        });
-    }
+    check_map_shape(map, map_w, map_h)?;
     if map.iter().any(|v| !v.is_finite()) {
         return Err(RenderError::Data(
             "the map holds NaN or infinite values".into(),

@@ -64,13 +64,7 @@ pub fn overlay(
     map_h: usize,
     scale: MaskScale,
 ) -> Result<image::RgbImage, RenderError> {
-    if map.len() != map_w * map_h || map.is_empty() {
-        return Err(RenderError::MapShape {
-            len: map.len(),
-            width: map_w,
-            height: map_h,
-        });
-    }
+    check_map_shape(map, map_w, map_h)?;
     let (w, h) = (image.width() as usize, image.height() as usize);
     let mut mask = resize_map_bilinear(map, map_w, map_h, w, h);
     match scale {
@@ -92,4 +86,16 @@ pub fn overlay(
         }
     }
     Ok(out)
+}
+
+/// Checks that `map` holds `w`×`h` values (and at least one).
+pub(crate) fn check_map_shape(map: &[f32], w: usize, h: usize) -> Result<(), RenderError> {
+    if map.len() != w * h || map.is_empty() {
+        return Err(RenderError::MapShape {
+            len: map.len(),
+            width: w,
+            height: h,
+        });
+    }
+    Ok(())
 }

@@ -63,17 +63,15 @@ pub struct MeanActivationPlot {
 impl MeanActivationPlot {
     /// Renders the figure (640×300).
     pub fn render(&self, format: PlotFormat) -> Result<Vec<u8>, RenderError> {
-        self.check()?;
         encode(self, format)
     }
 
     /// Renders the figure as an image.
     pub fn to_image(&self) -> Result<image::RgbImage, RenderError> {
-        self.check()?;
         to_image(self)
     }
 
-    fn check(&self) -> Result<(), RenderError> {
+    fn validate_data(&self) -> Result<(), RenderError> {
         if self.means.is_empty() {
             return Err(RenderError::Data("no channels to plot".into()));
         }
@@ -89,6 +87,10 @@ impl MeanActivationPlot {
 }
 
 impl Drawable for MeanActivationPlot {
+    fn validate(&self) -> Result<(), RenderError> {
+        self.validate_data()
+    }
+
     fn size(&self) -> (u32, u32) {
         (640, 300)
     }
@@ -193,17 +195,15 @@ const CAPTION_H: u32 = 28;
 impl ClassSumsPlot {
     /// Renders the figure (300 px wide per panel, up to four panels a row).
     pub fn render(&self, format: PlotFormat) -> Result<Vec<u8>, RenderError> {
-        self.check()?;
         encode(self, format)
     }
 
     /// Renders the figure as an image.
     pub fn to_image(&self) -> Result<image::RgbImage, RenderError> {
-        self.check()?;
         to_image(self)
     }
 
-    fn check(&self) -> Result<(), RenderError> {
+    fn validate_data(&self) -> Result<(), RenderError> {
         if self.panels.is_empty() || self.classes.is_empty() {
             return Err(RenderError::Data("no classes to plot".into()));
         }
@@ -229,6 +229,10 @@ impl ClassSumsPlot {
 }
 
 impl Drawable for ClassSumsPlot {
+    fn validate(&self) -> Result<(), RenderError> {
+        self.validate_data()
+    }
+
     fn size(&self) -> (u32, u32) {
         let rows = self.panels.len().div_ceil(self.columns()) as u32;
         (
@@ -335,17 +339,15 @@ pub struct RankChart {
 impl RankChart {
     /// Renders the chart (width grows with the number of bars).
     pub fn render(&self, format: PlotFormat) -> Result<Vec<u8>, RenderError> {
-        self.check()?;
         encode(self, format)
     }
 
     /// Renders the chart as an image.
     pub fn to_image(&self) -> Result<image::RgbImage, RenderError> {
-        self.check()?;
         to_image(self)
     }
 
-    fn check(&self) -> Result<(), RenderError> {
+    fn validate_data(&self) -> Result<(), RenderError> {
         if self.classes.is_empty() {
             return Err(RenderError::Data("no classes to plot".into()));
         }
@@ -369,6 +371,10 @@ impl RankChart {
 }
 
 impl Drawable for RankChart {
+    fn validate(&self) -> Result<(), RenderError> {
+        self.validate_data()
+    }
+
     fn size(&self) -> (u32, u32) {
         ((self.bars() as u32 * 22 + 90).max(360), 300)
     }
