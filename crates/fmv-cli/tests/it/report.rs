@@ -394,6 +394,8 @@ fn report_on_given_weights_and_folders_records_them_in_the_manifest() {
         "--style",
         "original",
         "--svg",
+        "--classes",
+        "coffee,cat",
     ]);
     assert!(
         out.status.success(),
@@ -429,10 +431,22 @@ fn report_on_given_weights_and_folders_records_them_in_the_manifest() {
         "5",
         "--n-each-class",
         "5",
+        "--classes",
+        "coffee,cat",
         "--json",
     ]));
     let results = read_json(&dir.join("results.json"));
     assert_eq!(results["rank"], rank);
+    let order: Vec<&String> = results["rank"]["classes"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(
+        order,
+        ["coffee", "cat"],
+        "--classes sets the classes and their order"
+    );
     assert!(dir.join("rank.svg").is_file() && dir.join("class-sums.svg").is_file());
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
     assert!(html.contains("href=\"rank.svg\""));

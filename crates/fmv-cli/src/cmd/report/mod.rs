@@ -54,6 +54,11 @@ pub struct Args {
     layer: Option<String>,
     #[command(flatten)]
     preprocess: PreprocessArgs,
+    /// Only these classes, in this order (comma-separated), in both folders. Default: every
+    /// sub-folder. With many classes (ImageNet has 1000) pick the ones to look at: each class
+    /// costs patterns and pictures.
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    classes: Option<Vec<String>>,
     /// Which embedded demo network runs when no weights are given: resnet or vgg.
     #[arg(long, default_value = "resnet", value_name = "NET")]
     demo: String,
@@ -213,8 +218,8 @@ pub fn run(args: Args) -> Result<()> {
     let layer_id = viz.resolve(&s.layer)?;
     let layer_name = viz.backbone().layer(layer_id).name.clone();
     let family = viz.backbone().family();
-    let train = ImageFolder::open(&s.train, None)?;
-    let test = ImageFolder::open(&s.test, None)?;
+    let train = ImageFolder::open(&s.train, args.classes.as_deref())?;
+    let test = ImageFolder::open(&s.test, args.classes.as_deref())?;
     let ctx = figures::Ctx {
         out: &out,
         layer: s.layer.clone(),
@@ -249,10 +254,16 @@ pub fn run(args: Args) -> Result<()> {
     // 2. Patterns.
     let patterns = t.time("patterns: what each class's top maps respond to", || {
         let mut shown = Vec::new();
-        for (class, maps) in &chosen {
+        for (k, (class, maps)) in chosen.iter().enumerate() {
             if maps.is_empty() {
                 continue;
             }
+            eprintln!(
+                "  class {}/{} ({class}): maps {maps:?}, {} steps",
+                k + 1,
+                chosen.len(),
+                s.pattern_steps
+            );
             let cfg = PatternConfig::new(s.layer.clone(), maps.clone())
                 .with_mode(mode)
                 .with_seed(args.seed)
