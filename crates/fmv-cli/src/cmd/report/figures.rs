@@ -259,7 +259,7 @@ pub fn top_maps(ctx: &Ctx, class: &str, img: &ImageActivations) -> Result<TopMap
         .fold(0.0, f32::max);
     let mut tiles = vec![Tile {
         image: input.clone(),
-        title: format!("{name} ({class})"),
+        title: name.clone(),
     }];
     for m in &img.maps {
         tiles.push(Tile {
@@ -408,10 +408,10 @@ pub fn maps_row(
         .fold(0.0, f32::max);
     let summed = maps.len() > 1;
     let mut tiles = Vec::new();
-    for ((true_class, file), (input, map, size, mean)) in chosen.iter().zip(&shown) {
+    for ((true_class, _), (input, map, size, mean)) in chosen.iter().zip(&shown) {
         tiles.push(Tile {
             image: ctx.draw_map(input, map, *size, summed, max)?,
-            title: format!("{} ({true_class}) · {mean:.2}", file_name(file)),
+            title: format!("{true_class} · {mean:.2}"),
         });
     }
     let columns = own.len().max(1);
@@ -436,7 +436,7 @@ pub fn maps_row(
                 chosen
                     .iter()
                     .zip(&shown)
-                    .map(|((c, _), s)| format!("{c} {:.2}", s.3))
+                    .map(|((c, f), s)| format!("{} ({c}) {:.2}", file_name(f), s.3))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),

@@ -164,7 +164,7 @@ impl Page {
                 .join(", ");
             let _ = write!(
                 body,
-                "<h3>{} · {what} {}</h3><figure>{}<figcaption>First row: test images of {}; second row: other classes. Each title ends with the mean activation.</figcaption></figure>",
+                "<h3>{} · {what} {}</h3><figure>{}<figcaption>First row: test images of {}; second row: other classes. Each title gives the image's class and mean activation; the files are listed in results.json.</figcaption></figure>",
                 escape(&r.class),
                 escape(&maps),
                 img(&r.grid),
