@@ -12,16 +12,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-const MANIFEST: &str = "models/manifest.json";
+use crate::sha256_file;
 
-fn sha256_file(path: &Path) -> Result<String> {
-    use sha2::Digest;
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut h = sha2::Sha256::new();
-    std::io::copy(&mut f, &mut h)?;
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
+const MANIFEST: &str = "models/manifest.json";
 
 /// The Hub's LFS hash of a cached file: the name of the blob its snapshot entry points to.
 fn hub_hash(snapshot_path: &Path) -> Option<String> {

@@ -16,13 +16,15 @@ mod patterns_bench;
 mod rank_memory;
 mod train_demo;
 
-/// Lower-case hex sha256 of `bytes`.
-fn sha256_hex(bytes: &[u8]) -> String {
+/// Lower-case hex sha256 of a file, read in a stream.
+fn sha256_file(path: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context;
     use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(format!("{:x}", h.finalize()))
 }
 
 fn main() -> std::process::ExitCode {

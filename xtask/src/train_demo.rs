@@ -394,10 +394,7 @@ pub fn run(steps: usize, only: Option<&str>) -> Result<()> {
     for file in ["resnet_demo.safetensors", "vgg_demo.safetensors"] {
         let path = dir.join(file);
         if path.exists() {
-            sums.push_str(&format!(
-                "{}  {file}\n",
-                crate::sha256_hex(&std::fs::read(&path)?)
-            ));
+            sums.push_str(&format!("{}  {file}\n", crate::sha256_file(&path)?));
         }
     }
     std::fs::write(dir.join("SHA256SUMS"), sums)?;

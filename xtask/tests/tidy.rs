@@ -159,10 +159,7 @@ fn demo_weights_match_their_sha256_and_stay_small() {
         let bytes = std::fs::read(dir.join(file)).unwrap();
         total += bytes.len();
         listed += 1;
-        let actual: String = sha2::Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let actual = format!("{:x}", sha2::Sha256::digest(&bytes));
         assert_eq!(actual, hash, "models/demo/{file} does not match SHA256SUMS");
     }
     assert_eq!(listed, 2, "both demo networks are listed");

@@ -7,7 +7,7 @@ use clap::Args;
 use fmv::models::demo::DemoNet;
 use fmv::models::{Model, parse_device};
 
-use crate::output::sha256_file;
+use crate::output::{sha256_file, sha256_hex};
 use fmv::{LayerRef, LoadOptions, Preprocess};
 
 /// Which network to load, and where to run it.
@@ -37,6 +37,19 @@ pub enum WeightsSource {
     File(PathBuf),
     /// An embedded demo network.
     Demo(DemoNet),
+}
+
+impl WeightsSource {
+    /// The file (or the embedded network's name) and its sha256.
+    pub fn fingerprint(&self) -> Result<(String, String)> {
+        Ok(match self {
+            WeightsSource::File(p) => (crate::output::show(p), sha256_file(p)?),
+            WeightsSource::Demo(d) => (
+                format!("(embedded) models/demo/{}", d.file_name()),
+                sha256_hex(d.bytes()),
+            ),
+        })
+    }
 }
 
 /// The manifest of fetchable models, compiled in so that `--model` can name them offline.
@@ -105,16 +118,9 @@ impl ModelArgs {
         self.weights.is_some() || self.model.is_some()
     }
 
-    /// What the weights are, for manifests and merge checks: file (or embedded name),
-    /// sha256.
+    /// What the weights are, for manifests and merge checks ([`WeightsSource::fingerprint`]).
     pub fn fingerprint(&self) -> Result<(String, String)> {
-        Ok(match self.source()? {
-            WeightsSource::File(p) => (crate::output::show(&p), sha256_file(&p)?),
-            WeightsSource::Demo(d) => (
-                format!("(embedded) models/demo/{}", d.file_name()),
-                sha256_hex(d.bytes()),
-            ),
-        })
+        self.source()?.fingerprint()
     }
 
     /// Loads the network.
@@ -128,15 +134,6 @@ impl ModelArgs {
             WeightsSource::Demo(d) => d.load(&opts)?,
         })
     }
-}
-
-/// Lower-case hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// The layer whose maps a command reads.

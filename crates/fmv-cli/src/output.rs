@@ -61,6 +61,11 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(format!("{:x}", h.finalize()))
 }
 
+/// The sha256 of some bytes, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
 /// A skipped file in JSON.
 #[derive(Debug, Serialize)]
 pub struct SkippedJson {

@@ -20,7 +20,7 @@ use fmv::{
 };
 use serde_json::{Value, json};
 
-use crate::args::{ModelArgs, PreprocessArgs, visualizer};
+use crate::args::{ModelArgs, PreprocessArgs, WeightsSource, visualizer};
 use crate::cmd::class_sums::class_sums_json;
 use crate::cmd::rank::ranking_json;
 use crate::output::{ensure_writable_dir, report_skipped, show, write_json};
@@ -132,11 +132,7 @@ fn setup(args: &Args) -> Result<Setup> {
     let (file, sha256) = args.model.fingerprint()?;
     Ok(Setup {
         viz: visualizer(model, preprocess, &args.preprocess),
-        weights: json!({
-            "file": file,
-            "sha256": sha256,
-            "arch": arch,
-        }),
+        weights: json!({ "file": file, "sha256": sha256, "arch": arch }),
         train: train.clone(),
         test: test.clone(),
         layer: args.layer.as_deref().unwrap_or("-2").parse()?,
@@ -159,13 +155,10 @@ fn demo_setup(args: &Args) -> Result<Setup> {
     write_image_folder(&train, 24, DEMO_TRAIN_SEED)?;
     write_image_folder(&test, 6, DEMO_TEST_SEED)?;
     let preprocess = Preprocess::original().with_size(DEMO_SIZE, DEMO_SIZE);
+    let (file, sha256) = WeightsSource::Demo(net).fingerprint()?;
     Ok(Setup {
         viz: visualizer(model, preprocess, &args.preprocess),
-        weights: json!({
-            "file": format!("(embedded) models/demo/{}", net.file_name()),
-            "sha256": crate::args::sha256_hex(net.bytes()),
-            "arch": arch,
-        }),
+        weights: json!({ "file": file, "sha256": sha256, "arch": arch }),
         train,
         test,
         layer: match &args.layer {
