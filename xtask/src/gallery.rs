@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
-use fmv_render::{Tile, grid, image, png_bytes};
+use fmv_render::{Tile, Tolerance, grid, image, image_difference, png_bytes};
 
 const GALLERY: &str = "docs/gallery";
 const REPORT: &str = "target/gallery-report";
@@ -68,35 +68,6 @@ fn pictures(report: &Path) -> Result<Vec<(&'static str, image::RgbImage)>> {
     ])
 }
 
-/// Why `actual` and `expected` differ beyond the tolerance, if they do.
-pub fn difference(actual: &image::RgbImage, expected: &image::RgbImage) -> Option<String> {
-    if actual.dimensions() != expected.dimensions() {
-        return Some(format!(
-            "size {:?} vs {:?}",
-            actual.dimensions(),
-            expected.dimensions()
-        ));
-    }
-    let (mut worst, mut differing) = (0u8, 0usize);
-    for (a, e) in actual.pixels().zip(expected.pixels()) {
-        let d =
-            a.0.iter()
-                .zip(e.0)
-                .map(|(&x, y)| x.abs_diff(y))
-                .max()
-                .unwrap_or(0);
-        worst = worst.max(d);
-        differing += usize::from(d > 1);
-    }
-    let fraction = differing as f64 / (actual.width() * actual.height()).max(1) as f64;
-    (worst > 8 || fraction > 0.002).then(|| {
-        format!(
-            "max channel difference {worst}, {:.3} % of pixels differ",
-            100.0 * fraction
-        )
-    })
-}
-
 /// Runs `cargo xtask gallery`.
 pub fn run(check: bool) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -119,7 +90,7 @@ pub fn run(check: bool) -> Result<()> {
             let committed = image::open(&path)
                 .with_context(|| format!("cannot read {}", path.display()))?
                 .to_rgb8();
-            if let Some(why) = difference(img, &committed) {
+            if let Some(why) = image_difference(img, &committed, Tolerance::default()) {
                 failures.push(format!("{}: {why}", path.display()));
             }
         } else {

@@ -23,6 +23,7 @@
 
 mod canvas;
 mod colormap;
+mod compare;
 mod error;
 mod font;
 mod grid;
@@ -35,6 +36,7 @@ pub use image;
 
 pub use canvas::{PlotFormat, png_bytes};
 pub use colormap::{CLASS_COLOURS, class_colour, viridis};
+pub use compare::{Tolerance, image_difference};
 pub use error::RenderError;
 pub use grid::{Tile, grid};
 pub use heatmap::{HeatmapStyle, heatmap, with_colour_bar};

@@ -1,19 +1,15 @@
 //! Golden-image tests: each figure is drawn from fixed data and compared with a committed PNG
-//! under `tests/golden/`, allowing a small per-pixel difference (antialiasing may differ by a
-//! unit between platforms). `UPDATE_GOLDEN=1 cargo test -p fmv-render --test golden` rewrites
+//! under `tests/golden/`, within `Tolerance::default()` (antialiasing may differ by a unit
+//! between platforms). `UPDATE_GOLDEN=1 cargo test -p fmv-render --test golden` rewrites
 //! the goldens; on a mismatch the actual image is written to `target/golden-actual/`.
 
 use std::path::PathBuf;
 
 use fmv_render::{
     ClassSumsPanel, ClassSumsPlot, HeatmapStyle, MaskScale, MeanActivationPlot, PlotFormat,
-    RankChart, RankedClass, Tile, grid, heatmap, overlay,
+    RankChart, RankedClass, Tile, Tolerance, grid, heatmap, image_difference, overlay,
 };
 
-/// Largest allowed difference of one channel of one pixel.
-const CHANNEL_TOLERANCE: u8 = 8;
-/// Largest allowed fraction of pixels that differ by more than 1.
-const PIXEL_FRACTION: f64 = 0.002;
 /// Largest allowed golden file.
 const MAX_GOLDEN_BYTES: u64 = 20 * 1024;
 
@@ -31,33 +27,7 @@ fn check(name: &str, actual: &image::RgbImage) {
         "{name}.png is {size} bytes, over 20 KiB"
     );
     let golden = image::open(&path).unwrap().to_rgb8();
-    let failure = if golden.dimensions() != actual.dimensions() {
-        Some(format!(
-            "size {:?} vs golden {:?}",
-            actual.dimensions(),
-            golden.dimensions()
-        ))
-    } else {
-        let mut worst = 0u8;
-        let mut differing = 0usize;
-        for (a, g) in actual.pixels().zip(golden.pixels()) {
-            let d =
-                a.0.iter()
-                    .zip(g.0)
-                    .map(|(&x, y)| x.abs_diff(y))
-                    .max()
-                    .unwrap();
-            worst = worst.max(d);
-            differing += usize::from(d > 1);
-        }
-        let fraction = differing as f64 / (actual.width() * actual.height()) as f64;
-        (worst > CHANNEL_TOLERANCE || fraction > PIXEL_FRACTION).then(|| {
-            format!(
-                "max channel difference {worst}, {:.3} % of pixels differ",
-                100.0 * fraction
-            )
-        })
-    };
+    let failure = image_difference(actual, &golden, Tolerance::default());
     if let Some(why) = failure {
         let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/golden-actual");
         std::fs::create_dir_all(&out).unwrap();

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use fmv::render::{Tolerance, image_difference};
 use serde_json::Value;
 
 use super::{fmv, scratch, stderr_of_failure, weights};
@@ -318,8 +319,7 @@ fn model_names_the_embedded_demo_and_explains_unfetched_weights() {
 
 /// The committed gallery (`cargo xtask gallery`) shows what the demo report draws: every
 /// picture but the patterns (which this test makes with fewer steps) must match a fresh run
-/// within the golden-image tolerance (a channel may differ by 8, at most 0.2 % of pixels by
-/// more than 1).
+/// within the golden-image tolerance.
 #[test]
 fn demo_report_reproduces_the_committed_gallery() {
     let dir = demo_report();
@@ -344,25 +344,9 @@ fn demo_report_reproduces_the_committed_gallery() {
         let g = image::open(gallery.join(format!("{name}.png")))
             .unwrap()
             .to_rgb8();
-        assert_eq!(a.dimensions(), g.dimensions(), "{name}: size");
-        let mut worst = 0u8;
-        let mut differing = 0usize;
-        for (p, q) in a.pixels().zip(g.pixels()) {
-            let d =
-                p.0.iter()
-                    .zip(q.0)
-                    .map(|(&x, y)| x.abs_diff(y))
-                    .max()
-                    .unwrap();
-            worst = worst.max(d);
-            differing += usize::from(d > 1);
+        if let Some(why) = image_difference(&a, &g, Tolerance::default()) {
+            panic!("{name} differs from docs/gallery: {why}; run `cargo xtask gallery`");
         }
-        let fraction = differing as f64 / (a.width() * a.height()) as f64;
-        assert!(
-            worst <= 8 && fraction <= 0.002,
-            "{name} differs from docs/gallery: max {worst}, {:.3} % of pixels; run `cargo xtask gallery`",
-            100.0 * fraction
-        );
     }
 }
 
