@@ -3,17 +3,15 @@
 //! - `fetch NAME... [--pin]`: pretrained weights from the Hugging Face Hub into `models/`.
 //! - `gallery [--check]`: `docs/gallery/` from the demo report (or a comparison with it).
 //! - `train-demo [--only resnet|vgg] [--steps N]`: the embedded demo networks.
-//! - `bench [forward|patterns|rank] [--runs N] [--sizes 100,2000] [--full]`: forward-pass speed
-//!   of full-size ResNet50 and VGG16 (seeded random weights) next to a large-matmul ceiling
-//!   measured in the same run; activation-maximisation step time and whole compat runs (12
-//!   scales, and with `--full` the default 20 up to 986 px); `fmv rank`'s throughput and peak
-//!   memory on generated folders. Not a test; CI does not run it.
+//! - `bench [forward] [patterns] [rank] [--runs N] [--images N] [--full] [--torch PYTHON]`: one
+//!   table of fmv's speed and memory (full-size ResNet50 and VGG16 forward passes next to a
+//!   matmul ceiling measured in the same run, activation-maximisation steps and compat runs,
+//!   `fmv rank` as a whole process with its peak RSS), with the original (PyTorch) timed on the
+//!   same work when `--torch` names a Python that has it. Not a test; CI does not run it.
 
 mod bench;
 mod fetch;
 mod gallery;
-mod patterns_bench;
-mod rank_memory;
 mod train_demo;
 
 /// Lower-case hex sha256 of a file, read in a stream.
@@ -47,27 +45,24 @@ fn run() -> anyhow::Result<()> {
     };
     match args.first().map(String::as_str) {
         Some("bench") => {
-            let what = args
-                .get(1)
-                .map(String::as_str)
-                .filter(|a| !a.starts_with("--"))
-                .unwrap_or("all");
-            let runs: usize = flag("--runs").map(|s| s.parse()).transpose()?.unwrap_or(5);
-            let sizes: Vec<usize> = flag("--sizes")
-                .unwrap_or_else(|| "100,2000".into())
-                .split(',')
-                .map(|s| s.parse())
-                .collect::<Result<_, _>>()?;
-            if matches!(what, "all" | "forward") {
-                bench::run(runs)?;
-            }
-            if matches!(what, "all" | "patterns") {
-                patterns_bench::run_all(args.iter().any(|a| a == "--full"))?;
-            }
-            if matches!(what, "all" | "rank") {
-                rank_memory::run(&sizes)?;
-            }
-            Ok(())
+            let only = args[1..]
+                .iter()
+                .take_while(|a| !a.starts_with("--"))
+                .cloned()
+                .collect();
+            let number = |name: &str, default: usize| -> anyhow::Result<usize> {
+                Ok(flag(name)
+                    .map(|s| s.parse())
+                    .transpose()?
+                    .unwrap_or(default))
+            };
+            bench::run(&bench::Options {
+                runs: number("--runs", 5)?,
+                images: number("--images", 240)?,
+                full: args.iter().any(|a| a == "--full"),
+                torch: flag("--torch").map(Into::into),
+                only,
+            })
         }
         Some("fetch") => {
             let names: Vec<String> = args[1..]
@@ -87,7 +82,7 @@ fn run() -> anyhow::Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask fetch NAME... [--pin] | gallery [--check] | train-demo [--only resnet|vgg] [--steps N] | bench [forward|patterns|rank] [--runs N] [--sizes 100,2000] [--full]"
+                "usage: cargo xtask fetch NAME... [--pin] | gallery [--check] | train-demo [--only resnet|vgg] [--steps N] | bench [forward] [patterns] [rank] [--runs N] [--images N] [--full] [--torch PYTHON]"
             );
             std::process::exit(2);
         }

@@ -89,7 +89,7 @@ impl CustomOp2 for InputGrad {
 }
 
 /// `dx` of a convolution: the transposed convolution of `dy`, group by group.
-fn conv_input_grad(
+pub(crate) fn conv_input_grad(
     x: &Tensor,
     grad: &Tensor,
     weight: &Tensor,

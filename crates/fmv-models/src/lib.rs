@@ -31,6 +31,7 @@
 
 mod arch;
 mod checkpoint;
+mod cpu_conv;
 pub mod demo;
 mod error;
 mod grad;
@@ -40,6 +41,7 @@ mod ops;
 mod resnet;
 mod taps;
 mod vgg;
+mod winograd;
 
 pub use arch::{ARCH_NAMES, Arch, BlockKind, ResNetConfig, Stage, VggConfig, VggHead, VggItem};
 pub use candle_core::{DType, Device, Tensor};

@@ -2,11 +2,15 @@
 //! layer, and the pools. Each one is a small struct or function so that the backward pass
 //! used by activation maximisation can replace one op without touching the networks.
 
+use std::sync::{Arc, OnceLock};
+
 use candle_core::{DType, Device, Module, Tensor};
 
 use crate::checkpoint::Checkpoint;
+use crate::cpu_conv::{self, AddRelu, ConvGeometry, ConvOp};
 use crate::error::Result;
 use crate::grad::{InputGrad, max_pool2d_differentiable};
+use crate::winograd;
 
 /// BatchNorm's epsilon in torchvision's ResNet and VGG (`nn.BatchNorm2d` default); checkpoints
 /// do not record it.
@@ -30,9 +34,39 @@ pub(crate) struct Conv {
     weight: Tensor,
     /// Shape `(1, C, 1, 1)`.
     bias: Option<Tensor>,
-    stride: usize,
-    padding: usize,
-    groups: usize,
+    geometry: ConvGeometry,
+    /// How the convolution runs; see [`ConvAlgorithm`].
+    algorithm: ConvAlgorithm,
+    /// The Winograd-transformed kernels, when the algorithm is Winograd.
+    winograd: Option<Tensor>,
+    /// Those of the input gradient, made on the first backward pass.
+    winograd_grad: Arc<OnceLock<Tensor>>,
+}
+
+/// How the convolutions of a model loaded on the CPU run. Chosen at load time from the
+/// environment variable `FMV_CONV` (`winograd`, the default; `gemm`; `candle`), so that a
+/// benchmark can compare them in one process; other devices always take candle's ops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConvAlgorithm {
+    /// fmv's CPU convolution, with Winograd F(2×2, 3×3) for 3×3 stride-1 layers.
+    Winograd,
+    /// fmv's CPU convolution, im2col + GEMM for every layer.
+    Gemm,
+    /// candle's `conv2d` and `conv_transpose2d`.
+    Candle,
+}
+
+impl ConvAlgorithm {
+    fn from_env(device: &Device, dtype: DType) -> Self {
+        if !device.is_cpu() || !matches!(dtype, DType::F32 | DType::F64) {
+            return ConvAlgorithm::Candle;
+        }
+        match std::env::var("FMV_CONV").as_deref() {
+            Ok("gemm") => ConvAlgorithm::Gemm,
+            Ok("candle") => ConvAlgorithm::Candle,
+            _ => ConvAlgorithm::Winograd,
+        }
+    }
 }
 
 impl Conv {
@@ -76,12 +110,30 @@ impl Conv {
             ),
             None => None,
         };
-        Ok(Conv {
-            weight: w.to_dtype(dtype)?.to_device(device)?,
-            bias,
+        let (_, c_in_g, kh, kw) = w.dims4()?;
+        let geometry = ConvGeometry {
+            c_in: c_in_g * spec.groups,
+            c_out,
+            kh,
+            kw,
             stride: spec.stride,
             padding: spec.padding,
             groups: spec.groups,
+        };
+        let weight = w.to_dtype(dtype)?.to_device(device)?;
+        let algorithm = ConvAlgorithm::from_env(device, dtype);
+        let winograd = if algorithm == ConvAlgorithm::Winograd && geometry.takes_winograd() {
+            Some(winograd::kernels(&weight, false)?)
+        } else {
+            None
+        };
+        Ok(Conv {
+            weight,
+            bias,
+            geometry,
+            algorithm,
+            winograd,
+            winograd_grad: Arc::default(),
         })
     }
 }
@@ -95,28 +147,95 @@ impl Conv {
     }
 }
 
-impl Module for Conv {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let plain = |x: &Tensor| -> candle_core::Result<Tensor> {
-            let y = x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?;
-            match &self.bias {
-                Some(b) => y.broadcast_add(b),
-                None => Ok(y),
-            }
+impl Conv {
+    /// `max(conv(x), 0)`: fmv's CPU convolution applies the ReLU in its own pass (and its mask
+    /// in the backward pass).
+    pub fn forward_relu(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if self.runs_own(x) {
+            return self.own(x, true);
+        }
+        self.forward(x)?.relu()
+    }
+
+    /// Whether fmv's CPU convolution runs this layer on `x`.
+    fn runs_own(&self, x: &Tensor) -> bool {
+        self.algorithm != ConvAlgorithm::Candle && cpu_conv::serves(x)
+    }
+
+    /// fmv's CPU convolution; differentiable with respect to a tracked input only.
+    fn own(&self, x: &Tensor, relu: bool) -> candle_core::Result<Tensor> {
+        let x = x.contiguous()?;
+        let mut op = ConvOp {
+            geometry: self.geometry,
+            weight: self.weight.clone(),
+            bias: self.bias.clone(),
+            winograd: self.winograd.clone(),
+            winograd_grad: None,
+            relu,
         };
         if !x.track_op() {
-            return plain(x);
+            return x.apply_op1_no_bwd(&op);
+        }
+        op.winograd_grad = self.winograd_grad()?;
+        x.apply_op1(op)
+    }
+
+    /// The Winograd kernels of the input gradient, made once.
+    fn winograd_grad(&self) -> candle_core::Result<Option<Tensor>> {
+        if self.winograd.is_none() {
+            return Ok(None);
+        }
+        if let Some(k) = self.winograd_grad.get() {
+            return Ok(Some(k.clone()));
+        }
+        let k = winograd::kernels(&self.weight, true)?;
+        Ok(Some(self.winograd_grad.get_or_init(|| k).clone()))
+    }
+
+    /// candle's convolution and bias on a detached input.
+    fn stock(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let g = &self.geometry;
+        let y = x.conv2d(&self.weight, g.padding, g.stride, 1, g.groups)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+impl Module for Conv {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if self.runs_own(x) {
+            return self.own(x, false);
+        }
+        if !x.track_op() {
+            return self.stock(x);
         }
         // Differentiable with respect to the input only.
+        let g = &self.geometry;
         x.apply_op2(
-            &plain(&x.detach())?,
+            &self.stock(&x.detach())?,
             InputGrad::Conv {
                 weight: self.weight.clone(),
-                stride: self.stride,
-                padding: self.padding,
-                groups: self.groups,
+                stride: g.stride,
+                padding: g.padding,
+                groups: g.groups,
             },
         )
+    }
+}
+
+/// `relu(a + b)`, the end of a residual block: one fused pass (forward and backward) on the
+/// CPU, candle's ops elsewhere.
+pub(crate) fn add_relu(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    if !(cpu_conv::serves(a) && a.dtype() == b.dtype() && a.dims() == b.dims()) {
+        return (a + b)?.relu();
+    }
+    let (a, b) = (a.contiguous()?, b.contiguous()?);
+    if a.track_op() || b.track_op() {
+        a.apply_op2(&b, AddRelu)
+    } else {
+        a.apply_op2_no_bwd(&b, &AddRelu)
     }
 }
 

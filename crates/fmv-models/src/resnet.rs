@@ -7,7 +7,7 @@ use crate::arch::{BlockKind, ResNetConfig, conv_out};
 use crate::checkpoint::Checkpoint;
 use crate::error::Result;
 use crate::layer::{LayerInfo, LayerKind};
-use crate::ops::{Conv, ConvSpec, Linear, max_pool2d};
+use crate::ops::{Conv, ConvSpec, Linear, add_relu, max_pool2d};
 use crate::taps::Tapper;
 
 enum Block {
@@ -53,7 +53,7 @@ impl Block {
                 conv2,
                 downsample,
             } => {
-                let y = conv1.forward(x)?.relu()?;
+                let y = conv1.forward_relu(x)?;
                 (conv2.forward(&y)?, downsample)
             }
             Block::Bottleneck {
@@ -62,8 +62,8 @@ impl Block {
                 conv3,
                 downsample,
             } => {
-                let y = conv1.forward(x)?.relu()?;
-                let y = conv2.forward(&y)?.relu()?;
+                let y = conv1.forward_relu(x)?;
+                let y = conv2.forward_relu(&y)?;
                 (conv3.forward(&y)?, downsample)
             }
         };
@@ -71,7 +71,7 @@ impl Block {
             Some(d) => d.forward(x)?,
             None => x.clone(),
         };
-        (out + identity)?.relu()
+        add_relu(&out, &identity)
     }
 }
 
@@ -216,7 +216,7 @@ impl ResNet {
         x: &Tensor,
         taps: &mut Tapper<'_>,
     ) -> candle_core::Result<Option<Tensor>> {
-        let x = self.stem.forward(x)?.relu()?;
+        let x = self.stem.forward_relu(x)?;
         if taps.emit(&x) {
             return Ok(None);
         }

@@ -121,7 +121,7 @@ impl Vgg {
         let mut x = x.clone();
         for item in &self.items {
             x = match item {
-                Item::Conv(c) => c.forward(&x)?.relu()?,
+                Item::Conv(c) => c.forward_relu(&x)?,
                 Item::Pool => max_pool2d(&x, 2, 2, 0)?,
             };
             if taps.emit(&x) {

@@ -1,9 +1,10 @@
-//! Forward-pass benchmark: ms per image and achieved GFLOP/s of full-size ResNet50 and VGG16 at
-//! 224×224, batch 1 and 8, against the GFLOP/s of a 2048³ f32 matmul measured in the same run.
+//! Forward passes of full-size ResNet50 and VGG16 (seeded random weights) at 224×224, batch 1
+//! and 8, and the GFLOP/s of a 2048³ f32 matmul: the ceiling the convolutions are judged by.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::{Original, Row};
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use fmv_models::{
@@ -41,7 +42,7 @@ pub fn resnet50() -> Arch {
     })
 }
 
-fn vgg16() -> Arch {
+pub fn vgg16() -> Arch {
     let cfg: [usize; 18] = [
         64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0,
     ];
@@ -72,7 +73,16 @@ fn vgg16() -> Arch {
 }
 
 /// Random weights in He scale for convolutions and linear layers; BatchNorm near identity.
+/// A model of `arch` with [`random_tensors`].
 pub fn random_model(arch: &Arch, seed: u64) -> Result<Model> {
+    Ok(Model::from_checkpoint(
+        Checkpoint::from_tensors(arch.name(), random_tensors(arch, seed)?)?,
+        &LoadOptions::new(),
+    )?)
+}
+
+/// Seeded He-scaled weights (BatchNorm statistics near 1 and 0) under torchvision's names.
+pub fn random_tensors(arch: &Arch, seed: u64) -> Result<HashMap<String, Tensor>> {
     let mut rng = SplitMix(seed);
     let mut tensors = HashMap::new();
     for (name, shape) in arch.expected_tensors() {
@@ -89,10 +99,7 @@ pub fn random_model(arch: &Arch, seed: u64) -> Result<Model> {
             };
         tensors.insert(name, Tensor::from_vec(values, shape, &Device::Cpu)?);
     }
-    Ok(Model::from_checkpoint(
-        Checkpoint::from_tensors(arch.name(), tensors)?,
-        &LoadOptions::new(),
-    )?)
+    Ok(tensors)
 }
 
 /// Multiply-adds ×2 of every convolution and linear layer for a 224×224 input.
@@ -155,7 +162,7 @@ fn gflop(arch: &Arch) -> f64 {
 }
 
 /// `(min, median)` of `runs` timed calls after one warm-up call.
-fn time(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<(Duration, Duration)> {
+pub fn time(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<(Duration, Duration)> {
     f()?;
     let mut t = Vec::with_capacity(runs);
     for _ in 0..runs {
@@ -187,38 +194,45 @@ fn matmul_ceiling(runs: usize) -> Result<f64> {
     Ok(2.0 * (n * n * n) as f64 / min.as_secs_f64() / 1e9)
 }
 
-pub fn run(runs: usize) -> Result<()> {
-    println!(
-        "fmv forward benchmark: f32, 224×224, CPU, {} threads, min / median of {runs} runs after a warm-up",
-        candle_core::utils::get_num_threads()
-    );
-    let ceiling = matmul_ceiling(runs)?;
-    println!("matmul ceiling (2048³ f32): {ceiling:.0} GFLOP/s\n");
-    println!("| network | batch | ms/image (min / median) | GFLOP/s | % of ceiling |");
-    println!("|---|---|---|---|---|");
+/// The matmul ceiling's row.
+pub fn ceiling(runs: usize) -> Result<(f64, Row)> {
+    let gflops = matmul_ceiling(runs)?;
+    let row = Row::new("matmul 2048³ f32 (the ceiling)", "GFLOP/s", gflops);
+    Ok((gflops, row))
+}
+
+/// ms per image and GFLOP/s of each network's forward pass at batch 1 and 8.
+pub fn rows(runs: usize, original: Option<&Original>) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
     for (arch, seed) in [(resnet50(), 1u64), (vgg16(), 2)] {
         let model = random_model(&arch, seed)?;
         let logits = model.resolve(&LayerRef::Name("logits".into()))?;
         let work = gflop(&arch);
+        let torch = original.map(|o| o.forward(&arch, seed, runs)).transpose()?;
         for batch in [1usize, 8] {
             let mut rng = SplitMix(3);
             let x: Vec<f32> = (0..batch * 3 * 224 * 224).map(|_| rng.next_f32()).collect();
             let x =
                 Tensor::from_vec(x, (batch, 3, 224, 224), &Device::Cpu)?.to_dtype(DType::F32)?;
-            let (min, med) = time(runs, || {
+            let (min, _) = time(runs, || {
                 model.forward_taps(&x, &[logits])?;
                 Ok(())
             })?;
-            let per = |d: Duration| d.as_secs_f64() * 1e3 / batch as f64;
-            let gflops = work * batch as f64 / min.as_secs_f64();
-            println!(
-                "| {} ({work:.2} GFLOP) | {batch} | {:.1} / {:.1} | {gflops:.0} | {:.0} % |",
-                arch.name(),
-                per(min),
-                per(med),
-                100.0 * gflops / ceiling
-            );
+            let ms = min.as_secs_f64() * 1e3 / batch as f64;
+            let mut row = Row::new(
+                format!(
+                    "{} forward, batch {batch} ({work:.2} GFLOP/image)",
+                    arch.name()
+                ),
+                "ms/image",
+                ms,
+            )
+            .with_gflops(work / ms * 1e3);
+            if let Some(t) = &torch {
+                row = row.with_original(t[usize::from(batch != 1)]);
+            }
+            rows.push(row);
         }
     }
-    Ok(())
+    Ok(rows)
 }

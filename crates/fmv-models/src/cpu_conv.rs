@@ -1,0 +1,805 @@
+//! fmv's own convolution for the CPU: im2col straight into one GEMM per image and group, on
+//! the NCHW layout the networks already use, with the bias (and, where the caller asks, the
+//! ReLU) applied in the same pass; and the input gradient as the transposed GEMM plus col2im.
+//!
+//! Why: candle 0.11's CPU `conv2d` re-lays out the kernel and copies the input NCHW→NHWC on
+//! every call, serially, and its `conv_transpose2d` is a direct loop; together they ran at
+//! 30–40 % of the GEMM ceiling (`docs/PERFORMANCE.md`). Here the weights are used as stored
+//! (a `(c_out, c_in/groups, kh, kw)` tensor is already the row-major `c_out × K` matrix the
+//! GEMM wants), a 1×1 stride-1 convolution reads its input in place, and the unfolding is
+//! spread over the threads.
+//!
+//! Results do not depend on the thread count: the GEMM splits the output, never the sum.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor, WithDType};
+use rayon::prelude::*;
+
+use crate::winograd;
+
+/// The shape of a convolution: everything but its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConvGeometry {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub groups: usize,
+}
+
+impl ConvGeometry {
+    fn out_len(&self, len: usize, k: usize) -> Option<usize> {
+        (len + 2 * self.padding)
+            .checked_sub(k)
+            .map(|d| d / self.stride + 1)
+    }
+
+    /// Output height and width for an `h × w` input, `None` when the kernel does not fit.
+    pub fn out_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        Some((self.out_len(h, self.kh)?, self.out_len(w, self.kw)?))
+    }
+
+    /// Rows of the unfolded input of one group: `c_in/groups · kh · kw`.
+    fn k(&self) -> usize {
+        self.c_in / self.groups * self.kh * self.kw
+    }
+
+    /// Whether [`crate::winograd`] computes this convolution and its input gradient: 3×3,
+    /// stride 1, one group, padding at most 2.
+    pub fn takes_winograd(&self) -> bool {
+        self.kh == 3 && self.kw == 3 && self.stride == 1 && self.groups == 1 && self.padding <= 2
+    }
+
+    /// A 1×1 stride-1 unpadded convolution is a plain GEMM on the input as it lies.
+    fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == 1 && self.padding == 0
+    }
+}
+
+/// `max(v, 0)`, with NaN mapped to 0 like candle's `relu`.
+pub(crate) fn relu_of<T: Float>(v: T) -> T {
+    if v > T::zero() { v } else { T::zero() }
+}
+
+/// The element types the CPU convolution runs in (those `gemm` multiplies).
+pub(crate) trait Float: WithDType + Copy + Send + Sync + PartialOrd + 'static {}
+impl Float for f32 {}
+impl Float for f64 {}
+
+/// Whether fmv's CPU convolution serves a tensor: a CPU tensor of `f32` or `f64`.
+pub(crate) fn serves(x: &Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+}
+
+fn threads() -> gemm::Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => gemm::Parallelism::None,
+        n => gemm::Parallelism::Rayon(n),
+    }
+}
+
+/// `dst (m × n, row-major) = [dst +] lhs (m × k) · rhs (k × n)`, lhs and rhs given by their
+/// row and column strides.
+fn matmul<T: Float>(
+    dst: &mut [T],
+    accumulate: bool,
+    (m, n, k): (usize, usize, usize),
+    lhs: &[T],
+    lhs_strides: (usize, usize),
+    rhs: &[T],
+    rhs_strides: (usize, usize),
+) {
+    gemm_into(
+        dst,
+        n,
+        accumulate,
+        (m, n, k),
+        lhs,
+        lhs_strides,
+        rhs,
+        rhs_strides,
+    )
+}
+
+/// `dst = lhs (m × k) · rhs (k × n)` with dst's rows `dst_rs` apart.
+pub(crate) fn matmul_strided<T: Float>(
+    dst: &mut [T],
+    dst_rs: usize,
+    (m, n, k): (usize, usize, usize),
+    lhs: &[T],
+    lhs_strides: (usize, usize),
+    rhs: &[T],
+    rhs_strides: (usize, usize),
+) {
+    gemm_into(
+        dst,
+        dst_rs,
+        false,
+        (m, n, k),
+        lhs,
+        lhs_strides,
+        rhs,
+        rhs_strides,
+    )
+}
+
+/// The one call into `gemm`: `dst = [dst +] lhs · rhs`, every operand given by its strides
+/// (dst's columns are adjacent).
+#[allow(clippy::too_many_arguments)]
+fn gemm_into<T: Float>(
+    dst: &mut [T],
+    dst_rs: usize,
+    accumulate: bool,
+    (m, n, k): (usize, usize, usize),
+    lhs: &[T],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[T],
+    (rhs_rs, rhs_cs): (usize, usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        dst.len() > (m - 1) * dst_rs + n - 1,
+        "gemm destination too small"
+    );
+    assert!(k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
+    assert!(k == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    // SAFETY: the asserts above keep every index gemm reads or writes inside the slices; dst
+    // does not alias lhs or rhs (one is borrowed mutably).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            threads(),
+        )
+    }
+}
+
+/// Unfolds one group of one image (`c × h × w`) into `col` (`c·kh·kw × ho·wo`): row
+/// `(ci, ky, kx)`, column `(oy, ox)` holds `x[ci, oy·s + ky − p, ox·s + kx − p]`, or 0 outside.
+fn im2col<T: Float>(x: &[T], (h, w): (usize, usize), g: &ConvGeometry, col: &mut [T]) {
+    let (ho, wo) = g.out_hw(h, w).expect("checked by the caller");
+    let (s, p) = (g.stride, g.padding);
+    let taps = g.kh * g.kw;
+    col.par_chunks_mut(ho * wo)
+        .enumerate()
+        .for_each(|(row, out)| {
+            let (ci, ky, kx) = (row / taps, row % taps / g.kw, row % g.kw);
+            let plane = &x[ci * h * w..(ci + 1) * h * w];
+            for (oy, out_row) in out.chunks_mut(wo).enumerate() {
+                let iy = (oy * s + ky) as isize - p as isize;
+                if iy < 0 || iy >= h as isize {
+                    out_row.fill(T::zero());
+                    continue;
+                }
+                let src = &plane[iy as usize * w..(iy as usize + 1) * w];
+                let (lo, hi) = valid_outputs(wo, w, kx, s, p);
+                out_row[..lo].fill(T::zero());
+                out_row[hi..].fill(T::zero());
+                if s == 1 {
+                    out_row[lo..hi].copy_from_slice(&src[lo + kx - p..hi + kx - p]);
+                } else {
+                    for (ox, v) in out_row[lo..hi].iter_mut().enumerate() {
+                        *v = src[(lo + ox) * s + kx - p];
+                    }
+                }
+            }
+        });
+}
+
+/// The outputs `lo..hi` along an axis of `wo` whose input `o·s + k − p` lies inside `0..w`.
+fn valid_outputs(wo: usize, w: usize, k: usize, s: usize, p: usize) -> (usize, usize) {
+    // o·s + k ≥ p  ⇔  o ≥ ⌈(p − k)/s⌉;   o·s + k − p < w  ⇔  o < ⌈(w + p − k)/s⌉.
+    let lo = p.saturating_sub(k).div_ceil(s).min(wo);
+    let hi = (w + p).saturating_sub(k).div_ceil(s).clamp(lo, wo);
+    (lo, hi)
+}
+
+/// The adjoint of [`im2col`]: adds every entry of `col` back onto the input position it came
+/// from. Each channel's rows are summed by one thread, so the order of the sum is fixed.
+fn col2im<T: Float>(col: &[T], (h, w): (usize, usize), g: &ConvGeometry, dx: &mut [T]) {
+    let (ho, wo) = g.out_hw(h, w).expect("checked by the caller");
+    let (s, p) = (g.stride, g.padding);
+    let taps = g.kh * g.kw;
+    dx.par_chunks_mut(h * w)
+        .enumerate()
+        .for_each(|(ci, plane)| {
+            plane.fill(T::zero());
+            for t in 0..taps {
+                let (ky, kx) = (t / g.kw, t % g.kw);
+                let rows = &col[(ci * taps + t) * ho * wo..(ci * taps + t + 1) * ho * wo];
+                for (oy, src) in rows.chunks(wo).enumerate() {
+                    let iy = (oy * s + ky) as isize - p as isize;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    let dst = &mut plane[iy as usize * w..(iy as usize + 1) * w];
+                    let (lo, hi) = valid_outputs(wo, w, kx, s, p);
+                    for (ox, &v) in src[lo..hi].iter().enumerate() {
+                        dst[(lo + ox) * s + kx - p] += v;
+                    }
+                }
+            }
+        });
+}
+
+/// `y = conv(x, w) + b`, then `max(y, 0)` when `relu`, for a contiguous NCHW batch.
+fn forward<T: Float>(
+    x: &[T],
+    (n, h, w): (usize, usize, usize),
+    weight: &[T],
+    bias: Option<&[T]>,
+    g: &ConvGeometry,
+    relu: bool,
+) -> Vec<T> {
+    let (ho, wo) = g.out_hw(h, w).expect("checked by the caller");
+    let (p_out, k) = (ho * wo, g.k());
+    let (cin_g, cout_g) = (g.c_in / g.groups, g.c_out / g.groups);
+    let mut y = vec![T::zero(); n * g.c_out * p_out];
+    let mut col = if g.is_pointwise() {
+        Vec::new()
+    } else {
+        vec![T::zero(); k * p_out]
+    };
+    for (b, y_b) in y.chunks_mut(g.c_out * p_out).enumerate() {
+        if let Some(bias) = bias {
+            y_b.par_chunks_mut(p_out)
+                .zip(bias.par_iter())
+                .for_each(|(plane, &v)| plane.fill(v));
+        }
+        for grp in 0..g.groups {
+            let x_g = &x[(b * g.c_in + grp * cin_g) * h * w..][..cin_g * h * w];
+            let rhs: &[T] = if g.is_pointwise() {
+                x_g
+            } else {
+                im2col(x_g, (h, w), g, &mut col);
+                &col
+            };
+            matmul(
+                &mut y_b[grp * cout_g * p_out..][..cout_g * p_out],
+                bias.is_some(),
+                (cout_g, p_out, k),
+                &weight[grp * cout_g * k..][..cout_g * k],
+                (k, 1),
+                rhs,
+                (p_out, 1),
+            );
+        }
+        if relu {
+            y_b.par_chunks_mut(4096).for_each(|c| {
+                for v in c {
+                    *v = relu_of(*v);
+                }
+            });
+        }
+    }
+    y
+}
+
+/// `dx = convᵀ(dy, w)` for a contiguous NCHW `dy`: per image and group, `Wᵀ·dy` then col2im.
+fn input_grad<T: Float>(
+    dy: &[T],
+    (n, h, w): (usize, usize, usize),
+    weight: &[T],
+    g: &ConvGeometry,
+) -> Vec<T> {
+    let (ho, wo) = g.out_hw(h, w).expect("checked by the caller");
+    let (p_out, k) = (ho * wo, g.k());
+    let (cin_g, cout_g) = (g.c_in / g.groups, g.c_out / g.groups);
+    let mut dx = vec![T::zero(); n * g.c_in * h * w];
+    let mut col = if g.is_pointwise() {
+        Vec::new()
+    } else {
+        vec![T::zero(); k * p_out]
+    };
+    for (b, dx_b) in dx.chunks_mut(g.c_in * h * w).enumerate() {
+        for grp in 0..g.groups {
+            let dy_g = &dy[(b * g.c_out + grp * cout_g) * p_out..][..cout_g * p_out];
+            let w_g = &weight[grp * cout_g * k..][..cout_g * k];
+            let dx_g = &mut dx_b[grp * cin_g * h * w..][..cin_g * h * w];
+            // Wᵀ is w_g read with its strides swapped.
+            let target: &mut [T] = if g.is_pointwise() { dx_g } else { &mut col };
+            matmul(
+                target,
+                false,
+                (k, p_out, cout_g),
+                w_g,
+                (1, k),
+                dy_g,
+                (p_out, 1),
+            );
+            if !g.is_pointwise() {
+                col2im(&col, (h, w), g, dx_g);
+            }
+        }
+    }
+    dx
+}
+
+/// The slice behind a contiguous CPU tensor.
+fn host_slice<'a, T: Float>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&s.as_slice::<T>()?[start..end]),
+        None => candle_core::bail!("fmv conv: expected a contiguous tensor"),
+    }
+}
+
+/// Runs `f` on the weight (and bias) slices of CPU tensors of the element type `T`.
+fn with_host<T: Float, R>(
+    tensors: &[Option<&Tensor>],
+    f: impl FnOnce(&[Option<&[T]>]) -> candle_core::Result<R>,
+) -> candle_core::Result<R> {
+    let guards: Vec<_> = tensors
+        .iter()
+        .map(|t| t.map(|t| t.storage_and_layout()))
+        .collect();
+    let mut slices = Vec::with_capacity(guards.len());
+    for g in &guards {
+        slices.push(match g {
+            None => None,
+            Some((storage, layout)) => match &**storage {
+                candle_core::Storage::Cpu(s) => Some(host_slice::<T>(s, layout)?),
+                _ => candle_core::bail!("fmv conv: weights are not on the CPU"),
+            },
+        });
+    }
+    f(&slices)
+}
+
+fn dims4(l: &Layout, g: &ConvGeometry, what: &str) -> candle_core::Result<(usize, usize, usize)> {
+    let (n, c, h, w) = l.shape().dims4()?;
+    let expect = if what == "input" { g.c_in } else { g.c_out };
+    if c != expect {
+        candle_core::bail!("fmv conv: {what} has {c} channels, the layer expects {expect}");
+    }
+    Ok((n, h, w))
+}
+
+/// The convolution (bias and optional ReLU fused) as a candle op on the CPU. Applied with
+/// `apply_op1_no_bwd` for inference; applied with `apply_op1` on a tracked input its backward
+/// pass gives the input's gradient only (the ReLU's mask, then [`ConvInputGrad`]), never the
+/// weights'.
+pub(crate) struct ConvOp {
+    pub geometry: ConvGeometry,
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    /// The Winograd-transformed kernels, for a geometry that [`ConvGeometry::takes_winograd`].
+    pub winograd: Option<Tensor>,
+    /// Those of the input gradient; needed only by the backward pass.
+    pub winograd_grad: Option<Tensor>,
+    pub relu: bool,
+}
+
+impl ConvOp {
+    fn run<T: Float>(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(Vec<T>, Shape)> {
+        let g = &self.geometry;
+        let (n, h, w) = dims4(l, g, "input")?;
+        let Some((ho, wo)) = g.out_hw(h, w) else {
+            candle_core::bail!(
+                "fmv conv: a {h}×{w} input is smaller than the {}×{} kernel",
+                g.kh,
+                g.kw
+            )
+        };
+        let x = host_slice::<T>(s, l)?;
+        let tensors = [
+            Some(&self.weight),
+            self.bias.as_ref(),
+            self.winograd.as_ref(),
+        ];
+        let y = with_host::<T, _>(&tensors, |ws| {
+            let weight = ws[0].expect("the weight is always given");
+            Ok(match ws[2] {
+                Some(u) if g.takes_winograd() => {
+                    let dims = (n, g.c_in, h, w);
+                    winograd::conv3x3(x, dims, u, g.c_out, ws[1], g.padding, self.relu)
+                }
+                _ => forward(x, (n, h, w), weight, ws[1], g, self.relu),
+            })
+        })?;
+        Ok((y, Shape::from((n, g.c_out, ho, wo))))
+    }
+}
+
+impl CustomOp1 for ConvOp {
+    fn name(&self) -> &'static str {
+        "fmv-conv2d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        match s {
+            CpuStorage::F32(_) => {
+                let (y, shape) = self.run::<f32>(s, l)?;
+                Ok((CpuStorage::F32(y), shape))
+            }
+            CpuStorage::F64(_) => {
+                let (y, shape) = self.run::<f64>(s, l)?;
+                Ok((CpuStorage::F64(y), shape))
+            }
+            other => candle_core::bail!("fmv conv: unsupported dtype {:?}", other.dtype()),
+        }
+    }
+
+    fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let (_, _, h, w) = x.dims4()?;
+        let op = ConvInputGrad {
+            geometry: self.geometry,
+            weight: self.weight.clone(),
+            winograd: self.winograd_grad.clone(),
+            input_hw: (h, w),
+            relu: self.relu,
+        };
+        // The second argument is the forward output, read only for the ReLU's mask.
+        let dx = dy.contiguous()?.apply_op2_no_bwd(&y.contiguous()?, &op)?;
+        Ok(Some(dx))
+    }
+}
+
+/// The input gradient of a convolution, applied to `dy` (masked by `y > 0` first when the
+/// convolution's ReLU was fused), for an input of `input_hw`. A [`CustomOp2`] on `(dy, y)`.
+pub(crate) struct ConvInputGrad {
+    pub geometry: ConvGeometry,
+    pub weight: Tensor,
+    /// The Winograd-transformed kernels of the transposed convolution, for a geometry that
+    /// [`ConvGeometry::takes_winograd`].
+    pub winograd: Option<Tensor>,
+    pub input_hw: (usize, usize),
+    pub relu: bool,
+}
+
+impl ConvInputGrad {
+    fn run<T: Float>(
+        &self,
+        (s, l): (&CpuStorage, &Layout),
+        (ys, yl): (&CpuStorage, &Layout),
+    ) -> candle_core::Result<(Vec<T>, Shape)> {
+        let g = &self.geometry;
+        let (n, ho, wo) = dims4(l, g, "output gradient")?;
+        let (h, w) = self.input_hw;
+        if g.out_hw(h, w) != Some((ho, wo)) {
+            candle_core::bail!("fmv conv: a {ho}×{wo} gradient does not match a {h}×{w} input")
+        }
+        let dy = host_slice::<T>(s, l)?;
+        let masked;
+        let dy = if self.relu {
+            let y = host_slice::<T>(ys, yl)?;
+            if y.len() != dy.len() {
+                candle_core::bail!("fmv conv: the ReLU mask does not match the gradient");
+            }
+            masked = relu_mask(dy, y);
+            &masked[..]
+        } else {
+            dy
+        };
+        let dx = with_host::<T, _>(&[Some(&self.weight), self.winograd.as_ref()], |ws| {
+            Ok(match ws[1] {
+                Some(u) if g.takes_winograd() => {
+                    let dims = (n, g.c_out, ho, wo);
+                    winograd::conv3x3(dy, dims, u, g.c_in, None, 2 - g.padding, false)
+                }
+                _ => input_grad(dy, (n, h, w), ws[0].expect("given"), g),
+            })
+        })?;
+        Ok((dx, Shape::from((n, g.c_in, h, w))))
+    }
+}
+
+impl CustomOp2 for ConvInputGrad {
+    fn name(&self) -> &'static str {
+        "fmv-conv2d-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s: &CpuStorage,
+        l: &Layout,
+        ys: &CpuStorage,
+        yl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        match s {
+            CpuStorage::F32(_) => {
+                let (y, shape) = self.run::<f32>((s, l), (ys, yl))?;
+                Ok((CpuStorage::F32(y), shape))
+            }
+            CpuStorage::F64(_) => {
+                let (y, shape) = self.run::<f64>((s, l), (ys, yl))?;
+                Ok((CpuStorage::F64(y), shape))
+            }
+            other => candle_core::bail!("fmv conv: unsupported dtype {:?}", other.dtype()),
+        }
+    }
+}
+
+/// `dy` where `y > 0`, else 0: the gradient through a ReLU whose output is `y`.
+fn relu_mask<T: Float>(dy: &[T], y: &[T]) -> Vec<T> {
+    let mut out = vec![T::zero(); dy.len()];
+    out.par_chunks_mut(1 << 14)
+        .zip(dy.par_chunks(1 << 14).zip(y.par_chunks(1 << 14)))
+        .for_each(|(o, (d, y))| {
+            for ((o, &d), &y) in o.iter_mut().zip(d).zip(y) {
+                *o = if y > T::zero() { d } else { T::zero() };
+            }
+        });
+    out
+}
+
+/// `relu(a + b)` for two contiguous CPU tensors of one shape (a residual block's end), with a
+/// backward pass that sends the masked gradient to both.
+pub(crate) struct AddRelu;
+
+impl AddRelu {
+    fn run<T: Float>(
+        (s1, l1): (&CpuStorage, &Layout),
+        (s2, l2): (&CpuStorage, &Layout),
+    ) -> candle_core::Result<Vec<T>> {
+        let (a, b) = (host_slice::<T>(s1, l1)?, host_slice::<T>(s2, l2)?);
+        if l1.shape() != l2.shape() {
+            candle_core::bail!(
+                "fmv add-relu: shapes {:?} and {:?} differ",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        let mut out = vec![T::zero(); a.len()];
+        out.par_chunks_mut(1 << 14)
+            .zip(a.par_chunks(1 << 14).zip(b.par_chunks(1 << 14)))
+            .for_each(|(o, (a, b))| {
+                for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                    *o = relu_of(a + b);
+                }
+            });
+        Ok(out)
+    }
+}
+
+impl CustomOp2 for AddRelu {
+    fn name(&self) -> &'static str {
+        "fmv-add-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let shape = l1.shape().clone();
+        match s1 {
+            CpuStorage::F32(_) => Ok((CpuStorage::F32(Self::run((s1, l1), (s2, l2))?), shape)),
+            CpuStorage::F64(_) => Ok((CpuStorage::F64(Self::run((s1, l1), (s2, l2))?), shape)),
+            other => candle_core::bail!("fmv add-relu: unsupported dtype {:?}", other.dtype()),
+        }
+    }
+
+    fn bwd(
+        &self,
+        _a: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = dy.contiguous()?.apply_op2_no_bwd(y, &ReluGrad)?;
+        Ok((Some(g.clone()), Some(g)))
+    }
+}
+
+/// `dy` where `y > 0`, else 0, as a candle op on `(dy, y)`.
+struct ReluGrad;
+
+impl CustomOp2 for ReluGrad {
+    fn name(&self) -> &'static str {
+        "fmv-relu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let shape = l1.shape().clone();
+        if l1.shape() != l2.shape() {
+            candle_core::bail!(
+                "fmv relu-grad: shapes {:?} and {:?} differ",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        match s1 {
+            CpuStorage::F32(_) => {
+                let m = relu_mask(host_slice::<f32>(s1, l1)?, host_slice::<f32>(s2, l2)?);
+                Ok((CpuStorage::F32(m), shape))
+            }
+            CpuStorage::F64(_) => {
+                let m = relu_mask(host_slice::<f64>(s1, l1)?, host_slice::<f64>(s2, l2)?);
+                Ok((CpuStorage::F64(m), shape))
+            }
+            other => candle_core::bail!("fmv relu-grad: unsupported dtype {:?}", other.dtype()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against candle's own `conv2d` / `conv_transpose2d`: an independent implementation of
+    //! the same operation, in f64 so that only the order of sums differs.
+
+    use super::*;
+    use candle_core::Device;
+
+    fn random(shape: &[usize], seed: u64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let mut s = seed;
+        let v: Vec<f64> = (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+        assert_eq!(a.dims(), b.dims());
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    }
+
+    /// (c_in, c_out, k, stride, padding, groups, h, w)
+    type Case = (usize, usize, usize, usize, usize, usize, usize, usize);
+    const CASES: [Case; 10] = [
+        (3, 8, 7, 2, 3, 1, 19, 23),
+        (8, 6, 3, 1, 1, 1, 9, 7),
+        (8, 8, 3, 2, 1, 2, 10, 11),
+        (6, 12, 1, 1, 0, 1, 5, 8),
+        (6, 12, 1, 2, 0, 1, 7, 6),
+        (4, 4, 3, 1, 1, 4, 6, 6),
+        (5, 7, 2, 2, 0, 1, 8, 9),
+        (5, 7, 3, 1, 0, 1, 8, 9),
+        (7, 5, 3, 1, 2, 1, 5, 4),
+        (16, 9, 3, 1, 1, 1, 1, 2),
+    ];
+
+    /// Runs every case through fmv's convolution and its input gradient, with and without the
+    /// Winograd kernels where the geometry takes them, against candle's `conv2d` and
+    /// `conv_transpose2d`.
+    #[test]
+    fn forward_and_input_grad_match_candle() {
+        let mut winograd_cases = 0;
+        for (i, &(c_in, c_out, k, stride, padding, groups, h, w)) in CASES.iter().enumerate() {
+            let g = ConvGeometry {
+                c_in,
+                c_out,
+                kh: k,
+                kw: k,
+                stride,
+                padding,
+                groups,
+            };
+            let x = random(&[2, c_in, h, w], i as u64);
+            let weight = random(&[c_out, c_in / groups, k, k], 100 + i as u64);
+            let bias = random(&[c_out], 200 + i as u64);
+            let theirs = x
+                .conv2d(&weight, padding, stride, 1, groups)
+                .unwrap()
+                .broadcast_add(&bias.reshape((1, c_out, 1, 1)).unwrap())
+                .unwrap();
+            let dy = random(theirs.dims(), 300 + i as u64);
+            // dx through candle's conv_transpose2d, group by group (the path other devices take).
+            let expected_dx =
+                crate::grad::conv_input_grad(&x, &dy, &weight, stride, padding, groups).unwrap();
+
+            let kernels = g.takes_winograd().then(|| {
+                winograd_cases += 1;
+                (
+                    winograd::kernels(&weight, false).unwrap(),
+                    winograd::kernels(&weight, true).unwrap(),
+                )
+            });
+            let variants = [None, kernels.as_ref()];
+            for (path, wk) in variants
+                .iter()
+                .enumerate()
+                .filter(|(p, k)| *p == 0 || k.is_some())
+            {
+                for relu in [false, true] {
+                    let ours = x
+                        .apply_op1_no_bwd(&ConvOp {
+                            geometry: g,
+                            weight: weight.clone(),
+                            bias: Some(bias.clone()),
+                            winograd: wk.map(|k| k.0.clone()),
+                            winograd_grad: None,
+                            relu,
+                        })
+                        .unwrap();
+                    let reference = if relu {
+                        theirs.relu().unwrap()
+                    } else {
+                        theirs.clone()
+                    };
+                    let d = max_abs_diff(&ours, &reference);
+                    assert!(
+                        d < 1e-12,
+                        "case {i} path {path} relu {relu}: forward differs by {d}"
+                    );
+                }
+                let dx = dy
+                    .apply_op2_no_bwd(
+                        &dy,
+                        &ConvInputGrad {
+                            geometry: g,
+                            weight: weight.clone(),
+                            winograd: wk.map(|k| k.1.clone()),
+                            input_hw: (h, w),
+                            relu: false,
+                        },
+                    )
+                    .unwrap();
+                let d = max_abs_diff(&dx, &expected_dx);
+                assert!(
+                    d < 1e-12,
+                    "case {i} path {path}: input gradient differs by {d}"
+                );
+            }
+        }
+        assert_eq!(winograd_cases, 4);
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let g = ConvGeometry {
+            c_in: 3,
+            c_out: 4,
+            kh: 3,
+            kw: 3,
+            stride: 1,
+            padding: 0,
+            groups: 1,
+        };
+        let weight = random(&[4, 3, 3, 3], 1);
+        let op = ConvOp {
+            geometry: g,
+            weight,
+            bias: None,
+            winograd: None,
+            winograd_grad: None,
+            relu: false,
+        };
+        let err = random(&[1, 2, 5, 5], 2).apply_op1_no_bwd(&op).unwrap_err();
+        assert!(err.to_string().contains("2 channels"), "{err}");
+        let err = random(&[1, 3, 2, 5], 2).apply_op1_no_bwd(&op).unwrap_err();
+        assert!(err.to_string().contains("smaller than"), "{err}");
+    }
+}

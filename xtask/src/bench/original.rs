@@ -1,0 +1,114 @@
+//! The original's side of the benchmark: `xtask/scripts/original.py` run by a Python that has
+//! torch, torchvision, opencv and safetensors, on the same weights files and images.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use fmv_models::Arch;
+
+use super::{root, weights_file};
+
+/// A Python able to run the original's code paths.
+pub struct Original {
+    python: PathBuf,
+    /// `torch.__version__`.
+    pub version: String,
+}
+
+impl Original {
+    pub fn new(python: &Path) -> Result<Self> {
+        let out = Command::new(python)
+            .args([
+                "-c",
+                "import torch, torchvision, cv2, safetensors; print(torch.__version__)",
+            ])
+            .output()
+            .with_context(|| format!("cannot run {}", python.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{} lacks torch, torchvision, opencv or safetensors: {}",
+                python.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(Original {
+            python: python.to_owned(),
+            version: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        })
+    }
+
+    /// Runs one mode of the script and returns its `result`.
+    fn call(
+        &self,
+        mode: &str,
+        arch: &Arch,
+        seed: u64,
+        layer: i64,
+        args: &[String],
+    ) -> Result<serde_json::Value> {
+        let weights = weights_file(arch, seed)?;
+        let out = Command::new(&self.python)
+            .arg(root().join("xtask/scripts/original.py"))
+            .arg(mode)
+            .arg(&weights)
+            .arg(arch.name())
+            .arg(layer.to_string())
+            .args(args)
+            .output()
+            .context("cannot run original.py")?;
+        if !out.status.success() {
+            bail!(
+                "original.py {mode} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("original.py {mode} printed no JSON"))?;
+        Ok(v["result"].clone())
+    }
+
+    fn number(
+        &self,
+        mode: &str,
+        arch: &Arch,
+        seed: u64,
+        layer: i64,
+        args: &[String],
+    ) -> Result<f64> {
+        self.call(mode, arch, seed, layer, args)?
+            .as_f64()
+            .with_context(|| format!("original.py {mode} gave no number"))
+    }
+
+    /// ms per image of a plain forward pass at batch 1 and 8.
+    pub fn forward(&self, arch: &Arch, seed: u64, runs: usize) -> Result<[f64; 2]> {
+        let v = self.call("forward", arch, seed, -2, &[runs.to_string()])?;
+        match (v[0].as_f64(), v[1].as_f64()) {
+            (Some(a), Some(b)) => Ok([a, b]),
+            _ => bail!("original.py forward gave {v}"),
+        }
+    }
+
+    /// Seconds of `find_unique_filters` over a folder.
+    pub fn rank(&self, arch: &Arch, seed: u64, layer: i64, dir: &Path) -> Result<f64> {
+        self.number("rank", arch, seed, layer, &[dir.display().to_string()])
+    }
+
+    /// Seconds per `visualize_patterns` step at `size` px.
+    pub fn step(&self, arch: &Arch, seed: u64, filter: usize, size: usize) -> Result<f64> {
+        let args = [filter.to_string(), size.to_string(), "5".to_string()];
+        self.number("step", arch, seed, -2, &args)
+    }
+
+    /// Seconds of `visualize_patterns` with `scales` upscaling steps.
+    pub fn patterns(&self, arch: &Arch, seed: u64, filter: usize, scales: usize) -> Result<f64> {
+        self.number(
+            "patterns",
+            arch,
+            seed,
+            -2,
+            &[filter.to_string(), scales.to_string()],
+        )
+    }
+}
