@@ -174,15 +174,23 @@ fn gemm_into<T: Float>(
     }
 }
 
-/// Unfolds one group of one image (`c × h × w`) into `col` (`c·kh·kw × ho·wo`): row
-/// `(ci, ky, kx)`, column `(oy, ox)` holds `x[ci, oy·s + ky − p, ox·s + kx − p]`, or 0 outside.
-fn im2col<T: Float>(x: &[T], (h, w): (usize, usize), g: &ConvGeometry, col: &mut [T]) {
+/// Unfolds one group of one image (`c × h × w`) into `col` (`c·kh·kw` rows of `row_len`): row
+/// `(ci, ky, kx)`, column `offset + (oy, ox)` holds `x[ci, oy·s + ky − p, ox·s + kx − p]`, or 0
+/// outside. `row_len` is `ho·wo` for one image, `n·ho·wo` for images side by side.
+fn im2col<T: Float>(
+    x: &[T],
+    (h, w): (usize, usize),
+    g: &ConvGeometry,
+    col: &mut [T],
+    (row_len, offset): (usize, usize),
+) {
     let (ho, wo) = g.out_hw(h, w).expect("checked by the caller");
     let (s, p) = (g.stride, g.padding);
     let taps = g.kh * g.kw;
-    col.par_chunks_mut(ho * wo)
+    col.par_chunks_mut(row_len)
         .enumerate()
         .for_each(|(row, out)| {
+            let out = &mut out[offset..offset + ho * wo];
             let (ci, ky, kx) = (row / taps, row % taps / g.kw, row % g.kw);
             let plane = &x[ci * h * w..(ci + 1) * h * w];
             for (oy, out_row) in out.chunks_mut(wo).enumerate() {
@@ -242,6 +250,10 @@ fn col2im<T: Float>(col: &[T], (h, w): (usize, usize), g: &ConvGeometry, dx: &mu
         });
 }
 
+/// Output maps smaller than this many pixels are computed for the whole batch in one GEMM
+/// (a GEMM a few dozen columns wide runs far below the ceiling).
+const STACK_BELOW: usize = 1024;
+
 /// `y = conv(x, w) + b`, then `max(y, 0)` when `relu`, for a contiguous NCHW batch.
 fn forward<T: Float>(
     x: &[T],
@@ -253,6 +265,9 @@ fn forward<T: Float>(
 ) -> Vec<T> {
     let (ho, wo) = g.out_hw(h, w).expect("checked by the caller");
     let (p_out, k) = (ho * wo, g.k());
+    if n > 1 && g.groups == 1 && p_out < STACK_BELOW {
+        return forward_stacked(x, (n, h, w), weight, bias, g, relu);
+    }
     let (cin_g, cout_g) = (g.c_in / g.groups, g.c_out / g.groups);
     let mut y = vec![T::zero(); n * g.c_out * p_out];
     let mut col = if g.is_pointwise() {
@@ -271,7 +286,7 @@ fn forward<T: Float>(
             let rhs: &[T] = if g.is_pointwise() {
                 x_g
             } else {
-                im2col(x_g, (h, w), g, &mut col);
+                im2col(x_g, (h, w), g, &mut col, (p_out, 0));
                 &col
             };
             matmul(
@@ -292,6 +307,51 @@ fn forward<T: Float>(
             });
         }
     }
+    y
+}
+
+/// [`forward`] with the images side by side: the unfolded batch is one `k × n·ho·wo` matrix and
+/// the output one `c_out × n·ho·wo` matrix, put back in NCHW order at the end (ungrouped).
+fn forward_stacked<T: Float>(
+    x: &[T],
+    (n, h, w): (usize, usize, usize),
+    weight: &[T],
+    bias: Option<&[T]>,
+    g: &ConvGeometry,
+    relu: bool,
+) -> Vec<T> {
+    let (ho, wo) = g.out_hw(h, w).expect("checked by the caller");
+    let (p_out, k) = (ho * wo, g.k());
+    let wide = n * p_out;
+    let mut col = vec![T::zero(); k * wide];
+    for b in 0..n {
+        let x_b = &x[b * g.c_in * h * w..][..g.c_in * h * w];
+        im2col(x_b, (h, w), g, &mut col, (wide, b * p_out));
+    }
+    let mut stacked = vec![T::zero(); g.c_out * wide];
+    if let Some(bias) = bias {
+        stacked
+            .par_chunks_mut(wide)
+            .zip(bias.par_iter())
+            .for_each(|(row, &v)| row.fill(v));
+    }
+    matmul(
+        &mut stacked,
+        bias.is_some(),
+        (g.c_out, wide, k),
+        weight,
+        (k, 1),
+        &col,
+        (wide, 1),
+    );
+    let mut y = vec![T::zero(); n * g.c_out * p_out];
+    y.par_chunks_mut(p_out).enumerate().for_each(|(i, plane)| {
+        let (b, co) = (i / g.c_out, i % g.c_out);
+        let src = &stacked[co * wide + b * p_out..][..p_out];
+        for (v, &s) in plane.iter_mut().zip(src) {
+            *v = if relu { relu_of(s) } else { s };
+        }
+    });
     y
 }
 
@@ -678,7 +738,8 @@ mod tests {
 
     /// (c_in, c_out, k, stride, padding, groups, h, w)
     type Case = (usize, usize, usize, usize, usize, usize, usize, usize);
-    const CASES: [Case; 10] = [
+    /// The last two have maps of at least [`STACK_BELOW`] pixels (one GEMM per image).
+    const CASES: [Case; 12] = [
         (3, 8, 7, 2, 3, 1, 19, 23),
         (8, 6, 3, 1, 1, 1, 9, 7),
         (8, 8, 3, 2, 1, 2, 10, 11),
@@ -689,6 +750,8 @@ mod tests {
         (5, 7, 3, 1, 0, 1, 8, 9),
         (7, 5, 3, 1, 2, 1, 5, 4),
         (16, 9, 3, 1, 1, 1, 1, 2),
+        (2, 3, 3, 1, 1, 1, 40, 30),
+        (4, 5, 1, 1, 0, 1, 33, 33),
     ];
 
     /// Runs every case through fmv's convolution and its input gradient, with and without the
@@ -774,7 +837,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(winograd_cases, 4);
+        assert_eq!(winograd_cases, 5);
     }
 
     #[test]
