@@ -15,7 +15,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use crate::winograd;
+use crate::winograd::{self, Tile};
 
 /// The shape of a convolution: everything but its weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -442,6 +442,8 @@ pub(crate) struct ConvOp {
     pub geometry: ConvGeometry,
     pub weight: Tensor,
     pub bias: Option<Tensor>,
+    /// The Winograd tile the kernels below were transformed for.
+    pub tile: Tile,
     /// The Winograd-transformed kernels, for a geometry that [`ConvGeometry::takes_winograd`].
     pub winograd: Option<Tensor>,
     /// Those of the input gradient; needed only by the backward pass.
@@ -471,7 +473,7 @@ impl ConvOp {
             Ok(match ws[2] {
                 Some(u) if g.takes_winograd() => {
                     let dims = (n, g.c_in, h, w);
-                    winograd::conv3x3(x, dims, u, g.c_out, ws[1], g.padding, self.relu)
+                    winograd::conv3x3(x, dims, self.tile, u, g.c_out, ws[1], g.padding, self.relu)
                 }
                 _ => forward(x, (n, h, w), weight, ws[1], g, self.relu),
             })
@@ -504,6 +506,7 @@ impl CustomOp1 for ConvOp {
         let op = ConvInputGrad {
             geometry: self.geometry,
             weight: self.weight.clone(),
+            tile: self.tile,
             winograd: self.winograd_grad.clone(),
             input_hw: (h, w),
             relu: self.relu,
@@ -519,6 +522,8 @@ impl CustomOp1 for ConvOp {
 pub(crate) struct ConvInputGrad {
     pub geometry: ConvGeometry,
     pub weight: Tensor,
+    /// The Winograd tile the kernels below were transformed for.
+    pub tile: Tile,
     /// The Winograd-transformed kernels of the transposed convolution, for a geometry that
     /// [`ConvGeometry::takes_winograd`].
     pub winograd: Option<Tensor>,
@@ -554,7 +559,7 @@ impl ConvInputGrad {
             Ok(match ws[1] {
                 Some(u) if g.takes_winograd() => {
                     let dims = (n, g.c_out, ho, wo);
-                    winograd::conv3x3(dy, dims, u, g.c_in, None, 2 - g.padding, false)
+                    winograd::conv3x3(dy, dims, self.tile, u, g.c_in, None, 2 - g.padding, false)
                 }
                 _ => input_grad(dy, (n, h, w), ws[0].expect("given"), g),
             })
@@ -783,26 +788,25 @@ mod tests {
             let expected_dx =
                 crate::grad::conv_input_grad(&x, &dy, &weight, stride, padding, groups).unwrap();
 
-            let kernels = g.takes_winograd().then(|| {
+            let mut variants = vec![(Tile::F2, None)];
+            if g.takes_winograd() {
                 winograd_cases += 1;
-                (
-                    winograd::kernels(&weight, false).unwrap(),
-                    winograd::kernels(&weight, true).unwrap(),
-                )
-            });
-            let variants = [None, kernels.as_ref()];
-            for (path, wk) in variants
-                .iter()
-                .enumerate()
-                .filter(|(p, k)| *p == 0 || k.is_some())
-            {
+                for tile in [Tile::F2, Tile::F4] {
+                    let forward = winograd::kernels(&weight, tile, false).unwrap();
+                    let backward = winograd::kernels(&weight, tile, true).unwrap();
+                    variants.push((tile, Some((forward, backward))));
+                }
+            }
+            for (tile, wk) in &variants {
+                let path = format!("{tile:?} {}", wk.is_some());
                 for relu in [false, true] {
                     let ours = x
                         .apply_op1_no_bwd(&ConvOp {
                             geometry: g,
                             weight: weight.clone(),
                             bias: Some(bias.clone()),
-                            winograd: wk.map(|k| k.0.clone()),
+                            tile: *tile,
+                            winograd: wk.as_ref().map(|k| k.0.clone()),
                             winograd_grad: None,
                             relu,
                         })
@@ -824,7 +828,8 @@ mod tests {
                         &ConvInputGrad {
                             geometry: g,
                             weight: weight.clone(),
-                            winograd: wk.map(|k| k.1.clone()),
+                            tile: *tile,
+                            winograd: wk.as_ref().map(|k| k.1.clone()),
                             input_hw: (h, w),
                             relu: false,
                         },
@@ -856,6 +861,7 @@ mod tests {
             geometry: g,
             weight,
             bias: None,
+            tile: Tile::F2,
             winograd: None,
             winograd_grad: None,
             relu: false,

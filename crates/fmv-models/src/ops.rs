@@ -10,7 +10,7 @@ use crate::checkpoint::Checkpoint;
 use crate::cpu_conv::{self, AddRelu, ConvGeometry, ConvOp};
 use crate::error::Result;
 use crate::grad::{InputGrad, max_pool2d_differentiable};
-use crate::winograd;
+use crate::winograd::{self, Tile};
 
 /// BatchNorm's epsilon in torchvision's ResNet and VGG (`nn.BatchNorm2d` default); checkpoints
 /// do not record it.
@@ -44,12 +44,14 @@ pub(crate) struct Conv {
 }
 
 /// How the convolutions of a model loaded on the CPU run. Chosen at load time from the
-/// environment variable `FMV_CONV` (`winograd`, the default; `gemm`; `candle`), so that a
-/// benchmark can compare them in one process; other devices always take candle's ops.
+/// environment variable `FMV_CONV` (`winograd2`, the default; `winograd4`; `gemm`; `candle`), so
+/// that a benchmark can compare them; other devices always take candle's ops. F(4×4, 3×3) is
+/// not the default: it was about 10 % faster on VGG16 at batch 8, slower at batch 1, and its f32
+/// rounding moved the compat pattern trajectory off the original's (`docs/PERFORMANCE.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ConvAlgorithm {
-    /// fmv's CPU convolution, with Winograd F(2×2, 3×3) for 3×3 stride-1 layers.
-    Winograd,
+    /// fmv's CPU convolution, with Winograd for 3×3 stride-1 layers.
+    Winograd(Tile),
     /// fmv's CPU convolution, im2col + GEMM for every layer.
     Gemm,
     /// candle's `conv2d` and `conv_transpose2d`.
@@ -64,7 +66,16 @@ impl ConvAlgorithm {
         match std::env::var("FMV_CONV").as_deref() {
             Ok("gemm") => ConvAlgorithm::Gemm,
             Ok("candle") => ConvAlgorithm::Candle,
-            _ => ConvAlgorithm::Winograd,
+            Ok("winograd4") => ConvAlgorithm::Winograd(Tile::F4),
+            _ => ConvAlgorithm::Winograd(Tile::F2),
+        }
+    }
+
+    /// The Winograd tile, when the algorithm has one.
+    fn tile(self) -> Option<Tile> {
+        match self {
+            ConvAlgorithm::Winograd(tile) => Some(tile),
+            _ => None,
         }
     }
 }
@@ -122,10 +133,11 @@ impl Conv {
         };
         let weight = w.to_dtype(dtype)?.to_device(device)?;
         let algorithm = ConvAlgorithm::from_env(device, dtype);
-        let winograd = if algorithm == ConvAlgorithm::Winograd && geometry.takes_winograd() {
-            Some(winograd::kernels(&weight, false)?)
-        } else {
-            None
+        let winograd = match algorithm.tile() {
+            Some(tile) if geometry.takes_winograd() => {
+                Some(winograd::kernels(&weight, tile, false)?)
+            }
+            _ => None,
         };
         Ok(Conv {
             weight,
@@ -169,6 +181,7 @@ impl Conv {
             geometry: self.geometry,
             weight: self.weight.clone(),
             bias: self.bias.clone(),
+            tile: self.algorithm.tile().unwrap_or(Tile::F2),
             winograd: self.winograd.clone(),
             winograd_grad: None,
             relu,
@@ -188,7 +201,8 @@ impl Conv {
         if let Some(k) = self.winograd_grad.get() {
             return Ok(Some(k.clone()));
         }
-        let k = winograd::kernels(&self.weight, true)?;
+        let tile = self.algorithm.tile().unwrap_or(Tile::F2);
+        let k = winograd::kernels(&self.weight, tile, true)?;
         Ok(Some(self.winograd_grad.get_or_init(|| k).clone()))
     }
 

@@ -1,13 +1,15 @@
-//! Winograd's F(2×2, 3×3) for the 3×3 stride-1 ungrouped convolutions on the CPU (all of
-//! VGG's, and the middle convolution of most ResNet blocks): 2.25× fewer multiplications than
-//! the direct GEMM.
+//! Winograd's minimal filtering, F(m×m, 3×3), for the 3×3 stride-1 ungrouped convolutions on
+//! the CPU (all of VGG's, and the middle convolution of most ResNet blocks).
 //!
-//! Each 4×4 input tile `d` (stride 2) becomes `V = Bᵀ d B`, each 3×3 kernel `U = G g Gᵀ`
-//! (precomputed once per layer); the 16 positions `ξ` of the 4×4 transform domain are 16
-//! independent GEMMs `M[ξ] = U[ξ] (c_out × c_in) · V[ξ] (c_in × tiles)`, with the tiles of every
-//! image of the batch side by side; the 2×2 output tile is `Aᵀ M A`. The transforms of F(2, 3)
-//! hold only 0, ±1 and ±½, so the rounding is close to the direct algorithm's (measured in the
-//! tests and in `docs/PERFORMANCE.md`).
+//! Each `a×a` input tile `d` (`a = m + 2`, tiles `m` apart) becomes `V = Bᵀ d B`, each 3×3
+//! kernel `U = G g Gᵀ` (precomputed once per layer); the `a²` positions `ξ` of the transform
+//! domain are `a²` independent GEMMs `M[ξ] = U[ξ] (c_out × c_in) · V[ξ] (c_in × tiles)`, with the
+//! tiles of every image of the batch side by side; the `m×m` output tile is `Aᵀ M A`.
+//!
+//! - [`Tile::F2`], F(2×2, 3×3): 2.25× fewer multiplications than the direct GEMM; transforms
+//!   of 0, ±1 and ±½ only, so it rounds like the direct algorithm.
+//! - [`Tile::F4`], F(4×4, 3×3): 4× fewer; its transforms hold coefficients up to 8 and 1/24, so
+//!   f32 rounding grows (measured in `docs/PERFORMANCE.md`).
 //!
 //! The input gradient of such a convolution is again one: `dx = conv(dy, w')` with
 //! `w'[ci, co] = w[co, ci]` rotated by 180° and padding `2 − p`; it reuses the same code.
@@ -16,29 +18,116 @@ use rayon::prelude::*;
 
 use crate::cpu_conv::{Float, matmul_strided, relu_of};
 
-/// Positions of the transform domain.
-const XI: usize = 16;
+/// The output tile of a Winograd transform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tile {
+    /// F(2×2, 3×3): 4×4 input tiles.
+    F2,
+    /// F(4×4, 3×3): 6×6 input tiles.
+    F4,
+}
 
-/// The transformed kernels of a `(c_out, c_in, 3, 3)` weight tensor as a `(16, c_out, c_in)`
+/// The three matrices of one transform, row-major.
+struct Matrices {
+    /// `Bᵀ`, `a × a`.
+    bt: &'static [f64],
+    /// `G`, `a × 3`.
+    g: &'static [f64],
+    /// `Aᵀ`, `m × a`.
+    at: &'static [f64],
+}
+
+#[rustfmt::skip]
+const F2: Matrices = Matrices {
+    bt: &[
+        1.0, 0.0, -1.0, 0.0,
+        0.0, 1.0, 1.0, 0.0,
+        0.0, -1.0, 1.0, 0.0,
+        0.0, 1.0, 0.0, -1.0,
+    ],
+    g: &[
+        1.0, 0.0, 0.0,
+        0.5, 0.5, 0.5,
+        0.5, -0.5, 0.5,
+        0.0, 0.0, 1.0,
+    ],
+    at: &[
+        1.0, 1.0, 1.0, 0.0,
+        0.0, 1.0, -1.0, -1.0,
+    ],
+};
+
+/// Lavin & Gray's F(4×4, 3×3), interpolation points 0, ±1, ±2, ∞.
+#[rustfmt::skip]
+const F4: Matrices = Matrices {
+    bt: &[
+        4.0, 0.0, -5.0, 0.0, 1.0, 0.0,
+        0.0, -4.0, -4.0, 1.0, 1.0, 0.0,
+        0.0, 4.0, -4.0, -1.0, 1.0, 0.0,
+        0.0, -2.0, -1.0, 2.0, 1.0, 0.0,
+        0.0, 2.0, -1.0, -2.0, 1.0, 0.0,
+        0.0, 4.0, 0.0, -5.0, 0.0, 1.0,
+    ],
+    g: &[
+        1.0 / 4.0, 0.0, 0.0,
+        -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0,
+        -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0,
+        1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0,
+        1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0,
+        0.0, 0.0, 1.0,
+    ],
+    at: &[
+        1.0, 1.0, 1.0, 1.0, 1.0, 0.0,
+        0.0, 1.0, -1.0, 2.0, -2.0, 0.0,
+        0.0, 1.0, 1.0, 4.0, 4.0, 0.0,
+        0.0, 1.0, -1.0, 8.0, -8.0, 1.0,
+    ],
+};
+
+impl Tile {
+    /// Output tile side `m`.
+    fn m(self) -> usize {
+        match self {
+            Tile::F2 => 2,
+            Tile::F4 => 4,
+        }
+    }
+
+    /// Input tile side `a = m + 2`.
+    fn a(self) -> usize {
+        self.m() + 2
+    }
+
+    fn matrices(self) -> &'static Matrices {
+        match self {
+            Tile::F2 => &F2,
+            Tile::F4 => &F4,
+        }
+    }
+}
+
+/// The transformed kernels of a `(c_out, c_in, 3, 3)` weight tensor as an `(a², c_out, c_in)`
 /// tensor of the weight's dtype and device (computed in f64); with `transpose_flip`, those of
-/// the input gradient's kernel `w'`, `(16, c_in, c_out)`.
+/// the input gradient's kernel `w'`, `(a², c_in, c_out)`.
 pub(crate) fn kernels(
     weight: &candle_core::Tensor,
+    tile: Tile,
     transpose_flip: bool,
 ) -> candle_core::Result<candle_core::Tensor> {
     let (c_out, c_in, kh, kw) = weight.dims4()?;
     if (kh, kw) != (3, 3) {
-        candle_core::bail!("Winograd F(2×2, 3×3) needs a 3×3 kernel, not {kh}×{kw}");
+        candle_core::bail!("Winograd F(m×m, 3×3) needs a 3×3 kernel, not {kh}×{kw}");
     }
     let w: Vec<f64> = weight
         .to_dtype(candle_core::DType::F64)?
         .flatten_all()?
         .to_vec1()?;
-    let u = transform_weights(&w, c_out, c_in, transpose_flip);
+    let u = transform_weights(&w, c_out, c_in, tile, transpose_flip);
+    let xi = tile.a() * tile.a();
     let shape = if transpose_flip {
-        (XI, c_in, c_out)
+        (xi, c_in, c_out)
     } else {
-        (XI, c_out, c_in)
+        (xi, c_out, c_in)
     };
     candle_core::Tensor::from_vec(u, shape, &candle_core::Device::Cpu)?
         .to_dtype(weight.dtype())?
@@ -47,40 +136,38 @@ pub(crate) fn kernels(
 
 /// The transformed kernels `U = G g Gᵀ` of a `(c_out, c_in, 3, 3)` weight, laid out
 /// `[ξ][c_out][c_in]`; with `transpose_flip`, those of the input gradient's kernel `w'`.
-fn transform_weights(weight: &[f64], c_out: usize, c_in: usize, transpose_flip: bool) -> Vec<f64> {
-    const G: [[f64; 3]; 4] = [
-        [1.0, 0.0, 0.0],
-        [0.5, 0.5, 0.5],
-        [0.5, -0.5, 0.5],
-        [0.0, 0.0, 1.0],
-    ];
+fn transform_weights(
+    weight: &[f64],
+    c_out: usize,
+    c_in: usize,
+    tile: Tile,
+    transpose_flip: bool,
+) -> Vec<f64> {
+    let (a, g_mat) = (tile.a(), tile.matrices().g);
     let (rows, cols) = if transpose_flip {
         (c_in, c_out)
     } else {
         (c_out, c_in)
     };
-    let mut u = vec![0.0; XI * rows * cols];
+    let mut u = vec![0.0; a * a * rows * cols];
     for r in 0..rows {
         for c in 0..cols {
-            let mut g = [[0.0; 3]; 3];
-            for (ky, row) in g.iter_mut().enumerate() {
-                for (kx, v) in row.iter_mut().enumerate() {
-                    *v = if transpose_flip {
-                        weight[((c * c_in + r) * 3 + 2 - ky) * 3 + 2 - kx]
-                    } else {
-                        weight[((r * c_in + c) * 3 + ky) * 3 + kx]
-                    };
+            let k = |ky: usize, kx: usize| {
+                if transpose_flip {
+                    weight[((c * c_in + r) * 3 + 2 - ky) * 3 + 2 - kx]
+                } else {
+                    weight[((r * c_in + c) * 3 + ky) * 3 + kx]
                 }
-            }
-            for i in 0..4 {
-                for j in 0..4 {
+            };
+            for i in 0..a {
+                for j in 0..a {
                     let mut acc = 0.0;
-                    for (ky, grow) in g.iter().enumerate() {
-                        for (kx, &gv) in grow.iter().enumerate() {
-                            acc += G[i][ky] * gv * G[j][kx];
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            acc += g_mat[i * 3 + ky] * k(ky, kx) * g_mat[j * 3 + kx];
                         }
                     }
-                    u[((i * 4 + j) * rows + r) * cols + c] = acc;
+                    u[((i * a + j) * rows + r) * cols + c] = acc;
                 }
             }
         }
@@ -93,20 +180,35 @@ fn transform_weights(weight: &[f64], c_out: usize, c_in: usize, transpose_flip: 
 /// (32 MiB) and is reused, not mapped and page-faulted, on every call.
 const SCRATCH_BYTES: usize = 24 << 20;
 
+/// The shape of one call: batch, channels in and out, input and output sizes, tiles.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    tile: Tile,
+    c_in: usize,
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    /// Tile rows and columns per image.
+    th: usize,
+    tw: usize,
+    p: usize,
+}
+
 /// `y = conv3×3(x, ·) + b` (then ReLU when `relu`) for a contiguous NCHW batch, stride 1,
-/// padding `p`, from the transformed kernels `u` (`[ξ][c_out][c_in]`).
+/// padding `p`, from the transformed kernels `u` (`[ξ][c_out][c_in]`) of `tile`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv3x3<T: Float>(
     x: &[T],
-    (n, c_in, h, w): (usize, usize, usize, usize),
+    dims: (usize, usize, usize, usize),
+    tile: Tile,
     u: &[T],
     c_out: usize,
     bias: Option<&[T]>,
     p: usize,
     relu: bool,
 ) -> Vec<T> {
-    let dims = (n, c_in, h, w);
-    conv3x3_in_chunks(x, dims, u, c_out, bias, p, relu, SCRATCH_BYTES)
+    conv3x3_in_chunks(x, dims, tile, u, c_out, bias, p, relu, SCRATCH_BYTES)
 }
 
 /// [`conv3x3`] with at most `scratch_bytes` of transform-domain scratch (one tile row at least).
@@ -114,6 +216,7 @@ pub(crate) fn conv3x3<T: Float>(
 fn conv3x3_in_chunks<T: Float>(
     x: &[T],
     (n, c_in, h, w): (usize, usize, usize, usize),
+    tile: Tile,
     u: &[T],
     c_out: usize,
     bias: Option<&[T]>,
@@ -121,13 +224,26 @@ fn conv3x3_in_chunks<T: Float>(
     relu: bool,
     scratch_bytes: usize,
 ) -> Vec<T> {
+    let (m, a) = (tile.m(), tile.a());
+    let xi = a * a;
     let (ho, wo) = (h + 2 * p - 2, w + 2 * p - 2);
-    let (th, tw) = (ho.div_ceil(2), wo.div_ceil(2));
+    let (th, tw) = (ho.div_ceil(m), wo.div_ceil(m));
+    let plan = Plan {
+        tile,
+        c_in,
+        h,
+        w,
+        ho,
+        wo,
+        th,
+        tw,
+        p,
+    };
     // Tile rows of the whole batch, `b·th + ty`, taken `chunk` at a time (at least one).
-    let per_row = XI * (c_in + c_out) * tw * std::mem::size_of::<T>();
+    let per_row = xi * (c_in + c_out) * tw * std::mem::size_of::<T>();
     let chunk = (scratch_bytes / per_row).clamp(1, n * th);
-    let mut v = vec![T::zero(); c_in * XI * chunk * tw];
-    let mut m = vec![T::zero(); c_out * XI * chunk * tw];
+    let mut v = vec![T::zero(); c_in * xi * chunk * tw];
+    let mut mm = vec![T::zero(); c_out * xi * chunk * tw];
     let mut y = vec![T::zero(); n * c_out * ho * wo];
     // Each output channel's planes, one per image, for the thread that owns the channel.
     let mut by_channel: Vec<Vec<&mut [T]>> = (0..c_out).map(|_| Vec::new()).collect();
@@ -137,155 +253,169 @@ fn conv3x3_in_chunks<T: Float>(
     for r0 in (0..n * th).step_by(chunk) {
         let rows = r0..(r0 + chunk).min(n * th);
         let tiles = rows.len() * tw;
-        let v = &mut v[..c_in * XI * tiles];
-        let m = &mut m[..c_out * XI * tiles];
-        input_transform(x, (c_in, h, w, th, tw), p, rows.clone(), v);
+        let v = &mut v[..c_in * xi * tiles];
+        let mm = &mut mm[..c_out * xi * tiles];
+        v.par_chunks_mut(xi * tiles)
+            .enumerate()
+            .for_each(|(ci, vc)| input_transform(x, &plan, ci, rows.clone(), vc));
         // M[ξ] = U[ξ] · V[ξ], written [c_out][ξ][tile].
-        for xi in 0..XI {
+        for k in 0..xi {
             matmul_strided(
-                &mut m[xi * tiles..],
-                XI * tiles,
+                &mut mm[k * tiles..],
+                xi * tiles,
                 (c_out, tiles, c_in),
-                &u[xi * c_out * c_in..][..c_out * c_in],
+                &u[k * c_out * c_in..][..c_out * c_in],
                 (c_in, 1),
-                &v[xi * tiles..],
-                (XI * tiles, 1),
+                &v[k * tiles..],
+                (xi * tiles, 1),
             );
         }
         by_channel
             .par_iter_mut()
             .enumerate()
             .for_each(|(co, planes)| {
-                let mc = &m[co * XI * tiles..][..XI * tiles];
+                let mc = &mm[co * xi * tiles..][..xi * tiles];
                 let b0 = bias.map_or(T::zero(), |b| b[co]);
-                output_transform(mc, (ho, wo, th, tw), rows.clone(), b0, relu, planes);
+                output_transform(mc, &plan, rows.clone(), b0, relu, planes);
             });
     }
     y
 }
 
-/// `V = Bᵀ d B` of the tiles in tile rows `rows` (of the whole batch), laid out
-/// `[c_in][ξ][tile]` so that each channel is one thread's contiguous block.
+/// `out[k] += c · src[k]` for every `k` (skipped when `c` is 0).
+fn axpy<T: Float>(out: &mut [T], c: f64, src: &[T]) {
+    if c == 0.0 {
+        return;
+    }
+    let c = T::from_f64(c);
+    for (o, &s) in out.iter_mut().zip(src) {
+        *o += c * s;
+    }
+}
+
+/// `V = Bᵀ d B` of channel `ci`'s tiles in the tile rows `rows` (of the whole batch), written
+/// into `vc`, laid out `[ξ][tile]`.
 fn input_transform<T: Float>(
     x: &[T],
-    (c_in, h, w, th, tw): (usize, usize, usize, usize, usize),
-    p: usize,
+    pl: &Plan,
+    ci: usize,
     rows: std::ops::Range<usize>,
-    v: &mut [T],
+    vc: &mut [T],
 ) {
+    let (m, a) = (pl.tile.m(), pl.tile.a());
+    let bt = pl.tile.matrices().bt;
+    let (h, w, tw, p) = (pl.h, pl.w, pl.tw, pl.p);
     let tiles = rows.len() * tw;
-    v.par_chunks_mut(XI * tiles)
-        .enumerate()
-        .for_each(|(ci, vc)| {
-            // Four padded input rows split into even and odd columns (so that every later
-            // loop reads contiguously), then their vertical combinations Bᵀ·d.
-            let half = tw + 1;
-            let mut r = vec![T::zero(); 8 * half];
-            let mut t = vec![T::zero(); 8 * half];
-            for (k, row) in rows.clone().enumerate() {
-                let (b, ty) = (row / th, row % th);
-                let plane = &x[(b * c_in + ci) * h * w..][..h * w];
-                for (i, split) in r.chunks_mut(2 * half).enumerate() {
-                    split.fill(T::zero());
-                    let iy = (2 * ty + i) as isize - p as isize;
-                    if iy >= 0 && iy < h as isize {
-                        let (even, odd) = split.split_at_mut(half);
-                        for (ix, &val) in plane[iy as usize * w..][..w].iter().enumerate() {
-                            let j = ix + p;
-                            if j.is_multiple_of(2) {
-                                even[j / 2] = val;
-                            } else {
-                                odd[j / 2] = val;
-                            }
-                        }
-                    }
-                }
-                let q = 2 * half;
-                for j in 0..q {
-                    let (r0, r1, r2, r3) = (r[j], r[q + j], r[2 * q + j], r[3 * q + j]);
-                    t[j] = r0 - r2;
-                    t[q + j] = r1 + r2;
-                    t[2 * q + j] = r2 - r1;
-                    t[3 * q + j] = r1 - r3;
-                }
-                for (i, ti) in t.chunks(q).enumerate() {
-                    let (even, odd) = ti.split_at(half);
-                    let [v0, v1, v2, v3] = four_rows(vc, 4 * i, tiles, k * tw, tw);
-                    for tx in 0..tw {
-                        let (a, b, c, d) = (even[tx], odd[tx], even[tx + 1], odd[tx + 1]);
-                        v0[tx] = a - c;
-                        v1[tx] = b + c;
-                        v2[tx] = c - b;
-                        v3[tx] = b - d;
-                    }
+    // Column j of a padded input row lies in phase j % m at j / m, so that tile tx's column c
+    // is phase c % m at tx + c / m: every loop below runs over contiguous memory.
+    let len = tw + 1;
+    let phases = |buf: &mut Vec<T>| buf.resize(a * m * len, T::zero());
+    let (mut d, mut t) = (Vec::new(), Vec::new());
+    phases(&mut d);
+    phases(&mut t);
+    for (k, row) in rows.enumerate() {
+        let (b, ty) = (row / pl.th, row % pl.th);
+        let plane = &x[(b * pl.c_in + ci) * h * w..][..h * w];
+        for (r, dr) in d.chunks_mut(m * len).enumerate() {
+            dr.fill(T::zero());
+            let iy = (m * ty + r) as isize - p as isize;
+            if iy >= 0 && iy < h as isize {
+                for (ix, &val) in plane[iy as usize * w..][..w].iter().enumerate() {
+                    let j = ix + p;
+                    dr[(j % m) * len + j / m] = val;
                 }
             }
-        });
+        }
+        // Vertical: t[i] = Σ_r Bᵀ[i, r] · d[r].
+        for (i, ti) in t.chunks_mut(m * len).enumerate() {
+            ti.fill(T::zero());
+            for (r, dr) in d.chunks(m * len).enumerate() {
+                axpy(ti, bt[i * a + r], dr);
+            }
+        }
+        // Horizontal: V[i·a + j][tx] = Σ_c Bᵀ[j, c] · t[i][tx·m + c].
+        for (i, ti) in t.chunks(m * len).enumerate() {
+            for j in 0..a {
+                let out = &mut vc[(i * a + j) * tiles + k * tw..][..tw];
+                out.fill(T::zero());
+                for c in 0..a {
+                    let src = &ti[(c % m) * len + c / m..][..tw];
+                    axpy(out, bt[j * a + c], src);
+                }
+            }
+        }
+    }
 }
 
 /// `Y = Aᵀ M A` (+ bias, ReLU) of one output channel for the tile rows `rows`, written into
 /// that channel's plane of each image.
 fn output_transform<T: Float>(
     mc: &[T],
-    (ho, wo, th, tw): (usize, usize, usize, usize),
+    pl: &Plan,
     rows: std::ops::Range<usize>,
     bias: T,
     relu: bool,
     planes: &mut [&mut [T]],
 ) {
+    let (m, a) = (pl.tile.m(), pl.tile.a());
+    let at = pl.tile.matrices().at;
+    let (tw, wo) = (pl.tw, pl.wo);
     let tiles = rows.len() * tw;
-    // The two rows of Aᵀ·M for each of the four columns, over a row of tiles.
-    let mut s = vec![T::zero(); 8 * tw];
-    let mut out = vec![T::zero(); 2 * tw];
+    // s[i'][j] = Σ_i Aᵀ[i', i] · M[i·a + j], over a row of tiles; then out[j'] = Σ_j Aᵀ[j', j] ·
+    // s[i'][j], the output columns tx·m + j'.
+    let mut s = vec![T::zero(); m * a * tw];
+    let mut out = vec![T::zero(); m * tw];
+    let mut line = vec![T::zero(); m * tw];
     for (k, row) in rows.enumerate() {
-        let (image, ty) = (row / th, row % th);
-        for j in 0..4 {
-            let col = |i: usize| &mc[(4 * i + j) * tiles + k * tw..][..tw];
-            let (m0, m1, m2, m3) = (col(0), col(1), col(2), col(3));
-            for tx in 0..tw {
-                s[2 * j * tw + tx] = m0[tx] + m1[tx] + m2[tx];
-                s[(2 * j + 1) * tw + tx] = m1[tx] - m2[tx] - m3[tx];
-            }
-        }
-        for i in 0..2 {
-            let oy = 2 * ty + i;
-            if oy >= ho {
-                continue;
-            }
-            let sj = |j: usize| &s[(2 * j + i) * tw..][..tw];
-            let (a, b, c, d) = (sj(0), sj(1), sj(2), sj(3));
-            for tx in 0..tw {
-                out[2 * tx] = a[tx] + b[tx] + c[tx] + bias;
-                out[2 * tx + 1] = b[tx] - c[tx] - d[tx] + bias;
-            }
-            if relu {
-                for val in out.iter_mut() {
-                    *val = relu_of(*val);
+        let (image, ty) = (row / pl.th, row % pl.th);
+        for (ii, si) in s.chunks_mut(a * tw).enumerate() {
+            for (j, sij) in si.chunks_mut(tw).enumerate() {
+                sij.fill(T::zero());
+                for i in 0..a {
+                    axpy(
+                        sij,
+                        at[ii * a + i],
+                        &mc[(i * a + j) * tiles + k * tw..][..tw],
+                    );
                 }
             }
-            planes[image][oy * wo..][..wo].copy_from_slice(&out[..wo]);
+        }
+        for (ii, si) in s.chunks(a * tw).enumerate() {
+            let oy = m * ty + ii;
+            if oy >= pl.ho {
+                break;
+            }
+            for (jj, oj) in out.chunks_mut(tw).enumerate() {
+                oj.fill(bias);
+                for (j, sij) in si.chunks(tw).enumerate() {
+                    axpy(oj, at[jj * a + j], sij);
+                }
+            }
+            for (tx, cell) in line.chunks_mut(m).enumerate() {
+                for (jj, v) in cell.iter_mut().enumerate() {
+                    let val = out[jj * tw + tx];
+                    *v = if relu { relu_of(val) } else { val };
+                }
+            }
+            planes[image][oy * wo..][..wo].copy_from_slice(&line[..wo]);
         }
     }
-}
-
-/// Rows `first .. first + 4` of a `[ξ][tile]` block, each cut to the `len` tiles from `start`.
-fn four_rows<T>(
-    block: &mut [T],
-    first: usize,
-    tiles: usize,
-    start: usize,
-    len: usize,
-) -> [&mut [T]; 4] {
-    let rows = &mut block[first * tiles..(first + 4) * tiles];
-    let (r0, rest) = rows.split_at_mut(tiles);
-    let (r1, rest) = rest.split_at_mut(tiles);
-    let (r2, r3) = rest.split_at_mut(tiles);
-    [r0, r1, r2, r3].map(|r| &mut r[start..start + len])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn random(n: usize, seed: &mut u64) -> Vec<f64> {
+        (0..n)
+            .map(|_| {
+                *seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (*seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+            })
+            .collect()
+    }
 
     /// Chunks of one tile row give the result of one chunk for the whole batch (f64, so that
     /// only a GEMM's order of sums could differ).
@@ -293,25 +423,22 @@ mod tests {
     fn chunking_does_not_change_the_result() {
         let (n, c_in, c_out, h, w) = (3, 5, 4, 9, 7);
         let mut seed = 1u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        };
-        let x: Vec<f64> = (0..n * c_in * h * w).map(|_| next()).collect();
-        let weight: Vec<f64> = (0..c_out * c_in * 9).map(|_| next()).collect();
-        let bias: Vec<f64> = (0..c_out).map(|_| next()).collect();
-        let u = transform_weights(&weight, c_out, c_in, false);
-        let dims = (n, c_in, h, w);
-        let whole = conv3x3_in_chunks(&x, dims, &u, c_out, Some(&bias), 1, true, usize::MAX);
-        let rows = conv3x3_in_chunks(&x, dims, &u, c_out, Some(&bias), 1, true, 1);
-        let max = whole
-            .iter()
-            .zip(&rows)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        assert!(max < 1e-12, "chunked result differs by {max}");
-        assert!(whole.iter().any(|&v| v > 0.0));
+        let x = random(n * c_in * h * w, &mut seed);
+        let weight = random(c_out * c_in * 9, &mut seed);
+        let bias = random(c_out, &mut seed);
+        for tile in [Tile::F2, Tile::F4] {
+            let u = transform_weights(&weight, c_out, c_in, tile, false);
+            let dims = (n, c_in, h, w);
+            let run =
+                |budget| conv3x3_in_chunks(&x, dims, tile, &u, c_out, Some(&bias), 1, true, budget);
+            let (whole, rows) = (run(usize::MAX), run(1));
+            let max = whole
+                .iter()
+                .zip(&rows)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(max < 1e-12, "{tile:?}: chunked result differs by {max}");
+            assert!(whole.iter().any(|&v| v > 0.0));
+        }
     }
 }
