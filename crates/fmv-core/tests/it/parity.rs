@@ -81,3 +81,50 @@ fn vgg_small_means_and_logits_match_goldens() {
 fn batch_size_does_not_change_results() {
     check_means_and_logits("resnet50_small_seed1", 1);
 }
+
+/// Every layer's means and the logits on every dsA image, at batch 1 and 5 and on one thread:
+/// the batch is one GEMM for small maps and the GEMM splits its work by thread, so the order of
+/// sums may change, but the results must agree to 1e-5 of each image's largest value.
+#[test]
+fn results_do_not_depend_on_batch_size_or_threads() {
+    for name in ["resnet50_small_seed1", "vgg16_small_seed1"] {
+        let golden = Golden::load(name);
+        let paths: Vec<_> = golden
+            .images()
+            .iter()
+            .map(|(rel, _)| root().join(rel))
+            .collect();
+        let mut layers: Vec<String> = golden.layers().iter().map(|l| l.to_string()).collect();
+        layers.push("logits".into());
+        let means = |batch_size: usize| {
+            let model = Model::load(golden.weights(), &LoadOptions::new()).unwrap();
+            let viz = Visualizer::new(model)
+                .with_preprocess(Preprocess::original())
+                .with_batch_size(batch_size);
+            layers
+                .iter()
+                .map(|layer| {
+                    let cfg = ActivationsConfig::new(layer.parse::<LayerRef>().unwrap());
+                    let got = viz.activations(&paths, &cfg, &mut |_| {}).unwrap();
+                    got.images.into_iter().map(|i| i.mean).collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        };
+        let one_thread = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let reference = means(1);
+        for (what, other) in [
+            ("batch 5", means(5)),
+            ("batch 5 on one thread", one_thread.install(|| means(5))),
+        ] {
+            for ((layer, want), got) in layers.iter().zip(&reference).zip(&other) {
+                for (i, (w, g)) in want.iter().zip(got).enumerate() {
+                    let err = rel_max_err(g, w);
+                    assert!(err <= 1e-5, "{name} {layer} image {i}, {what}: {err:e}");
+                }
+            }
+        }
+    }
+}
