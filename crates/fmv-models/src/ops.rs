@@ -37,26 +37,32 @@ pub(crate) struct Conv {
     geometry: ConvGeometry,
     /// How the convolution runs; see [`ConvAlgorithm`].
     algorithm: ConvAlgorithm,
-    /// The Winograd-transformed kernels, when the algorithm is Winograd.
-    winograd: Option<Tensor>,
-    /// Those of the input gradient, made on the first backward pass.
-    winograd_grad: Arc<OnceLock<Tensor>>,
+    /// The Winograd-transformed kernels for F(2×2, 3×3), F(4×4, 3×3) and the F(2×2, 3×3) input
+    /// gradient, each made on first use (most layers only ever need one of them).
+    winograd: Arc<[OnceLock<Tensor>; 3]>,
 }
 
 /// How the convolutions of a model loaded on the CPU run. Chosen at load time from the
-/// environment variable `FMV_CONV` (`winograd2`, the default; `winograd4`; `gemm`; `candle`), so
-/// that a benchmark can compare them; other devices always take candle's ops. F(4×4, 3×3) is
-/// not the default: it was about 10 % faster on VGG16 at batch 8, slower at batch 1, and its f32
-/// rounding moved the compat pattern trajectory off the original's (`docs/PERFORMANCE.md`).
+/// environment variable `FMV_CONV` (`winograd`, the default; `winograd2`; `winograd4`; `gemm`;
+/// `candle`), so that a benchmark can compare them; other devices always take candle's ops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ConvAlgorithm {
-    /// fmv's CPU convolution, with Winograd for 3×3 stride-1 layers.
-    Winograd(Tile),
+    /// fmv's CPU convolution, with Winograd for 3×3 stride-1 layers: F(4×4, 3×3) for inference
+    /// on maps of at least [`F4_FROM`] pixels a side, else F(2×2, 3×3). A tracked input always
+    /// takes F(2×2, 3×3), which rounds like the direct algorithm: F(4×4, 3×3)'s f32 rounding
+    /// moved the compat pattern trajectory 9 % off the original's (`docs/PERFORMANCE.md`).
+    Winograd,
+    /// As [`ConvAlgorithm::Winograd`], with one tile for every layer (tracked inputs still F2).
+    WinogradOnly(Tile),
     /// fmv's CPU convolution, im2col + GEMM for every layer.
     Gemm,
     /// candle's `conv2d` and `conv_transpose2d`.
     Candle,
 }
+
+/// The smallest output side on which inference takes F(4×4, 3×3): below it, padding the map to
+/// whole 4×4 tiles wastes more than the larger tile saves (ResNet's 14×14 and 7×7 stages).
+const F4_FROM: usize = 24;
 
 impl ConvAlgorithm {
     fn from_env(device: &Device, dtype: DType) -> Self {
@@ -66,17 +72,29 @@ impl ConvAlgorithm {
         match std::env::var("FMV_CONV").as_deref() {
             Ok("gemm") => ConvAlgorithm::Gemm,
             Ok("candle") => ConvAlgorithm::Candle,
-            Ok("winograd4") => ConvAlgorithm::Winograd(Tile::F4),
-            _ => ConvAlgorithm::Winograd(Tile::F2),
+            Ok("winograd2") => ConvAlgorithm::WinogradOnly(Tile::F2),
+            Ok("winograd4") => ConvAlgorithm::WinogradOnly(Tile::F4),
+            _ => ConvAlgorithm::Winograd,
         }
     }
 
-    /// The Winograd tile, when the algorithm has one.
-    fn tile(self) -> Option<Tile> {
+    /// The Winograd tile for an output of `side` (the smaller of its sides), `None` when the
+    /// algorithm has no Winograd.
+    fn tile(self, tracked: bool, side: usize) -> Option<Tile> {
         match self {
-            ConvAlgorithm::Winograd(tile) => Some(tile),
+            _ if tracked && self.has_winograd() => Some(Tile::F2),
+            ConvAlgorithm::Winograd if side >= F4_FROM => Some(Tile::F4),
+            ConvAlgorithm::Winograd => Some(Tile::F2),
+            ConvAlgorithm::WinogradOnly(tile) => Some(tile),
             _ => None,
         }
+    }
+
+    fn has_winograd(self) -> bool {
+        matches!(
+            self,
+            ConvAlgorithm::Winograd | ConvAlgorithm::WinogradOnly(_)
+        )
     }
 }
 
@@ -133,19 +151,12 @@ impl Conv {
         };
         let weight = w.to_dtype(dtype)?.to_device(device)?;
         let algorithm = ConvAlgorithm::from_env(device, dtype);
-        let winograd = match algorithm.tile() {
-            Some(tile) if geometry.takes_winograd() => {
-                Some(winograd::kernels(&weight, tile, false)?)
-            }
-            _ => None,
-        };
         Ok(Conv {
             weight,
             bias,
             geometry,
             algorithm,
-            winograd,
-            winograd_grad: Arc::default(),
+            winograd: Arc::default(),
         })
     }
 }
@@ -177,33 +188,45 @@ impl Conv {
     /// fmv's CPU convolution; differentiable with respect to a tracked input only.
     fn own(&self, x: &Tensor, relu: bool) -> candle_core::Result<Tensor> {
         let x = x.contiguous()?;
-        let mut op = ConvOp {
+        let (_, _, h, w) = x.dims4()?;
+        let side = self.geometry.out_hw(h, w).map_or(0, |(ho, wo)| ho.min(wo));
+        let tracked = x.track_op();
+        let tile = self
+            .algorithm
+            .tile(tracked, side)
+            .filter(|_| self.geometry.takes_winograd());
+        let op = ConvOp {
             geometry: self.geometry,
             weight: self.weight.clone(),
             bias: self.bias.clone(),
-            tile: self.algorithm.tile().unwrap_or(Tile::F2),
-            winograd: self.winograd.clone(),
-            winograd_grad: None,
+            tile: tile.unwrap_or(Tile::F2),
+            winograd: tile.map(|t| self.winograd_kernels(t, false)).transpose()?,
+            winograd_grad: match tile {
+                Some(t) if tracked => Some(self.winograd_kernels(t, true)?),
+                _ => None,
+            },
             relu,
         };
-        if !x.track_op() {
-            return x.apply_op1_no_bwd(&op);
+        if tracked {
+            x.apply_op1(op)
+        } else {
+            x.apply_op1_no_bwd(&op)
         }
-        op.winograd_grad = self.winograd_grad()?;
-        x.apply_op1(op)
     }
 
-    /// The Winograd kernels of the input gradient, made once.
-    fn winograd_grad(&self) -> candle_core::Result<Option<Tensor>> {
-        if self.winograd.is_none() {
-            return Ok(None);
+    /// The Winograd kernels of `tile` (of the input gradient with `grad`, F2 only), made once.
+    fn winograd_kernels(&self, tile: Tile, grad: bool) -> candle_core::Result<Tensor> {
+        let slot = match (tile, grad) {
+            (Tile::F2, false) => 0,
+            (Tile::F4, false) => 1,
+            (Tile::F2, true) => 2,
+            (Tile::F4, true) => candle_core::bail!("fmv conv: no F(4×4, 3×3) input gradient"),
+        };
+        if let Some(k) = self.winograd[slot].get() {
+            return Ok(k.clone());
         }
-        if let Some(k) = self.winograd_grad.get() {
-            return Ok(Some(k.clone()));
-        }
-        let tile = self.algorithm.tile().unwrap_or(Tile::F2);
-        let k = winograd::kernels(&self.weight, tile, true)?;
-        Ok(Some(self.winograd_grad.get_or_init(|| k).clone()))
+        let k = winograd::kernels(&self.weight, tile, grad)?;
+        Ok(self.winograd[slot].get_or_init(|| k).clone())
     }
 
     /// candle's convolution and bias on a detached input.

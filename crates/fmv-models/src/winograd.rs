@@ -27,69 +27,94 @@ pub(crate) enum Tile {
     F4,
 }
 
-/// The three matrices of one transform, row-major.
-struct Matrices {
-    /// `Bᵀ`, `a × a`.
-    bt: &'static [f64],
-    /// `G`, `a × 3`.
-    g: &'static [f64],
-    /// `Aᵀ`, `m × a`.
-    at: &'static [f64],
+/// One F(m×m, 3×3) transform: its sizes and matrices as compile-time constants, so that the
+/// transform loops unroll and multiplications by 0 and ±1 fold away. Matrices are stored 6 wide
+/// (the largest `a`); entries past `a` are unused.
+trait Scheme {
+    /// Output tile side.
+    const M: usize;
+    /// Input tile side, `M + 2`.
+    const A: usize;
+    /// `Bᵀ`, `A × A`.
+    const BT: [[f64; 6]; 6];
+    /// `G`, `A × 3`.
+    const G: [[f64; 3]; 6];
+    /// `Aᵀ`, `M × A`.
+    const AT: [[f64; 6]; 4];
 }
 
-#[rustfmt::skip]
-const F2: Matrices = Matrices {
-    bt: &[
-        1.0, 0.0, -1.0, 0.0,
-        0.0, 1.0, 1.0, 0.0,
-        0.0, -1.0, 1.0, 0.0,
-        0.0, 1.0, 0.0, -1.0,
-    ],
-    g: &[
-        1.0, 0.0, 0.0,
-        0.5, 0.5, 0.5,
-        0.5, -0.5, 0.5,
-        0.0, 0.0, 1.0,
-    ],
-    at: &[
-        1.0, 1.0, 1.0, 0.0,
-        0.0, 1.0, -1.0, -1.0,
-    ],
-};
+/// F(2×2, 3×3).
+struct F2x3;
 
-/// Lavin & Gray's F(4×4, 3×3), interpolation points 0, ±1, ±2, ∞.
-#[rustfmt::skip]
-const F4: Matrices = Matrices {
-    bt: &[
-        4.0, 0.0, -5.0, 0.0, 1.0, 0.0,
-        0.0, -4.0, -4.0, 1.0, 1.0, 0.0,
-        0.0, 4.0, -4.0, -1.0, 1.0, 0.0,
-        0.0, -2.0, -1.0, 2.0, 1.0, 0.0,
-        0.0, 2.0, -1.0, -2.0, 1.0, 0.0,
-        0.0, 4.0, 0.0, -5.0, 0.0, 1.0,
-    ],
-    g: &[
-        1.0 / 4.0, 0.0, 0.0,
-        -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0,
-        -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0,
-        1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0,
-        1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0,
-        0.0, 0.0, 1.0,
-    ],
-    at: &[
-        1.0, 1.0, 1.0, 1.0, 1.0, 0.0,
-        0.0, 1.0, -1.0, 2.0, -2.0, 0.0,
-        0.0, 1.0, 1.0, 4.0, 4.0, 0.0,
-        0.0, 1.0, -1.0, 8.0, -8.0, 1.0,
-    ],
-};
+impl Scheme for F2x3 {
+    const M: usize = 2;
+    const A: usize = 4;
+    #[rustfmt::skip]
+    const BT: [[f64; 6]; 6] = [
+        [1.0, 0.0, -1.0, 0.0, 0.0, 0.0],
+        [0.0, 1.0, 1.0, 0.0, 0.0, 0.0],
+        [0.0, -1.0, 1.0, 0.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0, -1.0, 0.0, 0.0],
+        [0.0; 6],
+        [0.0; 6],
+    ];
+    #[rustfmt::skip]
+    const G: [[f64; 3]; 6] = [
+        [1.0, 0.0, 0.0],
+        [0.5, 0.5, 0.5],
+        [0.5, -0.5, 0.5],
+        [0.0, 0.0, 1.0],
+        [0.0; 3],
+        [0.0; 3],
+    ];
+    #[rustfmt::skip]
+    const AT: [[f64; 6]; 4] = [
+        [1.0, 1.0, 1.0, 0.0, 0.0, 0.0],
+        [0.0, 1.0, -1.0, -1.0, 0.0, 0.0],
+        [0.0; 6],
+        [0.0; 6],
+    ];
+}
+
+/// F(4×4, 3×3), Lavin & Gray's interpolation points 0, ±1, ±2, ∞.
+struct F4x3;
+
+impl Scheme for F4x3 {
+    const M: usize = 4;
+    const A: usize = 6;
+    #[rustfmt::skip]
+    const BT: [[f64; 6]; 6] = [
+        [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+        [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
+        [0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
+        [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+        [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+        [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+    ];
+    #[rustfmt::skip]
+    const G: [[f64; 3]; 6] = [
+        [1.0 / 4.0, 0.0, 0.0],
+        [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+        [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+        [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+        [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+        [0.0, 0.0, 1.0],
+    ];
+    #[rustfmt::skip]
+    const AT: [[f64; 6]; 4] = [
+        [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+        [0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
+        [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
+        [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
+    ];
+}
 
 impl Tile {
     /// Output tile side `m`.
     fn m(self) -> usize {
         match self {
-            Tile::F2 => 2,
-            Tile::F4 => 4,
+            Tile::F2 => F2x3::M,
+            Tile::F4 => F4x3::M,
         }
     }
 
@@ -98,12 +123,30 @@ impl Tile {
         self.m() + 2
     }
 
-    fn matrices(self) -> &'static Matrices {
+    /// `G`, `a × 3`.
+    fn g(self) -> &'static [[f64; 3]] {
         match self {
-            Tile::F2 => &F2,
-            Tile::F4 => &F4,
+            Tile::F2 => &F2x3::G[..F2x3::A],
+            Tile::F4 => &F4x3::G[..F4x3::A],
         }
     }
+}
+
+/// `Σ_r c[r] · x[r]` over the first `n` entries, skipping zero coefficients (with `c` constant
+/// and the loop unrolled, the skips and the multiplications by ±1 fold away).
+#[inline(always)]
+fn dot<T: Float>(c: &[f64; 6], x: &[T; 6], n: usize) -> T {
+    let mut acc = T::zero();
+    for r in 0..n {
+        if c[r] == 1.0 {
+            acc += x[r];
+        } else if c[r] == -1.0 {
+            acc -= x[r];
+        } else if c[r] != 0.0 {
+            acc += T::from_f64(c[r]) * x[r];
+        }
+    }
+    acc
 }
 
 /// The transformed kernels of a `(c_out, c_in, 3, 3)` weight tensor as an `(a², c_out, c_in)`
@@ -143,7 +186,7 @@ fn transform_weights(
     tile: Tile,
     transpose_flip: bool,
 ) -> Vec<f64> {
-    let (a, g_mat) = (tile.a(), tile.matrices().g);
+    let (a, g_mat) = (tile.a(), tile.g());
     let (rows, cols) = if transpose_flip {
         (c_in, c_out)
     } else {
@@ -164,7 +207,7 @@ fn transform_weights(
                     let mut acc = 0.0;
                     for ky in 0..3 {
                         for kx in 0..3 {
-                            acc += g_mat[i * 3 + ky] * k(ky, kx) * g_mat[j * 3 + kx];
+                            acc += g_mat[i][ky] * k(ky, kx) * g_mat[j][kx];
                         }
                     }
                     u[((i * a + j) * rows + r) * cols + c] = acc;
@@ -180,10 +223,9 @@ fn transform_weights(
 /// (32 MiB) and is reused, not mapped and page-faulted, on every call.
 const SCRATCH_BYTES: usize = 24 << 20;
 
-/// The shape of one call: batch, channels in and out, input and output sizes, tiles.
+/// The shape of one call: input and output sizes, tiles, padding.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
-    tile: Tile,
     c_in: usize,
     h: usize,
     w: usize,
@@ -208,15 +250,17 @@ pub(crate) fn conv3x3<T: Float>(
     p: usize,
     relu: bool,
 ) -> Vec<T> {
-    conv3x3_in_chunks(x, dims, tile, u, c_out, bias, p, relu, SCRATCH_BYTES)
+    match tile {
+        Tile::F2 => conv3x3_in_chunks::<T, F2x3>(x, dims, u, c_out, bias, p, relu, SCRATCH_BYTES),
+        Tile::F4 => conv3x3_in_chunks::<T, F4x3>(x, dims, u, c_out, bias, p, relu, SCRATCH_BYTES),
+    }
 }
 
 /// [`conv3x3`] with at most `scratch_bytes` of transform-domain scratch (one tile row at least).
 #[allow(clippy::too_many_arguments)]
-fn conv3x3_in_chunks<T: Float>(
+fn conv3x3_in_chunks<T: Float, S: Scheme>(
     x: &[T],
     (n, c_in, h, w): (usize, usize, usize, usize),
-    tile: Tile,
     u: &[T],
     c_out: usize,
     bias: Option<&[T]>,
@@ -224,12 +268,10 @@ fn conv3x3_in_chunks<T: Float>(
     relu: bool,
     scratch_bytes: usize,
 ) -> Vec<T> {
-    let (m, a) = (tile.m(), tile.a());
-    let xi = a * a;
+    let xi = S::A * S::A;
     let (ho, wo) = (h + 2 * p - 2, w + 2 * p - 2);
-    let (th, tw) = (ho.div_ceil(m), wo.div_ceil(m));
+    let (th, tw) = (ho.div_ceil(S::M), wo.div_ceil(S::M));
     let plan = Plan {
-        tile,
         c_in,
         h,
         w,
@@ -257,7 +299,7 @@ fn conv3x3_in_chunks<T: Float>(
         let mm = &mut mm[..c_out * xi * tiles];
         v.par_chunks_mut(xi * tiles)
             .enumerate()
-            .for_each(|(ci, vc)| input_transform(x, &plan, ci, rows.clone(), vc));
+            .for_each(|(ci, vc)| input_transform::<T, S>(x, &plan, ci, rows.clone(), vc));
         // M[ξ] = U[ξ] · V[ξ], written [c_out][ξ][tile].
         for k in 0..xi {
             matmul_strided(
@@ -276,47 +318,34 @@ fn conv3x3_in_chunks<T: Float>(
             .for_each(|(co, planes)| {
                 let mc = &mm[co * xi * tiles..][..xi * tiles];
                 let b0 = bias.map_or(T::zero(), |b| b[co]);
-                output_transform(mc, &plan, rows.clone(), b0, relu, planes);
+                output_transform::<T, S>(mc, &plan, rows.clone(), b0, relu, planes);
             });
     }
     y
 }
 
-/// `out[k] += c · src[k]` for every `k` (skipped when `c` is 0).
-fn axpy<T: Float>(out: &mut [T], c: f64, src: &[T]) {
-    if c == 0.0 {
-        return;
-    }
-    let c = T::from_f64(c);
-    for (o, &s) in out.iter_mut().zip(src) {
-        *o += c * s;
-    }
-}
-
 /// `V = Bᵀ d B` of channel `ci`'s tiles in the tile rows `rows` (of the whole batch), written
 /// into `vc`, laid out `[ξ][tile]`.
-fn input_transform<T: Float>(
+fn input_transform<T: Float, S: Scheme>(
     x: &[T],
     pl: &Plan,
     ci: usize,
     rows: std::ops::Range<usize>,
     vc: &mut [T],
 ) {
-    let (m, a) = (pl.tile.m(), pl.tile.a());
-    let bt = pl.tile.matrices().bt;
+    let (m, a) = (S::M, S::A);
     let (h, w, tw, p) = (pl.h, pl.w, pl.tw, pl.p);
     let tiles = rows.len() * tw;
     // Column j of a padded input row lies in phase j % m at j / m, so that tile tx's column c
     // is phase c % m at tx + c / m: every loop below runs over contiguous memory.
     let len = tw + 1;
-    let phases = |buf: &mut Vec<T>| buf.resize(a * m * len, T::zero());
-    let (mut d, mut t) = (Vec::new(), Vec::new());
-    phases(&mut d);
-    phases(&mut t);
+    let width = m * len;
+    let mut d = vec![T::zero(); a * width];
+    let mut t = vec![T::zero(); a * width];
     for (k, row) in rows.enumerate() {
         let (b, ty) = (row / pl.th, row % pl.th);
         let plane = &x[(b * pl.c_in + ci) * h * w..][..h * w];
-        for (r, dr) in d.chunks_mut(m * len).enumerate() {
+        for (r, dr) in d.chunks_mut(width).enumerate() {
             dr.fill(T::zero());
             let iy = (m * ty + r) as isize - p as isize;
             if iy >= 0 && iy < h as isize {
@@ -326,21 +355,27 @@ fn input_transform<T: Float>(
                 }
             }
         }
-        // Vertical: t[i] = Σ_r Bᵀ[i, r] · d[r].
-        for (i, ti) in t.chunks_mut(m * len).enumerate() {
-            ti.fill(T::zero());
-            for (r, dr) in d.chunks(m * len).enumerate() {
-                axpy(ti, bt[i * a + r], dr);
+        // Vertical: t[i] = Σ_r Bᵀ[i, r] · d[r], one pass over the columns.
+        for col in 0..width {
+            let dc: [T; 6] =
+                std::array::from_fn(|r| if r < a { d[r * width + col] } else { T::zero() });
+            for i in 0..a {
+                t[i * width + col] = dot(&S::BT[i], &dc, a);
             }
         }
         // Horizontal: V[i·a + j][tx] = Σ_c Bᵀ[j, c] · t[i][tx·m + c].
-        for (i, ti) in t.chunks(m * len).enumerate() {
-            for j in 0..a {
-                let out = &mut vc[(i * a + j) * tiles + k * tw..][..tw];
-                out.fill(T::zero());
-                for c in 0..a {
-                    let src = &ti[(c % m) * len + c / m..][..tw];
-                    axpy(out, bt[j * a + c], src);
+        for i in 0..a {
+            let ti = &t[i * width..][..width];
+            for tx in 0..tw {
+                let e: [T; 6] = std::array::from_fn(|c| {
+                    if c < a {
+                        ti[(c % m) * len + tx + c / m]
+                    } else {
+                        T::zero()
+                    }
+                });
+                for j in 0..a {
+                    vc[(i * a + j) * tiles + k * tw + tx] = dot(&S::BT[j], &e, a);
                 }
             }
         }
@@ -349,7 +384,7 @@ fn input_transform<T: Float>(
 
 /// `Y = Aᵀ M A` (+ bias, ReLU) of one output channel for the tile rows `rows`, written into
 /// that channel's plane of each image.
-fn output_transform<T: Float>(
+fn output_transform<T: Float, S: Scheme>(
     mc: &[T],
     pl: &Plan,
     rows: std::ops::Range<usize>,
@@ -357,44 +392,45 @@ fn output_transform<T: Float>(
     relu: bool,
     planes: &mut [&mut [T]],
 ) {
-    let (m, a) = (pl.tile.m(), pl.tile.a());
-    let at = pl.tile.matrices().at;
+    let (m, a) = (S::M, S::A);
     let (tw, wo) = (pl.tw, pl.wo);
     let tiles = rows.len() * tw;
-    // s[i'][j] = Σ_i Aᵀ[i', i] · M[i·a + j], over a row of tiles; then out[j'] = Σ_j Aᵀ[j', j] ·
-    // s[i'][j], the output columns tx·m + j'.
+    // s[i'][j][tx] = Σ_i Aᵀ[i', i] · M[i·a + j][tx]; then row i' of the output tile is
+    // Σ_j Aᵀ[j', j] · s[i'][j], at columns tx·m + j'.
     let mut s = vec![T::zero(); m * a * tw];
-    let mut out = vec![T::zero(); m * tw];
     let mut line = vec![T::zero(); m * tw];
     for (k, row) in rows.enumerate() {
         let (image, ty) = (row / pl.th, row % pl.th);
-        for (ii, si) in s.chunks_mut(a * tw).enumerate() {
-            for (j, sij) in si.chunks_mut(tw).enumerate() {
-                sij.fill(T::zero());
-                for i in 0..a {
-                    axpy(
-                        sij,
-                        at[ii * a + i],
-                        &mc[(i * a + j) * tiles + k * tw..][..tw],
-                    );
+        for j in 0..a {
+            for tx in 0..tw {
+                let col: [T; 6] = std::array::from_fn(|i| {
+                    if i < a {
+                        mc[(i * a + j) * tiles + k * tw + tx]
+                    } else {
+                        T::zero()
+                    }
+                });
+                for ii in 0..m {
+                    s[(ii * a + j) * tw + tx] = dot(&S::AT[ii], &col, a);
                 }
             }
         }
-        for (ii, si) in s.chunks(a * tw).enumerate() {
+        for ii in 0..m {
             let oy = m * ty + ii;
             if oy >= pl.ho {
                 break;
             }
-            for (jj, oj) in out.chunks_mut(tw).enumerate() {
-                oj.fill(bias);
-                for (j, sij) in si.chunks(tw).enumerate() {
-                    axpy(oj, at[jj * a + j], sij);
-                }
-            }
-            for (tx, cell) in line.chunks_mut(m).enumerate() {
-                for (jj, v) in cell.iter_mut().enumerate() {
-                    let val = out[jj * tw + tx];
-                    *v = if relu { relu_of(val) } else { val };
+            for tx in 0..tw {
+                let e: [T; 6] = std::array::from_fn(|j| {
+                    if j < a {
+                        s[(ii * a + j) * tw + tx]
+                    } else {
+                        T::zero()
+                    }
+                });
+                for jj in 0..m {
+                    let val = dot(&S::AT[jj], &e, a) + bias;
+                    line[tx * m + jj] = if relu { relu_of(val) } else { val };
                 }
             }
             planes[image][oy * wo..][..wo].copy_from_slice(&line[..wo]);
@@ -429,8 +465,28 @@ mod tests {
         for tile in [Tile::F2, Tile::F4] {
             let u = transform_weights(&weight, c_out, c_in, tile, false);
             let dims = (n, c_in, h, w);
-            let run =
-                |budget| conv3x3_in_chunks(&x, dims, tile, &u, c_out, Some(&bias), 1, true, budget);
+            let run = |budget| match tile {
+                Tile::F2 => conv3x3_in_chunks::<f64, F2x3>(
+                    &x,
+                    dims,
+                    &u,
+                    c_out,
+                    Some(&bias),
+                    1,
+                    true,
+                    budget,
+                ),
+                Tile::F4 => conv3x3_in_chunks::<f64, F4x3>(
+                    &x,
+                    dims,
+                    &u,
+                    c_out,
+                    Some(&bias),
+                    1,
+                    true,
+                    budget,
+                ),
+            };
             let (whole, rows) = (run(usize::MAX), run(1));
             let max = whole
                 .iter()

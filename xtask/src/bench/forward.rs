@@ -75,10 +75,32 @@ pub fn vgg16() -> Arch {
 /// Random weights in He scale for convolutions and linear layers; BatchNorm near identity.
 /// A model of `arch` with [`random_tensors`].
 pub fn random_model(arch: &Arch, seed: u64) -> Result<Model> {
+    random_model_in(arch, seed, DType::F32)
+}
+
+fn random_model_in(arch: &Arch, seed: u64, dtype: DType) -> Result<Model> {
     Ok(Model::from_checkpoint(
         Checkpoint::from_tensors(arch.name(), random_tensors(arch, seed)?)?,
-        &LoadOptions::new(),
+        &LoadOptions::new().with_dtype(dtype),
     )?)
+}
+
+/// The largest difference between the f32 and the f64 network's maps at `tap` on one image,
+/// relative to the largest f64 value: what f32 rounding (the convolution algorithms included)
+/// costs.
+fn f32_deviation(arch: &Arch, seed: u64, model: &Model, tap: &str) -> Result<f64> {
+    let wide = random_model_in(arch, seed, DType::F64)?;
+    let layer = model.resolve(&LayerRef::Name(tap.into()))?;
+    let mut rng = SplitMix(5);
+    let x: Vec<f32> = (0..3 * 224 * 224).map(|_| rng.next_f32()).collect();
+    let x = Tensor::from_vec(x, (1, 3, 224, 224), &Device::Cpu)?;
+    let narrow = model.forward_taps(&x, &[layer])?.remove(0).to_dtype(DType::F64)?;
+    let exact = wide
+        .forward_taps(&x.to_dtype(DType::F64)?, &[layer])?
+        .remove(0);
+    let diff = (narrow - &exact)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
+    let scale = exact.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
+    Ok(diff / scale)
 }
 
 /// Seeded He-scaled weights (BatchNorm statistics near 1 and 0) under torchvision's names.
@@ -204,8 +226,13 @@ pub fn ceiling(runs: usize) -> Result<(f64, Row)> {
 /// ms per image and GFLOP/s of each network's forward pass at batch 1 and 8.
 pub fn rows(runs: usize, original: Option<&Original>) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
-    for (arch, seed) in [(resnet50(), 1u64), (vgg16(), 2)] {
+    for (arch, seed, tap) in [(resnet50(), 1u64, "layer4.1"), (vgg16(), 2, "features.28")] {
         let model = random_model(&arch, seed)?;
+        rows.push(Row::new(
+            format!("{} → {tap}, f32 maps vs f64, max deviation / max value", arch.name()),
+            "relative",
+            f32_deviation(&arch, seed, &model, tap)?,
+        ));
         let logits = model.resolve(&LayerRef::Name("logits".into()))?;
         let work = gflop(&arch);
         let torch = original.map(|o| o.forward(&arch, seed, runs)).transpose()?;

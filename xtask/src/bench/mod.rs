@@ -129,11 +129,15 @@ pub fn run(opts: &Options) -> Result<()> {
     let opt = |v: Option<f64>, digits: usize| v.map_or("".into(), |v| format!("{v:.digits$}"));
     for r in &rows {
         let digits = if r.fmv < 10.0 { 3 } else { 1 };
+        let fmv = if r.unit == "relative" {
+            format!("{:.1e}", r.fmv)
+        } else {
+            format!("{:.digits$}", r.fmv)
+        };
         println!(
-            "| {} | {} | {:.digits$} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {fmv} | {} | {} | {} | {} | {} |",
             r.work,
             r.unit,
-            r.fmv,
             opt(r.gflops, 0),
             opt(r.gflops.map(|g| 100.0 * g / ceiling), 0),
             opt(r.rss_mib, 0),
