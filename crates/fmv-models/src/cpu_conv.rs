@@ -13,6 +13,8 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor, WithDType};
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use crate::winograd::{self, Tile};
@@ -174,26 +176,28 @@ fn gemm_into<T: Float>(
     }
 }
 
-/// Unfolds one group of one image (`c × h × w`) into `col` (`c·kh·kw` rows of `row_len`): row
-/// `(ci, ky, kx)`, column `offset + (oy, ox)` holds `x[ci, oy·s + ky − p, ox·s + kx − p]`, or 0
-/// outside. `row_len` is `ho·wo` for one image, `n·ho·wo` for images side by side.
+/// Unfolds the output rows `oys` of one group of one image (`c × h × w`) into `col` (`c·kh·kw`
+/// rows of `row_len`): row `(ci, ky, kx)`, column `offset + (oy − oys.start, ox)` holds
+/// `x[ci, oy·s + ky − p, ox·s + kx − p]`, or 0 outside. `row_len` is the chunk's `|oys|·wo` for
+/// one image, `n·ho·wo` for images side by side.
 fn im2col<T: Float>(
     x: &[T],
     (h, w): (usize, usize),
     g: &ConvGeometry,
     col: &mut [T],
     (row_len, offset): (usize, usize),
+    oys: Range<usize>,
 ) {
-    let (ho, wo) = g.out_hw(h, w).expect("checked by the caller");
+    let (_, wo) = g.out_hw(h, w).expect("checked by the caller");
     let (s, p) = (g.stride, g.padding);
     let taps = g.kh * g.kw;
     col.par_chunks_mut(row_len)
         .enumerate()
         .for_each(|(row, out)| {
-            let out = &mut out[offset..offset + ho * wo];
+            let out = &mut out[offset..offset + oys.len() * wo];
             let (ci, ky, kx) = (row / taps, row % taps / g.kw, row % g.kw);
             let plane = &x[ci * h * w..(ci + 1) * h * w];
-            for (oy, out_row) in out.chunks_mut(wo).enumerate() {
+            for (oy, out_row) in oys.clone().zip(out.chunks_mut(wo)) {
                 let iy = (oy * s + ky) as isize - p as isize;
                 if iy < 0 || iy >= h as isize {
                     out_row.fill(T::zero());
@@ -222,20 +226,27 @@ fn valid_outputs(wo: usize, w: usize, k: usize, s: usize, p: usize) -> (usize, u
     (lo, hi)
 }
 
-/// The adjoint of [`im2col`]: adds every entry of `col` back onto the input position it came
-/// from. Each channel's rows are summed by one thread, so the order of the sum is fixed.
-fn col2im<T: Float>(col: &[T], (h, w): (usize, usize), g: &ConvGeometry, dx: &mut [T]) {
-    let (ho, wo) = g.out_hw(h, w).expect("checked by the caller");
+/// The adjoint of [`im2col`] for the output rows `oys`: adds every entry of `col` back onto the
+/// input position it came from. Each channel's rows are summed by one thread, so the order of
+/// the sum is fixed.
+fn col2im<T: Float>(
+    col: &[T],
+    (h, w): (usize, usize),
+    g: &ConvGeometry,
+    dx: &mut [T],
+    oys: Range<usize>,
+) {
+    let (_, wo) = g.out_hw(h, w).expect("checked by the caller");
     let (s, p) = (g.stride, g.padding);
     let taps = g.kh * g.kw;
+    let len = oys.len() * wo;
     dx.par_chunks_mut(h * w)
         .enumerate()
         .for_each(|(ci, plane)| {
-            plane.fill(T::zero());
             for t in 0..taps {
                 let (ky, kx) = (t / g.kw, t % g.kw);
-                let rows = &col[(ci * taps + t) * ho * wo..(ci * taps + t + 1) * ho * wo];
-                for (oy, src) in rows.chunks(wo).enumerate() {
+                let rows = &col[(ci * taps + t) * len..][..len];
+                for (oy, src) in oys.clone().zip(rows.chunks(wo)) {
                     let iy = (oy * s + ky) as isize - p as isize;
                     if iy < 0 || iy >= h as isize {
                         continue;
@@ -250,11 +261,23 @@ fn col2im<T: Float>(col: &[T], (h, w): (usize, usize), g: &ConvGeometry, dx: &mu
         });
 }
 
+/// Bytes of unfolded input (im2col) a convolution works in at most: it is unfolded a band of
+/// output rows at a time (the stem of a ResNet at 986 px would otherwise take 143 MB, twice
+/// over in a gradient step).
+const COL_BYTES: usize = 24 << 20;
+
+/// Output rows per band of at most `budget` bytes for `k` unfolded rows of `wo` columns of
+/// `size`-byte values (at least one, at most `ho`).
+fn chunk_rows(budget: usize, k: usize, wo: usize, ho: usize, size: usize) -> usize {
+    (budget / (k * wo * size).max(1)).clamp(1, ho.max(1))
+}
+
 /// Output maps smaller than this many pixels are computed for the whole batch in one GEMM
 /// (a GEMM a few dozen columns wide runs far below the ceiling).
 const STACK_BELOW: usize = 1024;
 
 /// `y = conv(x, w) + b`, then `max(y, 0)` when `relu`, for a contiguous NCHW batch.
+#[allow(clippy::too_many_arguments)]
 fn forward<T: Float>(
     x: &[T],
     (n, h, w): (usize, usize, usize),
@@ -262,6 +285,7 @@ fn forward<T: Float>(
     bias: Option<&[T]>,
     g: &ConvGeometry,
     relu: bool,
+    col_bytes: usize,
 ) -> Vec<T> {
     let (ho, wo) = g.out_hw(h, w).expect("checked by the caller");
     let (p_out, k) = (ho * wo, g.k());
@@ -270,10 +294,11 @@ fn forward<T: Float>(
     }
     let (cin_g, cout_g) = (g.c_in / g.groups, g.c_out / g.groups);
     let mut y = vec![T::zero(); n * g.c_out * p_out];
+    let rows_per_chunk = chunk_rows(col_bytes, k, wo, ho, std::mem::size_of::<T>());
     let mut col = if g.is_pointwise() {
         Vec::new()
     } else {
-        vec![T::zero(); k * p_out]
+        vec![T::zero(); k * rows_per_chunk * wo]
     };
     for (b, y_b) in y.chunks_mut(g.c_out * p_out).enumerate() {
         if let Some(bias) = bias {
@@ -283,21 +308,37 @@ fn forward<T: Float>(
         }
         for grp in 0..g.groups {
             let x_g = &x[(b * g.c_in + grp * cin_g) * h * w..][..cin_g * h * w];
-            let rhs: &[T] = if g.is_pointwise() {
-                x_g
-            } else {
-                im2col(x_g, (h, w), g, &mut col, (p_out, 0));
-                &col
-            };
-            matmul(
-                &mut y_b[grp * cout_g * p_out..][..cout_g * p_out],
-                bias.is_some(),
-                (cout_g, p_out, k),
-                &weight[grp * cout_g * k..][..cout_g * k],
-                (k, 1),
-                rhs,
-                (p_out, 1),
-            );
+            let w_g = &weight[grp * cout_g * k..][..cout_g * k];
+            let y_g = &mut y_b[grp * cout_g * p_out..][..cout_g * p_out];
+            if g.is_pointwise() {
+                matmul(
+                    y_g,
+                    bias.is_some(),
+                    (cout_g, p_out, k),
+                    w_g,
+                    (k, 1),
+                    x_g,
+                    (p_out, 1),
+                );
+                continue;
+            }
+            // The unfolded input a band of output rows at a time, so that it stays small.
+            for oy0 in (0..ho).step_by(rows_per_chunk) {
+                let oys = oy0..(oy0 + rows_per_chunk).min(ho);
+                let cols = oys.len() * wo;
+                let col = &mut col[..k * cols];
+                im2col(x_g, (h, w), g, col, (cols, 0), oys);
+                gemm_into(
+                    &mut y_g[oy0 * wo..],
+                    p_out,
+                    bias.is_some(),
+                    (cout_g, cols, k),
+                    w_g,
+                    (k, 1),
+                    col,
+                    (cols, 1),
+                );
+            }
         }
         if relu {
             y_b.par_chunks_mut(4096).for_each(|c| {
@@ -326,7 +367,7 @@ fn forward_stacked<T: Float>(
     let mut col = vec![T::zero(); k * wide];
     for b in 0..n {
         let x_b = &x[b * g.c_in * h * w..][..g.c_in * h * w];
-        im2col(x_b, (h, w), g, &mut col, (wide, b * p_out));
+        im2col(x_b, (h, w), g, &mut col, (wide, b * p_out), 0..ho);
     }
     let mut stacked = vec![T::zero(); g.c_out * wide];
     if let Some(bias) = bias {
@@ -361,15 +402,17 @@ fn input_grad<T: Float>(
     (n, h, w): (usize, usize, usize),
     weight: &[T],
     g: &ConvGeometry,
+    col_bytes: usize,
 ) -> Vec<T> {
     let (ho, wo) = g.out_hw(h, w).expect("checked by the caller");
     let (p_out, k) = (ho * wo, g.k());
     let (cin_g, cout_g) = (g.c_in / g.groups, g.c_out / g.groups);
     let mut dx = vec![T::zero(); n * g.c_in * h * w];
+    let rows_per_chunk = chunk_rows(col_bytes, k, wo, ho, std::mem::size_of::<T>());
     let mut col = if g.is_pointwise() {
         Vec::new()
     } else {
-        vec![T::zero(); k * p_out]
+        vec![T::zero(); k * rows_per_chunk * wo]
     };
     for (b, dx_b) in dx.chunks_mut(g.c_in * h * w).enumerate() {
         for grp in 0..g.groups {
@@ -377,18 +420,32 @@ fn input_grad<T: Float>(
             let w_g = &weight[grp * cout_g * k..][..cout_g * k];
             let dx_g = &mut dx_b[grp * cin_g * h * w..][..cin_g * h * w];
             // Wᵀ is w_g read with its strides swapped.
-            let target: &mut [T] = if g.is_pointwise() { dx_g } else { &mut col };
-            matmul(
-                target,
-                false,
-                (k, p_out, cout_g),
-                w_g,
-                (1, k),
-                dy_g,
-                (p_out, 1),
-            );
-            if !g.is_pointwise() {
-                col2im(&col, (h, w), g, dx_g);
+            if g.is_pointwise() {
+                matmul(
+                    dx_g,
+                    false,
+                    (k, p_out, cout_g),
+                    w_g,
+                    (1, k),
+                    dy_g,
+                    (p_out, 1),
+                );
+                continue;
+            }
+            for oy0 in (0..ho).step_by(rows_per_chunk) {
+                let oys = oy0..(oy0 + rows_per_chunk).min(ho);
+                let cols = oys.len() * wo;
+                let col = &mut col[..k * cols];
+                matmul(
+                    col,
+                    false,
+                    (k, cols, cout_g),
+                    w_g,
+                    (1, k),
+                    &dy_g[oy0 * wo..],
+                    (p_out, 1),
+                );
+                col2im(col, (h, w), g, dx_g, oys);
             }
         }
     }
@@ -475,7 +532,7 @@ impl ConvOp {
                     let dims = (n, g.c_in, h, w);
                     winograd::conv3x3(x, dims, self.tile, u, g.c_out, ws[1], g.padding, self.relu)
                 }
-                _ => forward(x, (n, h, w), weight, ws[1], g, self.relu),
+                _ => forward(x, (n, h, w), weight, ws[1], g, self.relu, COL_BYTES),
             })
         })?;
         Ok((y, Shape::from((n, g.c_out, ho, wo))))
@@ -561,7 +618,7 @@ impl ConvInputGrad {
                     let dims = (n, g.c_out, ho, wo);
                     winograd::conv3x3(dy, dims, self.tile, u, g.c_in, None, 2 - g.padding, false)
                 }
-                _ => input_grad(dy, (n, h, w), ws[0].expect("given"), g),
+                _ => input_grad(dy, (n, h, w), ws[0].expect("given"), g, COL_BYTES),
             })
         })?;
         Ok((dx, Shape::from((n, g.c_in, h, w))))
@@ -843,6 +900,44 @@ mod tests {
             }
         }
         assert_eq!(winograd_cases, 5);
+    }
+
+    /// Unfolding one output row at a time gives the result of unfolding the whole map (the
+    /// per-image path: one image, large enough not to be stacked).
+    #[test]
+    fn bands_of_rows_do_not_change_the_result() {
+        let g = ConvGeometry {
+            c_in: 3,
+            c_out: 5,
+            kh: 7,
+            kw: 7,
+            stride: 2,
+            padding: 3,
+            groups: 1,
+        };
+        let (h, w) = (70, 66);
+        let as_vec = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let x = as_vec(random(&[1, 3, h, w], 1));
+        let weight = as_vec(random(&[5, 3, 7, 7], 2));
+        let bias = as_vec(random(&[5], 3));
+        let whole = forward(&x, (1, h, w), &weight, Some(&bias), &g, true, usize::MAX);
+        let bands = forward(&x, (1, h, w), &weight, Some(&bias), &g, true, 1);
+        let diff = whole
+            .iter()
+            .zip(&bands)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(diff < 1e-12, "forward in bands differs by {diff}");
+        let (ho, wo) = g.out_hw(h, w).unwrap();
+        let dy = as_vec(random(&[1, 5, ho, wo], 4));
+        let whole = input_grad(&dy, (1, h, w), &weight, &g, usize::MAX);
+        let bands = input_grad(&dy, (1, h, w), &weight, &g, 1);
+        let diff = whole
+            .iter()
+            .zip(&bands)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(diff < 1e-12, "input gradient in bands differs by {diff}");
     }
 
     #[test]

@@ -94,11 +94,18 @@ fn f32_deviation(arch: &Arch, seed: u64, model: &Model, tap: &str) -> Result<f64
     let mut rng = SplitMix(5);
     let x: Vec<f32> = (0..3 * 224 * 224).map(|_| rng.next_f32()).collect();
     let x = Tensor::from_vec(x, (1, 3, 224, 224), &Device::Cpu)?;
-    let narrow = model.forward_taps(&x, &[layer])?.remove(0).to_dtype(DType::F64)?;
+    let narrow = model
+        .forward_taps(&x, &[layer])?
+        .remove(0)
+        .to_dtype(DType::F64)?;
     let exact = wide
         .forward_taps(&x.to_dtype(DType::F64)?, &[layer])?
         .remove(0);
-    let diff = (narrow - &exact)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
+    let diff = (narrow - &exact)?
+        .abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_scalar::<f64>()?;
     let scale = exact.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
     Ok(diff / scale)
 }
@@ -229,7 +236,10 @@ pub fn rows(runs: usize, original: Option<&Original>) -> Result<Vec<Row>> {
     for (arch, seed, tap) in [(resnet50(), 1u64, "layer4.1"), (vgg16(), 2, "features.28")] {
         let model = random_model(&arch, seed)?;
         rows.push(Row::new(
-            format!("{} → {tap}, f32 maps vs f64, max deviation / max value", arch.name()),
+            format!(
+                "{} → {tap}, f32 maps vs f64, max deviation / max value",
+                arch.name()
+            ),
             "relative",
             f32_deviation(&arch, seed, &model, tap)?,
         ));

@@ -17,7 +17,10 @@ mod rank;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
 use fmv_models::Arch;
 
 pub use forward::{random_model, random_tensors, resnet50};
@@ -75,6 +78,47 @@ impl Row {
     }
 }
 
+/// Runs a command and returns its wall time in seconds and its own peak RSS in MiB: the
+/// largest `VmHWM` of `/proc/PID/status`, read every 20 ms. (`wait4`'s `ru_maxrss` would count
+/// the pages the child shared with this process between fork and exec: the benchmark's own
+/// gigabytes after the pattern runs.)
+pub(crate) fn run_measured(cmd: &mut Command) -> Result<(f64, f64)> {
+    let start = Instant::now();
+    let mut child = cmd.spawn().context("cannot start fmv")?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            let hwm = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            peak_kib = peak_kib.max(hwm.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let secs = start.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("fmv rank failed ({status})");
+    }
+    Ok((secs, peak_kib as f64 / 1024.0))
+}
+
+/// `target/release/fmv`, built first (release, as users run it).
+fn fmv_binary() -> Result<PathBuf> {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--bin", "fmv"])
+        .current_dir(root())
+        .status()?;
+    if !status.success() {
+        bail!("cannot build fmv");
+    }
+    Ok(root().join("target/release/fmv"))
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -105,6 +149,7 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     if wants("patterns") {
         rows.extend(patterns::rows(opts.full, original.as_ref())?);
+        rows.push(patterns::memory_row(original.as_ref())?);
     }
     if wants("rank") {
         rows.extend(rank::rows(opts.images, opts.full, original.as_ref())?);

@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use fmv_models::Arch;
 
-use super::{root, weights_file};
+use super::{root, run_measured, weights_file};
 
 /// A Python able to run the original's code paths.
 pub struct Original {
@@ -99,6 +99,20 @@ impl Original {
     pub fn step(&self, arch: &Arch, seed: u64, filter: usize, size: usize) -> Result<f64> {
         let args = [filter.to_string(), size.to_string(), "5".to_string()];
         self.number("step", arch, seed, -2, &args)
+    }
+
+    /// Peak RSS in MiB of a Python process taking two `visualize_patterns` steps at `size` px.
+    pub fn step_rss(&self, arch: &Arch, seed: u64, filter: usize, size: usize) -> Result<f64> {
+        let weights = weights_file(arch, seed)?;
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(root().join("xtask/scripts/original.py"))
+            .arg("step")
+            .arg(&weights)
+            .arg(arch.name())
+            .arg("-2")
+            .args([filter.to_string(), size.to_string(), "2".to_string()])
+            .stdout(std::process::Stdio::null());
+        Ok(run_measured(&mut cmd)?.1)
     }
 
     /// Seconds of `visualize_patterns` with `scales` upscaling steps.

@@ -3,13 +3,12 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use fmv_core::demo::{DemoClass, generate};
 
 use super::forward::{resnet50, vgg16};
-use super::{Original, Row, root, weights_file};
+use super::{Original, Row, fmv_binary, root, run_measured, weights_file};
 
 const SIDE: usize = 384;
 
@@ -41,32 +40,8 @@ fn make_folder(n: usize) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Runs a command and returns its wall time in seconds and its own peak RSS in MiB.
-fn run_measured(cmd: &mut Command) -> Result<(f64, f64)> {
-    let start = Instant::now();
-    let child = cmd.spawn().context("cannot start fmv")?;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid; wait4 fills it for this child, which we reap here
-    // instead of through `Child::wait`.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let secs = start.elapsed().as_secs_f64();
-    if r != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        bail!("fmv rank failed (status {status})");
-    }
-    Ok((secs, usage.ru_maxrss as f64 / 1024.0))
-}
-
 pub fn rows(images: usize, full: bool, original: Option<&Original>) -> Result<Vec<Row>> {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--bin", "fmv"])
-        .current_dir(root())
-        .status()?;
-    if !status.success() {
-        bail!("cannot build fmv");
-    }
-    let fmv = root().join("target/release/fmv");
+    let fmv = fmv_binary()?;
     let mut rows = Vec::new();
     let mut runs = vec![
         (resnet50(), 1u64, -2i64, "layer4.1", images),
