@@ -1,11 +1,12 @@
 //! The ops that make the network differentiable with respect to its input, and only its
-//! input. Used whenever the input is tracked (a `Var` or derived from one); inference takes
-//! candle's stock ops.
+//! input, where fmv's CPU convolution (`cpu_conv`, which has its own backward pass) does not
+//! run: on other devices, with `FMV_CONV=candle`, and for linear layers everywhere. Used
+//! whenever the input is tracked (a `Var` or derived from one).
 //!
-//! - [`InputGrad`]: a convolution or linear layer whose backward pass computes the input's
-//!   gradient only (candle's computes the weights' gradients too, about 60 % of the backward
-//!   time, although they are never needed); the convolution handles groups and non-square
-//!   inputs.
+//! - [`InputGrad`]: a convolution (candle's) or linear layer whose backward pass computes the
+//!   input's gradient only (candle's computes the weights' gradients too, about 60 % of the
+//!   backward time, although they are never needed); the convolution handles groups and
+//!   non-square inputs.
 //! - [`max_pool2d_differentiable`]: max pooling built from padding, reshapes, narrows and
 //!   `maximum`, so its gradient is right on every device (candle 0.11's `max_pool2d` backward is
 //!   ×1/4 per pool for k == s and missing for k ≠ s).

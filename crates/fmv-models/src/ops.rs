@@ -1,6 +1,7 @@
-//! The layers both networks are built from: a convolution with BatchNorm folded in, a linear
-//! layer, and the pools. Each one is a small struct or function so that the backward pass
-//! used by activation maximisation can replace one op without touching the networks.
+//! The layers both networks are built from: a convolution with BatchNorm folded in (fmv's own
+//! on the CPU, candle's elsewhere), a linear layer, the pools and the residual add+ReLU. Each one
+//! is a small struct or function so that the backward pass used by activation maximisation can
+//! replace one op without touching the networks.
 
 use std::sync::{Arc, OnceLock};
 
