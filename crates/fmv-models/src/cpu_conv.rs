@@ -82,55 +82,10 @@ fn threads() -> gemm::Parallelism {
     }
 }
 
-/// `dst (m × n, row-major) = [dst +] lhs (m × k) · rhs (k × n)`, lhs and rhs given by their
-/// row and column strides.
-fn matmul<T: Float>(
-    dst: &mut [T],
-    accumulate: bool,
-    (m, n, k): (usize, usize, usize),
-    lhs: &[T],
-    lhs_strides: (usize, usize),
-    rhs: &[T],
-    rhs_strides: (usize, usize),
-) {
-    gemm_into(
-        dst,
-        n,
-        accumulate,
-        (m, n, k),
-        lhs,
-        lhs_strides,
-        rhs,
-        rhs_strides,
-    )
-}
-
-/// `dst = lhs (m × k) · rhs (k × n)` with dst's rows `dst_rs` apart.
-pub(crate) fn matmul_strided<T: Float>(
-    dst: &mut [T],
-    dst_rs: usize,
-    (m, n, k): (usize, usize, usize),
-    lhs: &[T],
-    lhs_strides: (usize, usize),
-    rhs: &[T],
-    rhs_strides: (usize, usize),
-) {
-    gemm_into(
-        dst,
-        dst_rs,
-        false,
-        (m, n, k),
-        lhs,
-        lhs_strides,
-        rhs,
-        rhs_strides,
-    )
-}
-
-/// The one call into `gemm`: `dst = [dst +] lhs · rhs`, every operand given by its strides
-/// (dst's columns are adjacent).
+/// The one call into `gemm`: `dst (m × n) = [dst +] lhs (m × k) · rhs (k × n)`, every operand
+/// given by its strides (dst's rows `dst_rs` apart, its columns adjacent).
 #[allow(clippy::too_many_arguments)]
-fn gemm_into<T: Float>(
+pub(crate) fn matmul<T: Float>(
     dst: &mut [T],
     dst_rs: usize,
     accumulate: bool,
@@ -313,6 +268,7 @@ fn forward<T: Float>(
             if g.is_pointwise() {
                 matmul(
                     y_g,
+                    p_out,
                     bias.is_some(),
                     (cout_g, p_out, k),
                     w_g,
@@ -328,7 +284,7 @@ fn forward<T: Float>(
                 let cols = oys.len() * wo;
                 let col = &mut col[..k * cols];
                 im2col(x_g, (h, w), g, col, (cols, 0), oys);
-                gemm_into(
+                matmul(
                     &mut y_g[oy0 * wo..],
                     p_out,
                     bias.is_some(),
@@ -378,6 +334,7 @@ fn forward_stacked<T: Float>(
     }
     matmul(
         &mut stacked,
+        wide,
         bias.is_some(),
         (g.c_out, wide, k),
         weight,
@@ -423,6 +380,7 @@ fn input_grad<T: Float>(
             if g.is_pointwise() {
                 matmul(
                     dx_g,
+                    p_out,
                     false,
                     (k, p_out, cout_g),
                     w_g,
@@ -438,6 +396,7 @@ fn input_grad<T: Float>(
                 let col = &mut col[..k * cols];
                 matmul(
                     col,
+                    cols,
                     false,
                     (k, cols, cout_g),
                     w_g,
@@ -491,6 +450,24 @@ fn dims4(l: &Layout, g: &ConvGeometry, what: &str) -> candle_core::Result<(usize
     Ok((n, h, w))
 }
 
+/// Runs `$body` with `$t` the storage's element type (`f32` or `f64`) and wraps the `Vec` it
+/// returns as a storage of that type; other types are an error naming the op.
+macro_rules! in_float_type {
+    ($storage:expr, $op:literal, $t:ident => $body:expr) => {
+        match $storage {
+            CpuStorage::F32(_) => {
+                type $t = f32;
+                CpuStorage::F32($body)
+            }
+            CpuStorage::F64(_) => {
+                type $t = f64;
+                CpuStorage::F64($body)
+            }
+            other => candle_core::bail!("fmv {}: unsupported dtype {:?}", $op, other.dtype()),
+        }
+    };
+}
+
 /// The convolution (bias and optional ReLU fused) as a candle op on the CPU. Applied with
 /// `apply_op1_no_bwd` for inference; applied with `apply_op1` on a tracked input its backward
 /// pass gives the input's gradient only (the ReLU's mask, then [`ConvInputGrad`]), never the
@@ -509,7 +486,9 @@ pub(crate) struct ConvOp {
 }
 
 impl ConvOp {
-    fn run<T: Float>(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(Vec<T>, Shape)> {
+    /// The output's shape for an input laid out as `l`, or the error saying why the layer
+    /// cannot take it.
+    fn out_shape(&self, l: &Layout) -> candle_core::Result<Shape> {
         let g = &self.geometry;
         let (n, h, w) = dims4(l, g, "input")?;
         let Some((ho, wo)) = g.out_hw(h, w) else {
@@ -519,6 +498,13 @@ impl ConvOp {
                 g.kw
             )
         };
+        Ok(Shape::from((n, g.c_out, ho, wo)))
+    }
+
+    /// The output for an input [`ConvOp::out_shape`] accepted.
+    fn run<T: Float>(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<Vec<T>> {
+        let g = &self.geometry;
+        let (n, h, w) = dims4(l, g, "input")?;
         let x = host_slice::<T>(s, l)?;
         let tensors = [
             Some(&self.weight),
@@ -535,7 +521,7 @@ impl ConvOp {
                 _ => forward(x, (n, h, w), weight, ws[1], g, self.relu, COL_BYTES),
             })
         })?;
-        Ok((y, Shape::from((n, g.c_out, ho, wo))))
+        Ok(y)
     }
 }
 
@@ -545,17 +531,8 @@ impl CustomOp1 for ConvOp {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        match s {
-            CpuStorage::F32(_) => {
-                let (y, shape) = self.run::<f32>(s, l)?;
-                Ok((CpuStorage::F32(y), shape))
-            }
-            CpuStorage::F64(_) => {
-                let (y, shape) = self.run::<f64>(s, l)?;
-                Ok((CpuStorage::F64(y), shape))
-            }
-            other => candle_core::bail!("fmv conv: unsupported dtype {:?}", other.dtype()),
-        }
+        let shape = self.out_shape(l)?;
+        Ok((in_float_type!(s, "conv", T => self.run::<T>(s, l)?), shape))
     }
 
     fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
@@ -593,7 +570,7 @@ impl ConvInputGrad {
         &self,
         (s, l): (&CpuStorage, &Layout),
         (ys, yl): (&CpuStorage, &Layout),
-    ) -> candle_core::Result<(Vec<T>, Shape)> {
+    ) -> candle_core::Result<Vec<T>> {
         let g = &self.geometry;
         let (n, ho, wo) = dims4(l, g, "output gradient")?;
         let (h, w) = self.input_hw;
@@ -621,7 +598,7 @@ impl ConvInputGrad {
                 _ => input_grad(dy, (n, h, w), ws[0].expect("given"), g, COL_BYTES),
             })
         })?;
-        Ok((dx, Shape::from((n, g.c_in, h, w))))
+        Ok(dx)
     }
 }
 
@@ -637,17 +614,10 @@ impl CustomOp2 for ConvInputGrad {
         ys: &CpuStorage,
         yl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        match s {
-            CpuStorage::F32(_) => {
-                let (y, shape) = self.run::<f32>((s, l), (ys, yl))?;
-                Ok((CpuStorage::F32(y), shape))
-            }
-            CpuStorage::F64(_) => {
-                let (y, shape) = self.run::<f64>((s, l), (ys, yl))?;
-                Ok((CpuStorage::F64(y), shape))
-            }
-            other => candle_core::bail!("fmv conv: unsupported dtype {:?}", other.dtype()),
-        }
+        let (n, _, _, _) = l.shape().dims4()?;
+        let (h, w) = self.input_hw;
+        let dx = in_float_type!(s, "conv input gradient", T => self.run::<T>((s, l), (ys, yl))?);
+        Ok((dx, Shape::from((n, self.geometry.c_in, h, w))))
     }
 }
 
@@ -705,12 +675,8 @@ impl CustomOp2 for AddRelu {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let shape = l1.shape().clone();
-        match s1 {
-            CpuStorage::F32(_) => Ok((CpuStorage::F32(Self::run((s1, l1), (s2, l2))?), shape)),
-            CpuStorage::F64(_) => Ok((CpuStorage::F64(Self::run((s1, l1), (s2, l2))?), shape)),
-            other => candle_core::bail!("fmv add-relu: unsupported dtype {:?}", other.dtype()),
-        }
+        let out = in_float_type!(s1, "add-relu", T => Self::run::<T>((s1, l1), (s2, l2))?);
+        Ok((out, l1.shape().clone()))
     }
 
     fn bwd(
@@ -748,17 +714,10 @@ impl CustomOp2 for ReluGrad {
                 l2.shape()
             );
         }
-        match s1 {
-            CpuStorage::F32(_) => {
-                let m = relu_mask(host_slice::<f32>(s1, l1)?, host_slice::<f32>(s2, l2)?);
-                Ok((CpuStorage::F32(m), shape))
-            }
-            CpuStorage::F64(_) => {
-                let m = relu_mask(host_slice::<f64>(s1, l1)?, host_slice::<f64>(s2, l2)?);
-                Ok((CpuStorage::F64(m), shape))
-            }
-            other => candle_core::bail!("fmv relu-grad: unsupported dtype {:?}", other.dtype()),
-        }
+        let mask = in_float_type!(s1, "relu-grad", T => {
+            relu_mask(host_slice::<T>(s1, l1)?, host_slice::<T>(s2, l2)?)
+        });
+        Ok((mask, shape))
     }
 }
 

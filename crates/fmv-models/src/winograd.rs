@@ -16,7 +16,7 @@
 
 use rayon::prelude::*;
 
-use crate::cpu_conv::{Float, matmul_strided, relu_of};
+use crate::cpu_conv::{Float, matmul, relu_of};
 
 /// The output tile of a Winograd transform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,9 +302,10 @@ fn conv3x3_in_chunks<T: Float, S: Scheme>(
             .for_each(|(ci, vc)| input_transform::<T, S>(x, &plan, ci, rows.clone(), vc));
         // M[ξ] = U[ξ] · V[ξ], written [c_out][ξ][tile].
         for k in 0..xi {
-            matmul_strided(
+            matmul(
                 &mut mm[k * tiles..],
                 xi * tiles,
+                false,
                 (c_out, tiles, c_in),
                 &u[k * c_out * c_in..][..c_out * c_in],
                 (c_in, 1),

@@ -38,6 +38,25 @@ impl Original {
         })
     }
 
+    /// The script in one mode, on the weights file of `arch` and `seed`.
+    fn command(
+        &self,
+        mode: &str,
+        arch: &Arch,
+        seed: u64,
+        layer: i64,
+        args: &[String],
+    ) -> Result<Command> {
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(root().join("xtask/scripts/original.py"))
+            .arg(mode)
+            .arg(weights_file(arch, seed)?)
+            .arg(arch.name())
+            .arg(layer.to_string())
+            .args(args);
+        Ok(cmd)
+    }
+
     /// Runs one mode of the script and returns its `result`.
     fn call(
         &self,
@@ -47,14 +66,8 @@ impl Original {
         layer: i64,
         args: &[String],
     ) -> Result<serde_json::Value> {
-        let weights = weights_file(arch, seed)?;
-        let out = Command::new(&self.python)
-            .arg(root().join("xtask/scripts/original.py"))
-            .arg(mode)
-            .arg(&weights)
-            .arg(arch.name())
-            .arg(layer.to_string())
-            .args(args)
+        let out = self
+            .command(mode, arch, seed, layer, args)?
             .output()
             .context("cannot run original.py")?;
         if !out.status.success() {
@@ -103,15 +116,9 @@ impl Original {
 
     /// Peak RSS in MiB of a Python process taking two `visualize_patterns` steps at `size` px.
     pub fn step_rss(&self, arch: &Arch, seed: u64, filter: usize, size: usize) -> Result<f64> {
-        let weights = weights_file(arch, seed)?;
-        let mut cmd = Command::new(&self.python);
-        cmd.arg(root().join("xtask/scripts/original.py"))
-            .arg("step")
-            .arg(&weights)
-            .arg(arch.name())
-            .arg("-2")
-            .args([filter.to_string(), size.to_string(), "2".to_string()])
-            .stdout(std::process::Stdio::null());
+        let args = [filter.to_string(), size.to_string(), "2".to_string()];
+        let mut cmd = self.command("step", arch, seed, -2, &args)?;
+        cmd.stdout(std::process::Stdio::null());
         Ok(run_measured(&mut cmd)?.1)
     }
 
