@@ -17,7 +17,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use crate::winograd::{self, Tile};
+use crate::winograd::{self, Kernels, Tile};
 
 /// The shape of a convolution: everything but its weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -478,10 +478,9 @@ pub(crate) struct ConvOp {
     pub bias: Option<Tensor>,
     /// The Winograd tile the kernels below were transformed for.
     pub tile: Tile,
-    /// The Winograd-transformed kernels, for a geometry that [`ConvGeometry::takes_winograd`].
+    /// The Winograd-transformed kernels, for a geometry that [`ConvGeometry::takes_winograd`];
+    /// with [`Tile::F2`] the backward pass reads them too.
     pub winograd: Option<Tensor>,
-    /// Those of the input gradient; needed only by the backward pass.
-    pub winograd_grad: Option<Tensor>,
     pub relu: bool,
 }
 
@@ -516,6 +515,7 @@ impl ConvOp {
             Ok(match ws[2] {
                 Some(u) if g.takes_winograd() => {
                     let dims = (n, g.c_in, h, w);
+                    let u = Kernels { u, adjoint: false };
                     winograd::conv3x3(x, dims, self.tile, u, g.c_out, ws[1], g.padding, self.relu)
                 }
                 _ => forward(x, (n, h, w), weight, ws[1], g, self.relu, COL_BYTES),
@@ -541,7 +541,7 @@ impl CustomOp1 for ConvOp {
             geometry: self.geometry,
             weight: self.weight.clone(),
             tile: self.tile,
-            winograd: self.winograd_grad.clone(),
+            winograd: self.winograd.clone(),
             input_hw: (h, w),
             relu: self.relu,
         };
@@ -558,8 +558,8 @@ pub(crate) struct ConvInputGrad {
     pub weight: Tensor,
     /// The Winograd tile the kernels below were transformed for.
     pub tile: Tile,
-    /// The Winograd-transformed kernels of the transposed convolution, for a geometry that
-    /// [`ConvGeometry::takes_winograd`].
+    /// The layer's own F(2×2, 3×3) kernels, read as those of the transposed convolution
+    /// ([`Kernels::adjoint`]), for a geometry that [`ConvGeometry::takes_winograd`].
     pub winograd: Option<Tensor>,
     pub input_hw: (usize, usize),
     pub relu: bool,
@@ -577,6 +577,9 @@ impl ConvInputGrad {
         if g.out_hw(h, w) != Some((ho, wo)) {
             candle_core::bail!("fmv conv: a {ho}×{wo} gradient does not match a {h}×{w} input")
         }
+        if self.winograd.is_some() && self.tile != Tile::F2 {
+            candle_core::bail!("fmv conv: only F(2×2, 3×3) kernels give an input gradient");
+        }
         let dy = host_slice::<T>(s, l)?;
         let masked;
         let dy = if self.relu {
@@ -593,6 +596,7 @@ impl ConvInputGrad {
             Ok(match ws[1] {
                 Some(u) if g.takes_winograd() => {
                     let dims = (n, g.c_out, ho, wo);
+                    let u = Kernels { u, adjoint: true };
                     winograd::conv3x3(dy, dims, self.tile, u, g.c_in, None, 2 - g.padding, false)
                 }
                 _ => input_grad(dy, (n, h, w), ws[0].expect("given"), g, COL_BYTES),
@@ -808,9 +812,7 @@ mod tests {
             if g.takes_winograd() {
                 winograd_cases += 1;
                 for tile in [Tile::F2, Tile::F4] {
-                    let forward = winograd::kernels(&weight, tile, false).unwrap();
-                    let backward = winograd::kernels(&weight, tile, true).unwrap();
-                    variants.push((tile, Some((forward, backward))));
+                    variants.push((tile, Some(winograd::kernels(&weight, tile, false).unwrap())));
                 }
             }
             for (tile, wk) in &variants {
@@ -822,8 +824,7 @@ mod tests {
                             weight: weight.clone(),
                             bias: Some(bias.clone()),
                             tile: *tile,
-                            winograd: wk.as_ref().map(|k| k.0.clone()),
-                            winograd_grad: None,
+                            winograd: wk.clone(),
                             relu,
                         })
                         .unwrap();
@@ -838,19 +839,20 @@ mod tests {
                         "case {i} path {path} relu {relu}: forward differs by {d}"
                     );
                 }
-                let dx = dy
-                    .apply_op2_no_bwd(
-                        &dy,
-                        &ConvInputGrad {
-                            geometry: g,
-                            weight: weight.clone(),
-                            tile: *tile,
-                            winograd: wk.as_ref().map(|k| k.1.clone()),
-                            input_hw: (h, w),
-                            relu: false,
-                        },
-                    )
-                    .unwrap();
+                let op = ConvInputGrad {
+                    geometry: g,
+                    weight: weight.clone(),
+                    tile: *tile,
+                    winograd: wk.clone(),
+                    input_hw: (h, w),
+                    relu: false,
+                };
+                if *tile == Tile::F4 && wk.is_some() {
+                    let err = dy.apply_op2_no_bwd(&dy, &op).unwrap_err();
+                    assert!(err.to_string().contains("only F(2×2"), "{err}");
+                    continue;
+                }
+                let dx = dy.apply_op2_no_bwd(&dy, &op).unwrap();
                 let d = max_abs_diff(&dx, &expected_dx);
                 assert!(
                     d < 1e-12,
@@ -917,7 +919,6 @@ mod tests {
             bias: None,
             tile: Tile::F2,
             winograd: None,
-            winograd_grad: None,
             relu: false,
         };
         let err = random(&[1, 2, 5, 5], 2).apply_op1_no_bwd(&op).unwrap_err();

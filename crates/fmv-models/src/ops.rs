@@ -38,9 +38,9 @@ pub(crate) struct Conv {
     geometry: ConvGeometry,
     /// How the convolution runs; see [`ConvAlgorithm`].
     algorithm: ConvAlgorithm,
-    /// The Winograd-transformed kernels for F(2×2, 3×3), F(4×4, 3×3) and the F(2×2, 3×3) input
-    /// gradient, each made on first use (most layers only ever need one of them).
-    winograd: Arc<[OnceLock<Tensor>; 3]>,
+    /// The Winograd-transformed kernels for F(2×2, 3×3) (which the input gradient reads too)
+    /// and F(4×4, 3×3), each made on first use (most layers only ever need one of them).
+    winograd: Arc<[OnceLock<Tensor>; 2]>,
 }
 
 /// How the convolutions of a model loaded on the CPU run. Chosen at load time from the
@@ -201,11 +201,7 @@ impl Conv {
             weight: self.weight.clone(),
             bias: self.bias.clone(),
             tile: tile.unwrap_or(Tile::F2),
-            winograd: tile.map(|t| self.winograd_kernels(t, false)).transpose()?,
-            winograd_grad: match tile {
-                Some(t) if tracked => Some(self.winograd_kernels(t, true)?),
-                _ => None,
-            },
+            winograd: tile.map(|t| self.winograd_kernels(t)).transpose()?,
             relu,
         };
         if tracked {
@@ -215,19 +211,17 @@ impl Conv {
         }
     }
 
-    /// The Winograd kernels of `tile` (of the input gradient with `grad`, F2 only), made once.
-    fn winograd_kernels(&self, tile: Tile, grad: bool) -> candle_core::Result<Tensor> {
-        let slot = match (tile, grad) {
-            (Tile::F2, false) => 0,
-            (Tile::F4, false) => 1,
-            (Tile::F2, true) => 2,
-            (Tile::F4, true) => candle_core::bail!("fmv conv: no F(4×4, 3×3) input gradient"),
-        };
-        if let Some(k) = self.winograd[slot].get() {
+    /// The Winograd kernels of `tile`, made once.
+    fn winograd_kernels(&self, tile: Tile) -> candle_core::Result<Tensor> {
+        let slot = &self.winograd[match tile {
+            Tile::F2 => 0,
+            Tile::F4 => 1,
+        }];
+        if let Some(k) = slot.get() {
             return Ok(k.clone());
         }
-        let k = winograd::kernels(&self.weight, tile, grad)?;
-        Ok(self.winograd[slot].get_or_init(|| k).clone())
+        let k = winograd::kernels(&self.weight, tile, false)?;
+        Ok(slot.get_or_init(|| k).clone())
     }
 
     /// candle's convolution and bias on a detached input.

@@ -41,6 +41,10 @@ trait Scheme {
     const G: [[f64; 3]; 6];
     /// `Aᵀ`, `M × A`.
     const AT: [[f64; 6]; 4];
+    /// A row permutation `π` with `G·J = Π·G` (`J` reverses the kernel's three taps), when one
+    /// exists: then the kernels of a rotated kernel are the original's with `ξ = (i, j)` read at
+    /// `(π(i), π(j))`, and the input gradient needs no kernels of its own.
+    const FLIP: Option<[usize; 6]>;
 }
 
 /// F(2×2, 3×3).
@@ -74,6 +78,8 @@ impl Scheme for F2x3 {
         [0.0; 6],
         [0.0; 6],
     ];
+    /// Rows 1 and 2 of `G` are symmetric; rows 0 and 3 are each other reversed.
+    const FLIP: Option<[usize; 6]> = Some([3, 1, 2, 0, 4, 5]);
 }
 
 /// F(4×4, 3×3), Lavin & Gray's interpolation points 0, ±1, ±2, ∞.
@@ -107,6 +113,8 @@ impl Scheme for F4x3 {
         [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
         [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
     ];
+    /// Row 0 of `G` reversed, `(0, 0, ¼)`, is no row of `G`.
+    const FLIP: Option<[usize; 6]> = None;
 }
 
 impl Tile {
@@ -237,14 +245,25 @@ struct Plan {
     p: usize,
 }
 
+/// Transformed kernels as a convolution reads them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Kernels<'a, T> {
+    /// `[ξ][c_out][c_in]` of the layer they were made for (by [`kernels`], not flipped).
+    pub u: &'a [T],
+    /// Compute the layer's transposed, rotated convolution (its input gradient) from the layer's
+    /// own kernels: `ξ = (i, j)` reads the layer's `(π(i), π(j))`, transposed ([`Scheme::FLIP`];
+    /// F(2×2, 3×3) only). The call's input channels are then the layer's outputs.
+    pub adjoint: bool,
+}
+
 /// `y = conv3×3(x, ·) + b` (then ReLU when `relu`) for a contiguous NCHW batch, stride 1,
-/// padding `p`, from the transformed kernels `u` (`[ξ][c_out][c_in]`) of `tile`.
+/// padding `p`, from the transformed kernels of `tile`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv3x3<T: Float>(
     x: &[T],
     dims: (usize, usize, usize, usize),
     tile: Tile,
-    u: &[T],
+    u: Kernels<'_, T>,
     c_out: usize,
     bias: Option<&[T]>,
     p: usize,
@@ -261,7 +280,7 @@ pub(crate) fn conv3x3<T: Float>(
 fn conv3x3_in_chunks<T: Float, S: Scheme>(
     x: &[T],
     (n, c_in, h, w): (usize, usize, usize, usize),
-    u: &[T],
+    u: Kernels<'_, T>,
     c_out: usize,
     bias: Option<&[T]>,
     p: usize,
@@ -302,13 +321,18 @@ fn conv3x3_in_chunks<T: Float, S: Scheme>(
             .for_each(|(ci, vc)| input_transform::<T, S>(x, &plan, ci, rows.clone(), vc));
         // M[ξ] = U[ξ] · V[ξ], written [c_out][ξ][tile].
         for k in 0..xi {
+            let (block, strides) = match (u.adjoint, S::FLIP) {
+                (false, _) => (k, (c_in, 1)),
+                (true, Some(flip)) => (flip[k / S::A] * S::A + flip[k % S::A], (1, c_out)),
+                (true, None) => unreachable!("only F(2×2, 3×3) computes input gradients"),
+            };
             matmul(
                 &mut mm[k * tiles..],
                 xi * tiles,
                 false,
                 (c_out, tiles, c_in),
-                &u[k * c_out * c_in..][..c_out * c_in],
-                (c_in, 1),
+                &u.u[block * c_out * c_in..][..c_out * c_in],
+                strides,
                 &v[k * tiles..],
                 (xi * tiles, 1),
             );
@@ -454,6 +478,30 @@ mod tests {
             .collect()
     }
 
+    /// F(2×2, 3×3)'s flip: the kernels of the rotated, transposed weight (made directly) equal
+    /// the weight's own read at `(π(i), π(j))` and transposed, which is what the input gradient
+    /// reads.
+    #[test]
+    fn flipped_kernels_are_the_permuted_transposed_kernels() {
+        let (c_out, c_in) = (3, 4);
+        let mut seed = 7u64;
+        let weight = random(c_out * c_in * 9, &mut seed);
+        let forward = transform_weights(&weight, c_out, c_in, Tile::F2, false);
+        let flipped = transform_weights(&weight, c_out, c_in, Tile::F2, true);
+        let flip = F2x3::FLIP.expect("F2 has a flip");
+        for k in 0..16 {
+            let kk = flip[k / 4] * 4 + flip[k % 4];
+            for ci in 0..c_in {
+                for co in 0..c_out {
+                    let direct = flipped[(k * c_in + ci) * c_out + co];
+                    let read = forward[(kk * c_out + co) * c_in + ci];
+                    assert!((direct - read).abs() < 1e-15, "ξ {k}, ci {ci}, co {co}");
+                }
+            }
+        }
+        assert!(F4x3::FLIP.is_none());
+    }
+
     /// Chunks of one tile row give the result of one chunk for the whole batch (f64, so that
     /// only a GEMM's order of sums could differ).
     #[test]
@@ -470,7 +518,10 @@ mod tests {
                 Tile::F2 => conv3x3_in_chunks::<f64, F2x3>(
                     &x,
                     dims,
-                    &u,
+                    Kernels {
+                        u: &u,
+                        adjoint: false,
+                    },
                     c_out,
                     Some(&bias),
                     1,
@@ -480,7 +531,10 @@ mod tests {
                 Tile::F4 => conv3x3_in_chunks::<f64, F4x3>(
                     &x,
                     dims,
-                    &u,
+                    Kernels {
+                        u: &u,
+                        adjoint: false,
+                    },
                     c_out,
                     Some(&bias),
                     1,
