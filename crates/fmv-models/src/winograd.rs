@@ -12,7 +12,8 @@
 //!   f32 rounding grows (measured in `docs/PERFORMANCE.md`).
 //!
 //! The input gradient of such a convolution is again one: `dx = conv(dy, w')` with
-//! `w'[ci, co] = w[co, ci]` rotated by 180° and padding `2 − p`; it reuses the same code.
+//! `w'[ci, co] = w[co, ci]` rotated by 180° and padding `2 − p`; it reuses the same code and,
+//! for F(2×2, 3×3), the layer's own kernels (`Kernels::adjoint`).
 
 use rayon::prelude::*;
 
