@@ -812,7 +812,7 @@ mod tests {
             if g.takes_winograd() {
                 winograd_cases += 1;
                 for tile in [Tile::F2, Tile::F4] {
-                    variants.push((tile, Some(winograd::kernels(&weight, tile, false).unwrap())));
+                    variants.push((tile, Some(winograd::kernels(&weight, tile).unwrap())));
                 }
             }
             for (tile, wk) in &variants {

@@ -220,7 +220,7 @@ impl Conv {
         if let Some(k) = slot.get() {
             return Ok(k.clone());
         }
-        let k = winograd::kernels(&self.weight, tile, false)?;
+        let k = winograd::kernels(&self.weight, tile)?;
         Ok(slot.get_or_init(|| k).clone())
     }
 

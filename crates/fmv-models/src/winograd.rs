@@ -159,12 +159,11 @@ fn dot<T: Float>(c: &[f64; 6], x: &[T; 6], n: usize) -> T {
 }
 
 /// The transformed kernels of a `(c_out, c_in, 3, 3)` weight tensor as an `(a², c_out, c_in)`
-/// tensor of the weight's dtype and device (computed in f64); with `transpose_flip`, those of
-/// the input gradient's kernel `w'`, `(a², c_in, c_out)`.
+/// tensor of the weight's dtype and device (computed in f64). The input gradient reads these
+/// too ([`Kernels::adjoint`]).
 pub(crate) fn kernels(
     weight: &candle_core::Tensor,
     tile: Tile,
-    transpose_flip: bool,
 ) -> candle_core::Result<candle_core::Tensor> {
     let (c_out, c_in, kh, kw) = weight.dims4()?;
     if (kh, kw) != (3, 3) {
@@ -174,20 +173,17 @@ pub(crate) fn kernels(
         .to_dtype(candle_core::DType::F64)?
         .flatten_all()?
         .to_vec1()?;
-    let u = transform_weights(&w, c_out, c_in, tile, transpose_flip);
+    let u = transform_weights(&w, c_out, c_in, tile, false);
     let xi = tile.a() * tile.a();
-    let shape = if transpose_flip {
-        (xi, c_in, c_out)
-    } else {
-        (xi, c_out, c_in)
-    };
-    candle_core::Tensor::from_vec(u, shape, &candle_core::Device::Cpu)?
+    candle_core::Tensor::from_vec(u, (xi, c_out, c_in), &candle_core::Device::Cpu)?
         .to_dtype(weight.dtype())?
         .to_device(weight.device())
 }
 
 /// The transformed kernels `U = G g Gᵀ` of a `(c_out, c_in, 3, 3)` weight, laid out
-/// `[ξ][c_out][c_in]`; with `transpose_flip`, those of the input gradient's kernel `w'`.
+/// `[ξ][c_out][c_in]`; with `transpose_flip`, those of the input gradient's kernel `w'`
+/// (`[ξ][c_in][c_out]`), made directly: the test of [`Scheme::FLIP`] compares them with what the
+/// input gradient reads.
 fn transform_weights(
     weight: &[f64],
     c_out: usize,
@@ -270,9 +266,25 @@ pub(crate) fn conv3x3<T: Float>(
     p: usize,
     relu: bool,
 ) -> Vec<T> {
+    conv3x3_with_scratch(x, dims, tile, u, c_out, bias, p, relu, SCRATCH_BYTES)
+}
+
+/// [`conv3x3`] with at most `scratch_bytes` of transform-domain scratch.
+#[allow(clippy::too_many_arguments)]
+fn conv3x3_with_scratch<T: Float>(
+    x: &[T],
+    dims: (usize, usize, usize, usize),
+    tile: Tile,
+    u: Kernels<'_, T>,
+    c_out: usize,
+    bias: Option<&[T]>,
+    p: usize,
+    relu: bool,
+    scratch_bytes: usize,
+) -> Vec<T> {
     match tile {
-        Tile::F2 => conv3x3_in_chunks::<T, F2x3>(x, dims, u, c_out, bias, p, relu, SCRATCH_BYTES),
-        Tile::F4 => conv3x3_in_chunks::<T, F4x3>(x, dims, u, c_out, bias, p, relu, SCRATCH_BYTES),
+        Tile::F2 => conv3x3_in_chunks::<T, F2x3>(x, dims, u, c_out, bias, p, relu, scratch_bytes),
+        Tile::F4 => conv3x3_in_chunks::<T, F4x3>(x, dims, u, c_out, bias, p, relu, scratch_bytes),
     }
 }
 
@@ -515,33 +527,12 @@ mod tests {
         for tile in [Tile::F2, Tile::F4] {
             let u = transform_weights(&weight, c_out, c_in, tile, false);
             let dims = (n, c_in, h, w);
-            let run = |budget| match tile {
-                Tile::F2 => conv3x3_in_chunks::<f64, F2x3>(
-                    &x,
-                    dims,
-                    Kernels {
-                        u: &u,
-                        adjoint: false,
-                    },
-                    c_out,
-                    Some(&bias),
-                    1,
-                    true,
-                    budget,
-                ),
-                Tile::F4 => conv3x3_in_chunks::<f64, F4x3>(
-                    &x,
-                    dims,
-                    Kernels {
-                        u: &u,
-                        adjoint: false,
-                    },
-                    c_out,
-                    Some(&bias),
-                    1,
-                    true,
-                    budget,
-                ),
+            let u = Kernels {
+                u: &u,
+                adjoint: false,
+            };
+            let run = |budget| {
+                conv3x3_with_scratch(&x, dims, tile, u, c_out, Some(&bias), 1, true, budget)
             };
             let (whole, rows) = (run(usize::MAX), run(1));
             let max = whole
