@@ -89,8 +89,43 @@ impl CustomOp2 for InputGrad {
     }
 }
 
-/// `dx` of a convolution: the transposed convolution of `dy`, group by group.
+/// `dx` of a convolution. A stride-1 layer with a square kernel runs it as a convolution of
+/// `dy` with the kernel flipped in space and transposed (`c_in` ↔ `c_out`, group by group),
+/// padded by `k − 1 − p`: on CUDA that is candle's im2col + cuBLAS convolution, where its
+/// `conv_transpose2d` is a direct kernel. Strided layers take
+/// [`conv_input_grad_transposed`], and so does every layer when the environment variable
+/// `FMV_INPUT_GRAD` is `transposed` (read once; for benchmarks).
 pub(crate) fn conv_input_grad(
+    x: &Tensor,
+    grad: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+) -> candle_core::Result<Tensor> {
+    static TRANSPOSED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let transposed_only = *TRANSPOSED
+        .get_or_init(|| std::env::var("FMV_INPUT_GRAD").is_ok_and(|v| v == "transposed"));
+    let (c_out, _, kh, kw) = weight.dims4()?;
+    if transposed_only || stride != 1 || kh != kw || padding >= kh {
+        return conv_input_grad_transposed(x, grad, weight, stride, padding, groups);
+    }
+    let per_group = c_out / groups;
+    let transposed = if groups == 1 {
+        weight.transpose(0, 1)?
+    } else {
+        let parts = (0..groups)
+            .map(|g| weight.narrow(0, g * per_group, per_group)?.transpose(0, 1))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Tensor::cat(&parts, 0)?
+    };
+    let flipped = transposed.contiguous()?.flip(&[2, 3])?;
+    grad.contiguous()?
+        .conv2d(&flipped, kh - 1 - padding, 1, 1, groups)
+}
+
+/// `dx` of a convolution: the transposed convolution of `dy`, group by group.
+pub(crate) fn conv_input_grad_transposed(
     x: &Tensor,
     grad: &Tensor,
     weight: &Tensor,
@@ -168,4 +203,64 @@ pub fn max_pool2d_differentiable(
 ) -> candle_core::Result<Tensor> {
     let rows = max_pool_axis(x, 2, k, s, p)?;
     max_pool_axis(&rows, 3, k, s, p)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    fn random(shape: &[usize], seed: u64) -> Tensor {
+        let mut s = seed;
+        let v: Vec<f64> = (0..shape.iter().product::<usize>())
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    /// The convolution form of the input gradient (stride 1) against candle's transposed
+    /// convolution, in f64: kernels 1, 3 and 7, paddings 0 to k − 1, groups, non-square maps;
+    /// and the strided layers, which must take the transposed convolution.
+    #[test]
+    fn input_grad_as_a_convolution_matches_the_transposed_convolution() {
+        // (c_in, c_out, k, stride, padding, groups, h, w)
+        let cases = [
+            (3, 8, 7, 1, 3, 1, 19, 23),
+            (8, 6, 3, 1, 1, 1, 9, 7),
+            (8, 6, 3, 1, 0, 1, 9, 7),
+            (7, 5, 3, 1, 2, 1, 5, 4),
+            (6, 12, 1, 1, 0, 1, 5, 8),
+            (4, 4, 3, 1, 1, 4, 6, 6),
+            (8, 12, 3, 1, 1, 2, 10, 11),
+            (3, 8, 7, 2, 3, 1, 19, 23),
+            (6, 12, 1, 2, 0, 1, 7, 6),
+        ];
+        for (i, (c_in, c_out, k, stride, padding, groups, h, w)) in cases.into_iter().enumerate() {
+            let seed = 10 * i as u64;
+            let x = random(&[2, c_in, h, w], seed);
+            let weight = random(&[c_out, c_in / groups, k, k], seed + 1);
+            let y = x.conv2d(&weight, padding, stride, 1, groups).unwrap();
+            let dy = random(y.dims(), seed + 2);
+            let ours = super::conv_input_grad(&x, &dy, &weight, stride, padding, groups).unwrap();
+            let theirs =
+                super::conv_input_grad_transposed(&x, &dy, &weight, stride, padding, groups)
+                    .unwrap();
+            assert_eq!(ours.dims(), x.dims(), "case {i}");
+            let diff = (ours - theirs)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap();
+            assert!(diff < 1e-12, "case {i}: {diff:e}");
+        }
+    }
 }
