@@ -4,7 +4,11 @@ Reproduces what the original package does per call (reference README, sections 2
 `find_unique_filters` preprocesses each image with Pillow (RGB, Resize((224, 224)), ToTensor),
 registers a forward hook that is never removed, runs the full model on an input that requires
 grad, and takes the hooked map's spatial means; `visualize_patterns` runs Adam on a
-sigmoid-parameterised image with cv2 INTER_CUBIC upscaling. Prints one JSON object.
+sigmoid-parameterised image with cv2 INTER_CUBIC upscaling. Like the original's constructor,
+it sets `requires_grad=False` on every parameter, so a backward pass computes the input's
+gradient only. `FMV_BENCH_DEVICE=cuda` runs on the GPU, as the original does by default
+(`use_cuda=True`); timings then wait for the GPU (`torch.cuda.synchronize`), and cuDNN may
+use TF32 as torch allows by default unless `FMV_BENCH_TF32=0`. Prints one JSON object.
 
 usage: original.py MODE WEIGHTS.safetensors ARCH LAYER [ARGS...], MODE one of
   forward RUNS             plain torch forward to the logits, batch 1 and 8 (ms per image)
@@ -29,11 +33,23 @@ mode, weights, arch, layer = sys.argv[1:5]
 args = sys.argv[5:]
 layer = int(layer)
 torch.set_num_threads(int(os.environ.get("FMV_BENCH_THREADS", "2")))
+device = torch.device(os.environ.get("FMV_BENCH_DEVICE", "cpu"))
+# torch's default lets cuDNN convolutions round their inputs to TF32 on the GPU;
+# FMV_BENCH_TF32=0 keeps them in f32, as fmv computes.
+torch.backends.cudnn.allow_tf32 = os.environ.get("FMV_BENCH_TF32", "1") != "0"
 
 model = getattr(torchvision.models, arch)()
 missing, unexpected = model.load_state_dict(load_file(weights), strict=False)
 assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
-model.eval()
+model.eval().to(device)
+for p in model.parameters():  # as the original's constructor does
+    p.requires_grad = False
+
+
+def sync():
+    """Waits for the GPU's queued work, so that a timer reads finished work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 class SaveFeatures:
@@ -54,13 +70,13 @@ def hooked_module():
 def make_img_var(path):
     img = Image.open(path).convert("RGB")
     x = transforms.ToTensor()(transforms.Resize((224, 224))(img))[:3]
-    return x.unsqueeze(0).requires_grad_(True)
+    return x.unsqueeze(0).to(device).requires_grad_(True)
 
 
 def one_image_means(path):
     activations = SaveFeatures(hooked_module())  # never removed, as in the original
     model(make_img_var(path))
-    return activations.features[0].mean((1, 2)).detach().numpy()
+    return activations.features[0].mean((1, 2)).detach().cpu().numpy()
 
 
 def find_unique_filters(train_dir, classes, n_each_img=25, n_each_class=25):
@@ -84,7 +100,7 @@ def visualize_patterns(filter_n, scales, init_size=33, lr=0.2, opt_steps=20, ups
     img = np.uint8(np.random.uniform(150, 180, (sz, sz, 3))) / 255
     for u in range(scales):
         x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))[None].astype(np.float32))
-        x.requires_grad_(True)
+        x = x.to(device).requires_grad_(True)
         opt = torch.optim.Adam([x], lr=lr, weight_decay=1e-6)
         for _ in range(opt_steps):
             opt.zero_grad()
@@ -93,7 +109,7 @@ def visualize_patterns(filter_n, scales, init_size=33, lr=0.2, opt_steps=20, ups
             loss.backward()
             opt.step()
         if u < scales - 1:
-            img = x.detach().numpy()[0].transpose(1, 2, 0)
+            img = x.detach().cpu().numpy()[0].transpose(1, 2, 0)
             sz = int(upscaling_factor * sz)
             img = cv2.resize(img, (sz, sz), interpolation=cv2.INTER_CUBIC)
     activations.hook.remove()
@@ -102,13 +118,15 @@ def visualize_patterns(filter_n, scales, init_size=33, lr=0.2, opt_steps=20, ups
 def forward(runs):
     out = []
     for batch in (1, 8):
-        x = torch.rand(batch, 3, 224, 224)
+        x = torch.rand(batch, 3, 224, 224, device=device)
         with torch.no_grad():
             model(x)
+            sync()
             times = []
             for _ in range(runs):
                 start = time.perf_counter()
                 model(x)
+                sync()
                 times.append(time.perf_counter() - start)
         out.append(min(times) * 1e3 / batch)
     return out
@@ -116,7 +134,7 @@ def forward(runs):
 
 def step(filter_n, size, steps):
     activations = SaveFeatures(hooked_module())
-    x = torch.rand(1, 3, size, size).requires_grad_(True)
+    x = torch.rand(1, 3, size, size, device=device).requires_grad_(True)
     opt = torch.optim.Adam([x], lr=0.2, weight_decay=1e-6)
 
     def one():
@@ -126,9 +144,11 @@ def step(filter_n, size, steps):
         opt.step()
 
     one()
+    sync()
     start = time.perf_counter()
     for _ in range(steps):
         one()
+    sync()
     activations.hook.remove()
     return (time.perf_counter() - start) / steps
 
@@ -144,6 +164,7 @@ elif mode == "step":
     result = step(int(args[0]), int(args[1]), int(args[2]))
 elif mode == "patterns":
     visualize_patterns(int(args[0]), int(args[1]))
+    sync()
     result = time.perf_counter() - start
 else:
     sys.exit(f"unknown mode {mode}")
