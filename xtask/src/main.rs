@@ -3,11 +3,13 @@
 //! - `fetch NAME... [--pin]`: pretrained weights from the Hugging Face Hub into `models/`.
 //! - `gallery [--check]`: `docs/gallery/` from the demo report (or a comparison with it).
 //! - `train-demo [--only resnet|vgg] [--steps N]`: the embedded demo networks.
-//! - `bench [forward] [patterns] [rank] [--runs N] [--images N] [--full] [--torch PYTHON]`: one
-//!   table of fmv's speed and memory (full-size ResNet50 and VGG16 forward passes next to a
-//!   matmul ceiling measured in the same run, activation-maximisation steps and compat runs,
-//!   `fmv rank` as a whole process with its peak RSS), with the original (PyTorch) timed on the
-//!   same work when `--torch` names a Python that has it. Not a test; CI does not run it.
+//! - `bench [forward] [patterns] [rank] [--runs N] [--images N] [--full] [--torch PYTHON]
+//!   [--device cpu|cuda] [--fmv PATH]`: one table of fmv's speed and memory (full-size ResNet50
+//!   and VGG16 forward passes next to a matmul ceiling measured in the same run,
+//!   activation-maximisation steps and compat runs, `fmv rank` as a whole process with its peak
+//!   RSS), with the original (PyTorch) timed on the same work when `--torch` names a Python that
+//!   has it. `--device cuda` (built with `--features cuda`) benchmarks the GPU and compares its
+//!   results with the CPU's. Not a test; CI does not run it.
 
 mod bench;
 mod fetch;
@@ -62,6 +64,8 @@ fn run() -> anyhow::Result<()> {
                 full: args.iter().any(|a| a == "--full"),
                 torch: flag("--torch").map(Into::into),
                 only,
+                device: flag("--device").unwrap_or_else(|| "cpu".into()),
+                fmv: flag("--fmv").map(Into::into),
             })
         }
         Some("fetch") => {
@@ -82,7 +86,7 @@ fn run() -> anyhow::Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask fetch NAME... [--pin] | gallery [--check] | train-demo [--only resnet|vgg] [--steps N] | bench [forward] [patterns] [rank] [--runs N] [--images N] [--full] [--torch PYTHON]"
+                "usage: cargo xtask fetch NAME... [--pin] | gallery [--check] | train-demo [--only resnet|vgg] [--steps N] | bench [forward] [patterns] [rank] [--runs N] [--images N] [--full] [--torch PYTHON] [--device cpu|cuda] [--fmv PATH]"
             );
             std::process::exit(2);
         }

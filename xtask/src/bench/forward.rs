@@ -1,10 +1,11 @@
 //! Forward passes of full-size ResNet50 and VGG16 (seeded random weights) at 224×224, batch 1
 //! and 8, and the GFLOP/s of a 2048³ f32 matmul: the ceiling the convolutions are judged by.
+//! On a GPU, also how far its maps and logits are from the CPU's.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::{Original, Row};
+use super::{Row, Setup, Table};
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use fmv_models::{
@@ -73,41 +74,68 @@ pub fn vgg16() -> Arch {
 }
 
 /// Random weights in He scale for convolutions and linear layers; BatchNorm near identity.
-/// A model of `arch` with [`random_tensors`].
-pub fn random_model(arch: &Arch, seed: u64) -> Result<Model> {
-    random_model_in(arch, seed, DType::F32)
+/// A model of `arch` with [`random_tensors`], in f32 on `device`.
+pub fn random_model(arch: &Arch, seed: u64, device: &Device) -> Result<Model> {
+    random_model_in(arch, seed, DType::F32, device)
 }
 
-fn random_model_in(arch: &Arch, seed: u64, dtype: DType) -> Result<Model> {
+fn random_model_in(arch: &Arch, seed: u64, dtype: DType, device: &Device) -> Result<Model> {
     Ok(Model::from_checkpoint(
         Checkpoint::from_tensors(arch.name(), random_tensors(arch, seed)?)?,
-        &LoadOptions::new().with_dtype(dtype),
+        &LoadOptions::new()
+            .with_dtype(dtype)
+            .with_device(device.clone()),
     )?)
+}
+
+/// `max |a − b| / max |b|` over two tensors of the same shape, in f64 on the CPU.
+fn relative_deviation(a: &Tensor, b: &Tensor) -> Result<f64> {
+    let a = a.to_device(&Device::Cpu)?.to_dtype(DType::F64)?;
+    let b = b.to_device(&Device::Cpu)?.to_dtype(DType::F64)?;
+    let diff = (a - &b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
+    let scale = b.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
+    Ok(diff / scale)
+}
+
+/// A seeded batch of `n` random 224×224 images in [0, 1) on `device`.
+fn random_images(n: usize, device: &Device) -> Result<Tensor> {
+    let mut rng = SplitMix(3);
+    let x: Vec<f32> = (0..n * 3 * 224 * 224).map(|_| rng.next_f32()).collect();
+    Ok(Tensor::from_vec(x, (n, 3, 224, 224), device)?)
+}
+
+/// How far the maps at `tap` and the logits of `model` (on a GPU) are from the same network's
+/// on the CPU, for a batch of 2: the largest of the two relative deviations.
+fn device_deviation(arch: &Arch, seed: u64, model: &Model, tap: &str) -> Result<f64> {
+    let cpu = random_model(arch, seed, &Device::Cpu)?;
+    let layers = [
+        model.resolve(&LayerRef::Name(tap.into()))?,
+        model.resolve(&LayerRef::Name("logits".into()))?,
+    ];
+    let x = random_images(2, &Device::Cpu)?;
+    let want = cpu.forward_taps(&x, &layers)?;
+    let got = model.forward_taps(&x.to_device(model.device())?, &layers)?;
+    let mut worst = 0f64;
+    for (g, w) in got.iter().zip(&want) {
+        worst = worst.max(relative_deviation(g, w)?);
+    }
+    Ok(worst)
 }
 
 /// The largest difference between the f32 and the f64 network's maps at `tap` on one image,
 /// relative to the largest f64 value: what f32 rounding (the convolution algorithms included)
 /// costs.
 fn f32_deviation(arch: &Arch, seed: u64, model: &Model, tap: &str) -> Result<f64> {
-    let wide = random_model_in(arch, seed, DType::F64)?;
+    let wide = random_model_in(arch, seed, DType::F64, &Device::Cpu)?;
     let layer = model.resolve(&LayerRef::Name(tap.into()))?;
     let mut rng = SplitMix(5);
     let x: Vec<f32> = (0..3 * 224 * 224).map(|_| rng.next_f32()).collect();
     let x = Tensor::from_vec(x, (1, 3, 224, 224), &Device::Cpu)?;
-    let narrow = model
-        .forward_taps(&x, &[layer])?
-        .remove(0)
-        .to_dtype(DType::F64)?;
+    let narrow = model.forward_taps(&x, &[layer])?.remove(0);
     let exact = wide
         .forward_taps(&x.to_dtype(DType::F64)?, &[layer])?
         .remove(0);
-    let diff = (narrow - &exact)?
-        .abs()?
-        .flatten_all()?
-        .max(0)?
-        .to_scalar::<f64>()?;
-    let scale = exact.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
-    Ok(diff / scale)
+    relative_deviation(&narrow, &exact)
 }
 
 /// Seeded He-scaled weights (BatchNorm statistics near 1 and 0) under torchvision's names.
@@ -203,57 +231,65 @@ pub fn time(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<(Duration,
     Ok((t[0], t[t.len() / 2]))
 }
 
-fn matmul_ceiling(runs: usize) -> Result<f64> {
+fn matmul_ceiling(setup: &Setup) -> Result<f64> {
     let n = 2048;
     let mut rng = SplitMix(7);
-    let a = Tensor::from_vec(
-        (0..n * n).map(|_| rng.next_f32()).collect::<Vec<_>>(),
-        (n, n),
-        &Device::Cpu,
-    )?;
-    let b = Tensor::from_vec(
-        (0..n * n).map(|_| rng.next_f32()).collect::<Vec<_>>(),
-        (n, n),
-        &Device::Cpu,
-    )?;
-    let (min, _) = time(runs, || {
+    let mut matrix = || {
+        let v: Vec<f32> = (0..n * n).map(|_| rng.next_f32()).collect();
+        Tensor::from_vec(v, (n, n), &setup.device)
+    };
+    let (a, b) = (matrix()?, matrix()?);
+    let (min, _) = time(setup.runs, || {
         a.matmul(&b)?;
-        Ok(())
+        setup.sync()
     })?;
     Ok(2.0 * (n * n * n) as f64 / min.as_secs_f64() / 1e9)
 }
 
 /// The matmul ceiling's row.
-pub fn ceiling(runs: usize) -> Result<(f64, Row)> {
-    let gflops = matmul_ceiling(runs)?;
+pub fn ceiling(setup: &Setup) -> Result<(f64, Row)> {
+    let gflops = matmul_ceiling(setup)?;
     let row = Row::new("matmul 2048³ f32 (the ceiling)", "GFLOP/s", gflops);
     Ok((gflops, row))
 }
 
-/// ms per image and GFLOP/s of each network's forward pass at batch 1 and 8.
-pub fn rows(runs: usize, original: Option<&Original>) -> Result<Vec<Row>> {
-    let mut rows = Vec::new();
+/// ms per image and GFLOP/s of each network's forward pass at batch 1 and 8, after a row of
+/// its rounding: f32 against f64 on the CPU, the GPU against the CPU on a GPU.
+pub fn rows(setup: &Setup, table: &Table) -> Result<()> {
     for (arch, seed, tap) in [(resnet50(), 1u64, "layer4.1"), (vgg16(), 2, "features.28")] {
-        let model = random_model(&arch, seed)?;
-        rows.push(Row::new(
-            format!(
-                "{} → {tap}, f32 maps vs f64, max deviation / max value",
-                arch.name()
-            ),
-            "relative",
-            f32_deviation(&arch, seed, &model, tap)?,
-        ));
+        let model = random_model(&arch, seed, &setup.device)?;
+        table.print(&if setup.device.is_cpu() {
+            Row::new(
+                format!(
+                    "{} → {tap}, f32 maps vs f64, max deviation / max value",
+                    arch.name()
+                ),
+                "relative",
+                f32_deviation(&arch, seed, &model, tap)?,
+            )
+        } else {
+            Row::new(
+                format!(
+                    "{} → {tap} and logits, {} vs CPU (f32 both), max deviation / max value",
+                    arch.name(),
+                    setup.device_name
+                ),
+                "relative",
+                device_deviation(&arch, seed, &model, tap)?,
+            )
+        });
         let logits = model.resolve(&LayerRef::Name("logits".into()))?;
         let work = gflop(&arch);
-        let torch = original.map(|o| o.forward(&arch, seed, runs)).transpose()?;
+        let torch = setup
+            .original
+            .as_ref()
+            .map(|o| o.forward(&arch, seed, setup.runs))
+            .transpose()?;
         for batch in [1usize, 8] {
-            let mut rng = SplitMix(3);
-            let x: Vec<f32> = (0..batch * 3 * 224 * 224).map(|_| rng.next_f32()).collect();
-            let x =
-                Tensor::from_vec(x, (batch, 3, 224, 224), &Device::Cpu)?.to_dtype(DType::F32)?;
-            let (min, _) = time(runs, || {
+            let x = random_images(batch, &setup.device)?;
+            let (min, _) = time(setup.runs, || {
                 model.forward_taps(&x, &[logits])?;
-                Ok(())
+                setup.sync()
             })?;
             let ms = min.as_secs_f64() * 1e3 / batch as f64;
             let mut row = Row::new(
@@ -268,8 +304,8 @@ pub fn rows(runs: usize, original: Option<&Original>) -> Result<Vec<Row>> {
             if let Some(t) = &torch {
                 row = row.with_original(t[usize::from(batch != 1)]);
             }
-            rows.push(row);
+            table.print(&row);
         }
     }
-    Ok(rows)
+    Ok(())
 }

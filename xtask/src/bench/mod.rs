@@ -8,6 +8,11 @@
 //! process over a generated folder of JPEGs (ms per image and peak RSS; with `--full` also at
 //! four times the images, to show memory flat in their number). Seeded random full-size
 //! weights, written once to `target/bench/` so that both sides load the same file.
+//!
+//! `--device cuda` (a build with the `cuda` feature) runs fmv's side on the GPU and the
+//! original's too (its default, `use_cuda=True`), and adds rows that compare the GPU's results
+//! with the CPU's: the forward passes' maps and logits, and `fmv rank`'s output. `--fmv PATH`
+//! takes that `fmv` binary instead of building one (for a machine without a Rust toolchain).
 
 mod forward;
 mod original;
@@ -21,6 +26,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use candle_core::Device;
 use fmv_models::Arch;
 
 pub use forward::{random_model, random_tensors, resnet50};
@@ -38,6 +44,38 @@ pub struct Options {
     pub torch: Option<PathBuf>,
     /// Only these parts (`forward`, `patterns`, `rank`); all when empty.
     pub only: Vec<String>,
+    /// Where fmv runs: `cpu`, `cuda` or `cuda:N` (as `fmv --device` takes it).
+    pub device: String,
+    /// An `fmv` binary to run instead of building `target/release/fmv`.
+    pub fmv: Option<PathBuf>,
+}
+
+/// What every part of the benchmark needs.
+pub(crate) struct Setup {
+    /// Timed repetitions of each forward pass.
+    pub runs: usize,
+    /// Where fmv runs.
+    pub device: Device,
+    /// The device as `fmv --device` takes it.
+    pub device_name: String,
+    /// The `fmv` binary.
+    pub fmv: PathBuf,
+    /// The original, when timed.
+    pub original: Option<Original>,
+}
+
+impl Setup {
+    /// Waits until the device has finished its queued work (a no-op on the CPU).
+    pub fn sync(&self) -> Result<()> {
+        Ok(self.device.synchronize()?)
+    }
+
+    /// `fmv` with `--device` prepended after the subcommand.
+    pub fn fmv(&self, subcommand: &str) -> Command {
+        let mut cmd = Command::new(&self.fmv);
+        cmd.args([subcommand, "--device", &self.device_name]);
+        cmd
+    }
 }
 
 /// One line of the table.
@@ -84,7 +122,9 @@ impl Row {
 /// gigabytes after the pattern runs.)
 pub(crate) fn run_measured(cmd: &mut Command) -> Result<(f64, f64)> {
     let start = Instant::now();
-    let mut child = cmd.spawn().context("cannot start fmv")?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak_kib = 0u64;
     let status = loop {
@@ -102,7 +142,7 @@ pub(crate) fn run_measured(cmd: &mut Command) -> Result<(f64, f64)> {
     };
     let secs = start.elapsed().as_secs_f64();
     if !status.success() {
-        bail!("fmv rank failed ({status})");
+        bail!("{cmd:?} failed ({status})");
     }
     Ok((secs, peak_kib as f64 / 1024.0))
 }
@@ -140,39 +180,82 @@ fn weights_file(arch: &Arch, seed: u64) -> Result<PathBuf> {
 pub fn run(opts: &Options) -> Result<()> {
     fmv_core::tune_glibc_malloc(); // as `fmv` runs
     let wants = |part: &str| opts.only.is_empty() || opts.only.iter().any(|p| p == part);
-    let original = opts.torch.as_deref().map(Original::new).transpose()?;
+    let device = fmv_models::parse_device(&opts.device)?;
     let threads = candle_core::utils::get_num_threads();
-    let (ceiling, ceiling_row) = forward::ceiling(opts.runs)?;
-    let mut rows = vec![ceiling_row];
-    if wants("forward") {
-        rows.extend(forward::rows(opts.runs, original.as_ref())?);
-    }
-    if wants("patterns") {
-        rows.extend(patterns::rows(opts.full, original.as_ref())?);
-        rows.push(patterns::memory_row(original.as_ref())?);
-    }
-    if wants("rank") {
-        rows.extend(rank::rows(opts.images, opts.full, original.as_ref())?);
-    }
-
+    let original = opts
+        .torch
+        .as_deref()
+        .map(|python| Original::new(python, &opts.device, threads))
+        .transpose()?;
+    let fmv = match &opts.fmv {
+        Some(path) => path.clone(),
+        None if wants("patterns") || wants("rank") => fmv_binary()?,
+        None => PathBuf::from("fmv"),
+    };
+    let setup = Setup {
+        runs: opts.runs,
+        device,
+        device_name: opts.device.clone(),
+        fmv,
+        original,
+    };
+    let place = if setup.device.is_cpu() {
+        "the CPU".to_string()
+    } else {
+        format!("`{}` (CPU rows: {threads} threads)", opts.device)
+    };
     println!(
-        "fmv {} on the CPU, {threads} threads, f32; forward passes: minimum of {} runs after a \
-         warm-up; the original: PyTorch {}",
+        "fmv {} on {place}, f32; forward passes: minimum of {} runs after a warm-up; the \
+         original: PyTorch {}",
         env!("CARGO_PKG_VERSION"),
         opts.runs,
-        original
+        setup
+            .original
             .as_ref()
-            .map_or("not run (give --torch PYTHON)".into(), |o| o
-                .version
-                .clone()),
+            .map_or("not run (give --torch PYTHON)".into(), |o| format!(
+                "{} on {}",
+                o.version, opts.device
+            )),
     );
-    println!();
-    println!(
-        "| work | unit | fmv | GFLOP/s | % of ceiling | peak RSS MiB | original | fmv / original |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    let opt = |v: Option<f64>, digits: usize| v.map_or("".into(), |v| format!("{v:.digits$}"));
-    for r in &rows {
+    let (ceiling, ceiling_row) = forward::ceiling(&setup)?;
+    let table = Table::new(ceiling);
+    table.print(&ceiling_row);
+    if wants("forward") {
+        forward::rows(&setup, &table)?;
+    }
+    if wants("patterns") {
+        patterns::rows(&setup, opts.full, &table)?;
+        if setup.device.is_cpu() {
+            table.print(&patterns::memory_row(&setup)?);
+        }
+    }
+    if wants("rank") {
+        rank::rows(&setup, opts.images, opts.full, &table)?;
+    }
+    Ok(())
+}
+
+/// The table, printed a row at a time as each is measured (so that a run cut short keeps
+/// what it measured).
+pub(crate) struct Table {
+    /// The matmul ceiling's GFLOP/s, which "% of ceiling" divides by.
+    ceiling: f64,
+}
+
+impl Table {
+    /// Prints the header.
+    fn new(ceiling: f64) -> Self {
+        println!();
+        println!(
+            "| work | unit | fmv | GFLOP/s | % of ceiling | peak RSS MiB | original | fmv / original |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        Table { ceiling }
+    }
+
+    /// Prints one row.
+    pub fn print(&self, r: &Row) {
+        let opt = |v: Option<f64>, digits: usize| v.map_or("".into(), |v| format!("{v:.digits$}"));
         let digits = if r.fmv < 10.0 { 3 } else { 1 };
         let fmv = if r.unit == "relative" {
             format!("{:.1e}", r.fmv)
@@ -184,11 +267,10 @@ pub fn run(opts: &Options) -> Result<()> {
             r.work,
             r.unit,
             opt(r.gflops, 0),
-            opt(r.gflops.map(|g| 100.0 * g / ceiling), 0),
+            opt(r.gflops.map(|g| 100.0 * g / self.ceiling), 0),
             opt(r.rss_mib, 0),
             opt(r.original, digits),
             opt(r.original.map(|o| r.fmv / o), 2),
         );
     }
-    Ok(())
 }

@@ -12,12 +12,17 @@ use super::{root, run_measured, weights_file};
 /// A Python able to run the original's code paths.
 pub struct Original {
     python: PathBuf,
+    /// `cpu` or `cuda…`, as `FMV_BENCH_DEVICE` gives it to the script.
+    device: String,
+    /// torch's CPU threads: as many as fmv uses.
+    threads: usize,
     /// `torch.__version__`.
     pub version: String,
 }
 
 impl Original {
-    pub fn new(python: &Path) -> Result<Self> {
+    /// The original on `device` (`cpu` or `cuda`/`cuda:N`) with `threads` CPU threads.
+    pub fn new(python: &Path, device: &str, threads: usize) -> Result<Self> {
         let out = Command::new(python)
             .args([
                 "-c",
@@ -34,6 +39,8 @@ impl Original {
         }
         Ok(Original {
             python: python.to_owned(),
+            device: device.to_owned(),
+            threads,
             version: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
         })
     }
@@ -48,7 +55,9 @@ impl Original {
         args: &[String],
     ) -> Result<Command> {
         let mut cmd = Command::new(&self.python);
-        cmd.arg(root().join("xtask/scripts/original.py"))
+        cmd.env("FMV_BENCH_DEVICE", &self.device)
+            .env("FMV_BENCH_THREADS", self.threads.to_string())
+            .arg(root().join("xtask/scripts/original.py"))
             .arg(mode)
             .arg(weights_file(arch, seed)?)
             .arg(arch.name())

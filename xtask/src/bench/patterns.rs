@@ -2,14 +2,13 @@
 //! per optimisation step (forward + input gradient + Adam) at 224 and 448 px, and whole compat
 //! runs with the original's schedule.
 
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::Result;
 use fmv_core::{Mode, PatternConfig, Preprocess, Visualizer};
 use fmv_models::LayerRef;
 
-use super::{Original, Row, fmv_binary, random_model, resnet50, root, run_measured, weights_file};
+use super::{Row, Setup, Table, random_model, resnet50, root, run_measured, weights_file};
 
 const FILTER: usize = 7;
 
@@ -19,11 +18,12 @@ fn run(viz: &Visualizer, cfg: &PatternConfig) -> Result<(f64, usize)> {
     Ok((start.elapsed().as_secs_f64(), p[0].activation_trace.len()))
 }
 
-pub fn rows(full: bool, original: Option<&Original>) -> Result<Vec<Row>> {
+pub fn rows(setup: &Setup, full: bool, table: &Table) -> Result<()> {
     let arch = resnet50();
-    let viz = Visualizer::new(random_model(&arch, 1)?).with_preprocess(Preprocess::original());
+    let original = setup.original.as_ref();
+    let viz = Visualizer::new(random_model(&arch, 1, &setup.device)?)
+        .with_preprocess(Preprocess::original());
     let layer = LayerRef::Compat(-2);
-    let mut rows = Vec::new();
     for side in [224usize, 448] {
         let cfg = PatternConfig::new(layer.clone(), vec![FILTER])
             .with_mode(Mode::Compat)
@@ -40,7 +40,7 @@ pub fn rows(full: bool, original: Option<&Original>) -> Result<Vec<Row>> {
         if let Some(o) = original {
             row = row.with_original(o.step(&arch, 1, FILTER, side)?);
         }
-        rows.push(row);
+        table.print(&row);
     }
     let schedules = if full { vec![12usize, 20] } else { vec![12] };
     for scales in schedules {
@@ -57,9 +57,9 @@ pub fn rows(full: bool, original: Option<&Original>) -> Result<Vec<Row>> {
         if let Some(o) = original {
             row = row.with_original(o.patterns(&arch, 1, FILTER, scales)?);
         }
-        rows.push(row);
+        table.print(&row);
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// MiB of every map ResNet50 computes on the way to `layer4.1` for one `side × side` image, in
@@ -92,32 +92,25 @@ fn resnet50_activation_mib(side: usize) -> f64 {
 
 /// Peak RSS of a whole `fmv patterns` process taking two compat steps at 986×986 px (the
 /// default schedule's last scale), next to the original doing the same.
-pub fn memory_row(original: Option<&Original>) -> Result<Row> {
+pub fn memory_row(setup: &Setup) -> Result<Row> {
     let (arch, side) = (resnet50(), 986);
     let weights = weights_file(&arch, 1)?;
     let out = root().join("target/bench/pattern-986.png");
-    let mut cmd = Command::new(fmv_binary()?);
-    cmd.args([
-        "patterns",
-        "--preprocess",
-        "original",
-        "--mode",
-        "compat",
-        "--weights",
-    ])
-    .arg(&weights)
-    .args(["--layer", "-2", "--filter", &FILTER.to_string()])
-    .args([
-        "--init-size",
-        &side.to_string(),
-        "--upscaling-steps",
-        "1",
-        "--opt-steps",
-        "2",
-    ])
-    .arg("-o")
-    .arg(&out)
-    .stdout(std::process::Stdio::null());
+    let mut cmd = setup.fmv("patterns");
+    cmd.args(["--preprocess", "original", "--mode", "compat", "--weights"])
+        .arg(&weights)
+        .args(["--layer", "-2", "--filter", &FILTER.to_string()])
+        .args([
+            "--init-size",
+            &side.to_string(),
+            "--upscaling-steps",
+            "1",
+            "--opt-steps",
+            "2",
+        ])
+        .arg("-o")
+        .arg(&out)
+        .stdout(std::process::Stdio::null());
     let (_, rss) = run_measured(&mut cmd)?;
     let activations = resnet50_activation_mib(side);
     let mut row = Row::new(
@@ -128,7 +121,7 @@ pub fn memory_row(original: Option<&Original>) -> Result<Row> {
         "peak RSS MiB",
         rss,
     );
-    if let Some(o) = original {
+    if let Some(o) = &setup.original {
         row = row.with_original(o.step_rss(&arch, 1, FILTER, side)?);
     }
     Ok(row)
