@@ -7,13 +7,13 @@ use fmv_core::{
     FilterMapsConfig, ImageFolder, Preprocess, RankConfig, Visualizer, select_unique, sum_f32,
     top_n,
 };
-use fmv_models::{LayerRef, LoadOptions, Model};
+use fmv_models::{LayerRef, Model};
 use serde_json::Value;
 
-use crate::golden::{Golden, f32s, root, usizes};
+use crate::golden::{Golden, f32s, load_options, root, usizes};
 
 fn visualizer(golden: &Golden, batch_size: usize) -> Visualizer {
-    let model = Model::load(golden.weights(), &LoadOptions::new()).unwrap();
+    let model = Model::load(golden.weights(), &load_options()).unwrap();
     Visualizer::new(model)
         .with_preprocess(Preprocess::original())
         .with_batch_size(batch_size)

@@ -3,7 +3,17 @@
 
 use std::path::{Path, PathBuf};
 
+use fmv_models::LoadOptions;
 use serde_json::Value;
+
+/// How the golden tests load networks: on the device `FMV_TEST_DEVICE` names (`cpu`, the
+/// default, or `cuda` in a build with `--features cuda`).
+pub fn load_options() -> LoadOptions {
+    let device = std::env::var("FMV_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let device = fmv_models::parse_device(&device)
+        .unwrap_or_else(|e| panic!("FMV_TEST_DEVICE={device}: {e}"));
+    LoadOptions::new().with_device(device)
+}
 
 /// The folder holding the reference fixtures.
 pub fn root() -> PathBuf {

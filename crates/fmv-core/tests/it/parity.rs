@@ -2,14 +2,14 @@
 //! the original package's goldens.
 
 use fmv_core::{ActivationsConfig, Preprocess, Visualizer};
-use fmv_models::{LayerRef, LoadOptions, Model};
+use fmv_models::{LayerRef, Model};
 
-use crate::golden::{Golden, f32s, rel_l2_err, rel_max_err, root, usizes};
+use crate::golden::{Golden, f32s, load_options, rel_l2_err, rel_max_err, root, usizes};
 
 #[track_caller]
 fn check_means_and_logits(name: &str, batch_size: usize) {
     let golden = Golden::load(name);
-    let model = Model::load(golden.weights(), &LoadOptions::new()).unwrap();
+    let model = Model::load(golden.weights(), &load_options()).unwrap();
     let viz = Visualizer::new(model)
         .with_preprocess(Preprocess::original())
         .with_batch_size(batch_size);
@@ -97,7 +97,7 @@ fn results_do_not_depend_on_batch_size_or_threads() {
         let mut layers: Vec<String> = golden.layers().iter().map(|l| l.to_string()).collect();
         layers.push("logits".into());
         let means = |batch_size: usize| {
-            let model = Model::load(golden.weights(), &LoadOptions::new()).unwrap();
+            let model = Model::load(golden.weights(), &load_options()).unwrap();
             let viz = Visualizer::new(model)
                 .with_preprocess(Preprocess::original())
                 .with_batch_size(batch_size);

@@ -2,9 +2,9 @@
 //! bicubic resize against OpenCV (`testdata/opencv/make_resize.py`).
 
 use fmv_core::{Mode, PatternConfig, Preprocess, RgbImage, Visualizer, resize_cubic_opencv};
-use fmv_models::{LayerRef, LoadOptions, Model};
+use fmv_models::{LayerRef, Model};
 
-use crate::golden::{Golden, f32s, root};
+use crate::golden::{Golden, f32s, load_options, root};
 
 #[test]
 fn cubic_resize_matches_opencv() {
@@ -52,7 +52,7 @@ fn check_patterns(name: &str) {
     let golden = Golden::load(name);
     let vp = &golden.json["visualize_patterns"];
     let call = &vp["call"];
-    let model = Model::load(golden.weights(), &LoadOptions::new()).unwrap();
+    let model = Model::load(golden.weights(), &load_options()).unwrap();
     let viz = Visualizer::new(model).with_preprocess(Preprocess::original());
     let init: Vec<u8> = vp["init_image_uint8_hwc"]
         .as_array()
@@ -126,11 +126,16 @@ fn compat_patterns_follow_the_original_on_the_vgg() {
 }
 
 /// Robust mode: deterministic for a seed, raises the objective well above where it started,
-/// and a batched run gives each filter the pattern it gets alone.
+/// and on the CPU a batched run gives each filter the pattern it gets alone. That last part
+/// holds only where a batch computes each image with the same arithmetic as one image alone,
+/// as fmv's CPU convolution does (one GEMM column or Winograd tile per pixel, whatever the
+/// batch); cuBLAS chooses its kernels by the batch's size, and this optimisation amplifies
+/// rounding (the CPU's f32 and f64 networks end 10–33 % apart), so on a GPU filters run
+/// together end elsewhere than alone (9 % on an H200).
 #[test]
 fn robust_patterns_are_reproducible_batched_and_raise_the_objective() {
     let golden = Golden::load("vgg16_small_seed1");
-    let model = Model::load(golden.weights(), &LoadOptions::new()).unwrap();
+    let model = Model::load(golden.weights(), &load_options()).unwrap();
     let viz = Visualizer::new(model).with_preprocess(Preprocess::imagenet().with_size(64, 64));
     let cfg = |filters: Vec<usize>| {
         PatternConfig::new(LayerRef::Compat(12), filters)
@@ -141,11 +146,13 @@ fn robust_patterns_are_reproducible_batched_and_raise_the_objective() {
     let both = run(&cfg(vec![59, 3]));
     assert_eq!(both, run(&cfg(vec![59, 3])), "same seed, same result");
     assert_eq!(both.len(), 2);
+    let batch_invariant = viz.backbone().device().is_cpu();
     for (p, alone) in both.iter().zip([run(&cfg(vec![59])), run(&cfg(vec![3]))]) {
         let alone = &alone[0];
         assert_eq!((p.width, p.height, p.mode.as_str()), (64, 64, "robust"));
         assert_eq!(p.activation_trace.len(), 40);
-        for (a, b) in p.activation_trace.iter().zip(&alone.activation_trace) {
+        let pairs = p.activation_trace.iter().zip(&alone.activation_trace);
+        for (a, b) in pairs.filter(|_| batch_invariant) {
             assert!(
                 (a - b).abs() <= 1e-3 * b.abs().max(1.0),
                 "filter {}: batched {a} vs alone {b}",
@@ -169,7 +176,7 @@ fn robust_patterns_are_reproducible_batched_and_raise_the_objective() {
 #[test]
 fn a_stopped_run_returns_the_best_image_so_far() {
     let golden = Golden::load("vgg16_small_seed1");
-    let model = Model::load(golden.weights(), &LoadOptions::new()).unwrap();
+    let model = Model::load(golden.weights(), &load_options()).unwrap();
     let viz = Visualizer::new(model).with_preprocess(Preprocess::original());
     let cfg = PatternConfig::new(LayerRef::Compat(12), vec![59])
         .with_mode(Mode::Compat)
@@ -195,7 +202,7 @@ fn a_stopped_run_returns_the_best_image_so_far() {
 #[test]
 fn bad_arguments_name_the_argument() {
     let golden = Golden::load("resnet50_small_seed1");
-    let model = Model::load(golden.weights(), &LoadOptions::new()).unwrap();
+    let model = Model::load(golden.weights(), &load_options()).unwrap();
     let viz = Visualizer::new(model).with_preprocess(Preprocess::original());
     let err = |cfg: PatternConfig| match viz.maximize(&cfg, &mut |_| {}, &|| false) {
         Ok(_) => panic!("maximize accepted {cfg:?}"),
@@ -215,7 +222,7 @@ fn bad_arguments_name_the_argument() {
     // VGG's unpadded pools need at least 16×16 to reach `features.28`.
     let vgg = Golden::load("vgg16_small_seed1");
     let small = |size: usize| {
-        Visualizer::new(Model::load(vgg.weights(), &LoadOptions::new()).unwrap())
+        Visualizer::new(Model::load(vgg.weights(), &load_options()).unwrap())
             .with_preprocess(Preprocess::imagenet().with_size(size, size))
     };
     let msg = match small(224).maximize(
