@@ -82,8 +82,8 @@ fn threads() -> gemm::Parallelism {
     }
 }
 
-/// The one call into `gemm`: `dst (m × n) = [dst +] lhs (m × k) · rhs (k × n)`, every operand
-/// given by its strides (dst's rows `dst_rs` apart, its columns adjacent).
+/// `dst (m × n) = [dst +] lhs (m × k) · rhs (k × n)`, every operand given by its strides
+/// (dst's rows `dst_rs` apart, its columns adjacent), split by `gemm` over rayon's threads.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul<T: Float>(
     dst: &mut [T],
@@ -91,9 +91,9 @@ pub(crate) fn matmul<T: Float>(
     accumulate: bool,
     (m, n, k): (usize, usize, usize),
     lhs: &[T],
-    (lhs_rs, lhs_cs): (usize, usize),
+    lhs_strides: (usize, usize),
     rhs: &[T],
-    (rhs_rs, rhs_cs): (usize, usize),
+    rhs_strides: (usize, usize),
 ) {
     if m == 0 || n == 0 {
         return;
@@ -102,16 +102,55 @@ pub(crate) fn matmul<T: Float>(
         dst.len() > (m - 1) * dst_rs + n - 1,
         "gemm destination too small"
     );
+    // SAFETY: the assert keeps every element written inside `dst`, which is borrowed mutably.
+    unsafe {
+        matmul_into(
+            dst.as_mut_ptr(),
+            dst_rs,
+            accumulate,
+            (m, n, k),
+            lhs,
+            lhs_strides,
+            rhs,
+            rhs_strides,
+            threads(),
+        )
+    }
+}
+
+/// The one call into `gemm`: [`matmul`] into a raw destination, with the parallelism given
+/// (several products can then run side by side, each on one thread, into disjoint elements of
+/// one buffer).
+///
+/// # Safety
+///
+/// Every element `dst + i·dst_rs + j` (`i < m`, `j < n`) must be valid for reads and writes,
+/// not alias `lhs` or `rhs`, and not be accessed by another thread during the call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn matmul_into<T: Float>(
+    dst: *mut T,
+    dst_rs: usize,
+    accumulate: bool,
+    (m, n, k): (usize, usize, usize),
+    lhs: &[T],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[T],
+    (rhs_rs, rhs_cs): (usize, usize),
+    parallelism: gemm::Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
     assert!(k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
     assert!(k == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
-    // SAFETY: the asserts above keep every index gemm reads or writes inside the slices; dst
-    // does not alias lhs or rhs (one is borrowed mutably).
+    // SAFETY: the asserts keep every index gemm reads inside `lhs` and `rhs`; the caller
+    // guarantees the destination's elements.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             dst_rs as isize,
             accumulate,
@@ -126,7 +165,7 @@ pub(crate) fn matmul<T: Float>(
             false,
             false,
             false,
-            threads(),
+            parallelism,
         )
     }
 }

@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use crate::cpu_conv::{Float, matmul, relu_of};
+use crate::cpu_conv::{Float, matmul_into, relu_of};
 
 /// The output tile of a Winograd transform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,6 +288,23 @@ fn conv3x3_with_scratch<T: Float>(
     }
 }
 
+/// A buffer's base pointer, shared by the threads that write disjoint elements of it.
+#[derive(Clone, Copy)]
+struct SharedOut<T>(*mut T);
+
+// SAFETY: only a pointer; whoever writes through it guarantees the elements are disjoint.
+unsafe impl<T: Send> Send for SharedOut<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SharedOut<T> {}
+
+impl<T> SharedOut<T> {
+    /// The element `offset` past the base. (A method, so that closures capture the whole
+    /// `Sync` wrapper, not the raw pointer field.)
+    fn at(self, offset: usize) -> *mut T {
+        self.0.wrapping_add(offset)
+    }
+}
+
 /// [`conv3x3`] with at most `scratch_bytes` of transform-domain scratch (one tile row at least).
 #[allow(clippy::too_many_arguments)]
 fn conv3x3_in_chunks<T: Float, S: Scheme>(
@@ -332,24 +349,34 @@ fn conv3x3_in_chunks<T: Float, S: Scheme>(
         v.par_chunks_mut(xi * tiles)
             .enumerate()
             .for_each(|(ci, vc)| input_transform::<T, S>(x, &plan, ci, rows.clone(), vc));
-        // M[ξ] = U[ξ] · V[ξ], written [c_out][ξ][tile].
-        for k in 0..xi {
+        // M[ξ] = U[ξ] · V[ξ], written [c_out][ξ][tile]: `xi` independent products, each on
+        // one thread. They are small (3–4 M multiply-adds in every ResNet50 layer at 224 px),
+        // so splitting each across the threads costs more in waking and joining them than it
+        // gains.
+        let out = SharedOut(mm.as_mut_ptr());
+        (0..xi).into_par_iter().for_each(|k| {
             let (block, strides) = match (u.adjoint, S::FLIP) {
                 (false, _) => (k, (c_in, 1)),
                 (true, Some(flip)) => (flip[k / S::A] * S::A + flip[k % S::A], (1, c_out)),
                 (true, None) => unreachable!("only F(2×2, 3×3) computes input gradients"),
             };
-            matmul(
-                &mut mm[k * tiles..],
-                xi * tiles,
-                false,
-                (c_out, tiles, c_in),
-                &u.u[block * c_out * c_in..][..c_out * c_in],
-                strides,
-                &v[k * tiles..],
-                (xi * tiles, 1),
-            );
-        }
+            // SAFETY: product k writes the elements `co·xi·tiles + k·tiles + t` (co < c_out,
+            // t < tiles) of `mm`, which holds c_out·xi·tiles of them: inside it, and disjoint
+            // from every other product's; `mm` is not otherwise touched until all have ended.
+            unsafe {
+                matmul_into(
+                    out.at(k * tiles),
+                    xi * tiles,
+                    false,
+                    (c_out, tiles, c_in),
+                    &u.u[block * c_out * c_in..][..c_out * c_in],
+                    strides,
+                    &v[k * tiles..],
+                    (xi * tiles, 1),
+                    gemm::Parallelism::None,
+                )
+            }
+        });
         by_channel
             .par_iter_mut()
             .enumerate()
