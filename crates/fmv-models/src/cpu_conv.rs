@@ -770,21 +770,7 @@ mod tests {
     //! the same operation, in f64 so that only the order of sums differs.
 
     use super::*;
-    use candle_core::Device;
-
-    fn random(shape: &[usize], seed: u64) -> Tensor {
-        let n: usize = shape.iter().product();
-        let mut s = seed;
-        let v: Vec<f64> = (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-            })
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
+    use crate::test_data::random;
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
         assert_eq!(a.dims(), b.dims());

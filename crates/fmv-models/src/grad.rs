@@ -207,20 +207,7 @@ pub fn max_pool2d_differentiable(
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{Device, Tensor};
-
-    fn random(shape: &[usize], seed: u64) -> Tensor {
-        let mut s = seed;
-        let v: Vec<f64> = (0..shape.iter().product::<usize>())
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-            })
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
+    use crate::test_data::random;
 
     /// The convolution form of the input gradient (stride 1) against candle's transposed
     /// convolution, in f64: kernels 1, 3 and 7, paddings 0 to k − 1, groups, non-square maps;

@@ -40,6 +40,8 @@ mod model;
 mod ops;
 mod resnet;
 mod taps;
+#[cfg(test)]
+mod test_data;
 mod vgg;
 mod winograd;
 

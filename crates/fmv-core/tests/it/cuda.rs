@@ -9,8 +9,8 @@
 //! its images; compat runs, compared here, follow one trajectory to 2e-5.
 
 use candle_core::{DType, Device, IndexOp, Tensor, Var};
-use fmv_core::{Mode, PatternConfig, RgbImage, Visualizer};
-use fmv_models::{Backbone, LayerId, LayerKind, LayerRef, LoadOptions, Model};
+use fmv_core::Visualizer;
+use fmv_models::{Backbone, LayerId, LayerKind, LoadOptions, Model};
 
 use crate::golden::Golden;
 
@@ -157,26 +157,7 @@ fn compat_patterns_match_the_cpu() {
     let gpu = gpu();
     for name in NETWORKS {
         let golden = Golden::load(name);
-        let call = &golden.json["visualize_patterns"]["call"];
-        let init: Vec<u8> = golden.json["visualize_patterns"]["init_image_uint8_hwc"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u8)
-            .collect();
-        let side = call["init_size"].as_u64().unwrap() as usize;
-        let cfg = PatternConfig::new(
-            LayerRef::Compat(call["layer"].as_i64().unwrap()),
-            vec![call["filter_n"].as_u64().unwrap() as usize],
-        )
-        .with_mode(Mode::Compat)
-        .with_init_image(Some(RgbImage {
-            width: side,
-            height: side,
-            pixels: init,
-        }))
-        .with_opt_steps(call["opt_steps"].as_u64().unwrap() as usize)
-        .with_upscaling_steps(call["upscaling_steps"].as_u64().unwrap() as usize);
+        let cfg = golden.pattern_config();
         let run = |device: &Device| {
             Visualizer::new(load(name, device))
                 .with_preprocess(fmv_core::Preprocess::original())

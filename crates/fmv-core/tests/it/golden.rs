@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use fmv_models::LoadOptions;
+use fmv_core::{Mode, PatternConfig, RgbImage};
+use fmv_models::{LayerRef, LoadOptions};
 use serde_json::Value;
 
 /// How the golden tests load networks: on the device `FMV_TEST_DEVICE` names (`cpu`, the
@@ -51,6 +52,34 @@ impl Golden {
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
+    }
+
+    /// The compat pattern run the goldens recorded: the original's call (layer, filter, lr,
+    /// schedule) from its saved start image.
+    pub fn pattern_config(&self) -> PatternConfig {
+        let vp = &self.json["visualize_patterns"];
+        let call = &vp["call"];
+        let init: Vec<u8> = vp["init_image_uint8_hwc"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u8)
+            .collect();
+        let side = call["init_size"].as_u64().unwrap() as usize;
+        PatternConfig::new(
+            LayerRef::Compat(call["layer"].as_i64().unwrap()),
+            vec![call["filter_n"].as_u64().unwrap() as usize],
+        )
+        .with_mode(Mode::Compat)
+        .with_init_image(Some(RgbImage {
+            width: side,
+            height: side,
+            pixels: init,
+        }))
+        .with_lr(call["lr"].as_f64().unwrap())
+        .with_opt_steps(call["opt_steps"].as_u64().unwrap() as usize)
+        .with_upscaling_steps(call["upscaling_steps"].as_u64().unwrap() as usize)
+        .with_upscaling_factor(call["upscaling_factor"].as_f64().unwrap())
     }
 
     pub fn layers(&self) -> Vec<i64> {

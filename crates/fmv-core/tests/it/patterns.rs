@@ -1,7 +1,7 @@
 //! Activation maximisation against the original's `visualize_patterns` goldens, and OpenCV's
 //! bicubic resize against OpenCV (`testdata/opencv/make_resize.py`).
 
-use fmv_core::{Mode, PatternConfig, Preprocess, RgbImage, Visualizer, resize_cubic_opencv};
+use fmv_core::{Mode, PatternConfig, Preprocess, Visualizer, resize_cubic_opencv};
 use fmv_models::{LayerRef, Model};
 
 use crate::golden::{Golden, f32s, load_options, root};
@@ -51,30 +51,9 @@ fn cubic_resize_matches_opencv() {
 fn check_patterns(name: &str) {
     let golden = Golden::load(name);
     let vp = &golden.json["visualize_patterns"];
-    let call = &vp["call"];
     let model = Model::load(golden.weights(), &load_options()).unwrap();
     let viz = Visualizer::new(model).with_preprocess(Preprocess::original());
-    let init: Vec<u8> = vp["init_image_uint8_hwc"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u8)
-        .collect();
-    let side = call["init_size"].as_u64().unwrap() as usize;
-    let cfg = PatternConfig::new(
-        LayerRef::Compat(call["layer"].as_i64().unwrap()),
-        vec![call["filter_n"].as_u64().unwrap() as usize],
-    )
-    .with_mode(Mode::Compat)
-    .with_init_image(Some(RgbImage {
-        width: side,
-        height: side,
-        pixels: init,
-    }))
-    .with_lr(call["lr"].as_f64().unwrap())
-    .with_opt_steps(call["opt_steps"].as_u64().unwrap() as usize)
-    .with_upscaling_steps(call["upscaling_steps"].as_u64().unwrap() as usize)
-    .with_upscaling_factor(call["upscaling_factor"].as_f64().unwrap());
+    let cfg = golden.pattern_config();
     let p = viz
         .maximize(&cfg, &mut |_| {}, &|| false)
         .unwrap()

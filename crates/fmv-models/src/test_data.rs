@@ -1,0 +1,19 @@
+//! Seeded inputs for the unit tests.
+
+use candle_core::{Device, Tensor};
+
+/// An f64 tensor of `shape` with values in [−0.5, 0.5) from a linear congruential generator
+/// seeded with `seed`: the same values on every run and machine.
+pub(crate) fn random(shape: &[usize], seed: u64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut s = seed;
+    let v: Vec<f64> = (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        })
+        .collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
