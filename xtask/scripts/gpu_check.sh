@@ -72,7 +72,11 @@ cpu, gpu = (json.load(open(f"{sys.argv[1]}/rank-{d}.json")) for d in ("cpu", "cu
 differ = sum(a != b for c in cpu["counts"] for a, b in zip(cpu["counts"][c], gpu["counts"][c]))
 total = sum(len(v) for v in cpu["counts"].values())
 same = "the same" if cpu["classes"] == gpu["classes"] else "NOT the same"
-print(f"rank {sys.argv[2]}: {same} maps per class on both devices; {differ} of {total} counts differ")
+means = [(a, b) for c in cpu["mean_activation"] for a, b in zip(cpu["mean_activation"][c], gpu["mean_activation"][c])]
+scale = max(abs(a) for a, _ in means)
+worst = max(abs(a - b) for a, b in means) / scale
+print(f"rank {sys.argv[2]}: {same} maps per class on both devices; {differ} of {total} counts differ;"
+      f" mean activations within {worst:.1e} of the largest")
 PY
   done
   for device in cpu cuda; do

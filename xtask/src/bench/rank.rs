@@ -102,8 +102,9 @@ pub fn rows(setup: &Setup, images: usize, full: bool, table: &Table) -> Result<(
 }
 
 /// How two `fmv rank --json` results differ: whether each class keeps the same maps in the
-/// same order, and how many of the per-class counts differ (maps entering or leaving an
-/// image's top list through a near-tie with the map at its edge).
+/// same order, how many of the per-class counts differ (maps entering or leaving an image's
+/// top list through a near-tie with the map at its edge), and the largest difference of the
+/// per-class mean activations relative to the largest of them.
 fn compare_rankings(a: &Value, b: &Value) -> String {
     let same_maps = a["classes"] == b["classes"];
     let (mut differ, mut total) = (0, 0);
@@ -116,13 +117,26 @@ fn compare_rankings(a: &Value, b: &Value) -> String {
             }
         }
     }
+    let means = |v: &Value| -> Vec<f64> {
+        let per_class = v["mean_activation"].as_object().into_iter().flatten();
+        per_class
+            .flat_map(|(_, m)| m.as_array().into_iter().flatten().filter_map(Value::as_f64))
+            .collect()
+    };
+    let (ma, mb) = (means(a), means(b));
+    let scale = mb.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let worst = ma
+        .iter()
+        .zip(&mb)
+        .fold(0f64, |m, (x, y)| m.max((x - y).abs()));
+    let maps = if same_maps {
+        "the same"
+    } else {
+        "NOT the same"
+    };
     format!(
-        "{} maps per class; {differ} of {total} counts differ",
-        if same_maps {
-            "the same"
-        } else {
-            "NOT the same"
-        }
+        "{maps} maps per class; {differ} of {total} counts differ; mean activations within {:.1e} of the largest",
+        worst / scale
     )
 }
 
