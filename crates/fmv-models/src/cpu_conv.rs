@@ -770,21 +770,7 @@ mod tests {
     //! the same operation, in f64 so that only the order of sums differs.
 
     use super::*;
-    use crate::test_data::random;
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
-        assert_eq!(a.dims(), b.dims());
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    }
+    use crate::test_data::{max_abs_diff, random};
 
     /// (c_in, c_out, k, stride, padding, groups, h, w)
     type Case = (usize, usize, usize, usize, usize, usize, usize, usize);

@@ -207,7 +207,7 @@ pub fn max_pool2d_differentiable(
 
 #[cfg(test)]
 mod tests {
-    use crate::test_data::random;
+    use crate::test_data::{max_abs_diff, random};
 
     /// The convolution form of the input gradient (stride 1) against candle's transposed
     /// convolution, in f64: kernels 1, 3 and 7, paddings 0 to k − 1, groups, non-square maps;
@@ -237,16 +237,7 @@ mod tests {
                 super::conv_input_grad_transposed(&x, &dy, &weight, stride, padding, groups)
                     .unwrap();
             assert_eq!(ours.dims(), x.dims(), "case {i}");
-            let diff = (ours - theirs)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f64>()
-                .unwrap();
+            let diff = max_abs_diff(&ours, &theirs);
             assert!(diff < 1e-12, "case {i}: {diff:e}");
         }
     }

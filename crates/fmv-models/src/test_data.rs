@@ -1,4 +1,4 @@
-//! Seeded inputs for the unit tests.
+//! Seeded inputs and a difference measure for the unit tests.
 
 use candle_core::{Device, Tensor};
 
@@ -16,4 +16,19 @@ pub(crate) fn random(shape: &[usize], seed: u64) -> Tensor {
         })
         .collect();
     Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+/// `max |a − b|` of two f64 tensors of the same shape.
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.dims(), b.dims());
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
 }
