@@ -147,6 +147,13 @@ fn input_gradient_matches_the_cpu() {
             );
         }
         eprintln!("{name}: {strict} taps held to 1e-4, {tie_bound} bounded by max-pool near-ties");
+        // The loose bound must stay the exception: on the H200, 13 of 23 ResNet taps and 6 of
+        // 19 VGG taps were held to 1e-4.
+        assert!(
+            strict * 4 >= strict + tie_bound,
+            "{name}: only {strict} of {} taps well-conditioned; the test no longer checks much",
+            strict + tie_bound
+        );
     }
 }
 
