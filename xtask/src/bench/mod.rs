@@ -70,10 +70,15 @@ impl Setup {
         Ok(self.device.synchronize()?)
     }
 
-    /// `fmv` with `--device` prepended after the subcommand.
+    /// `fmv SUBCOMMAND --device` on the benchmark's device.
     pub fn fmv(&self, subcommand: &str) -> Command {
+        self.fmv_on(subcommand, &self.device_name)
+    }
+
+    /// `fmv SUBCOMMAND --device DEVICE`.
+    pub fn fmv_on(&self, subcommand: &str, device: &str) -> Command {
         let mut cmd = Command::new(&self.fmv);
-        cmd.args([subcommand, "--device", &self.device_name]);
+        cmd.args([subcommand, "--device", device]);
         cmd
     }
 }

@@ -150,8 +150,7 @@ fn cpu_rank_row(
     (layer, name, dir, gpu_json): (i64, &str, &Path, &Path),
 ) -> Result<Row> {
     let json = dir.with_extension(format!("{}.cpu.json", arch.name()));
-    let mut cmd = Command::new(&setup.fmv);
-    cmd.args(["rank", "--device", "cpu"]);
+    let cmd = setup.fmv_on("rank", "cpu");
     let (secs, rss) = run_measured(&mut rank_command(cmd, weights, layer, dir, &json)?)?;
     let read = |p: &Path| -> Result<Value> {
         let text = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
