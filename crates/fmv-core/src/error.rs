@@ -75,6 +75,9 @@ pub enum Error {
         /// The image.
         path: PathBuf,
     },
+    /// The operating system refused to start a worker thread.
+    #[error("cannot start the worker threads: {0}; lower RAYON_NUM_THREADS or free resources")]
+    Threads(String),
 }
 
 impl From<fmv_models::Error> for Error {

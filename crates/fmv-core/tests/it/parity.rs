@@ -82,9 +82,10 @@ fn batch_size_does_not_change_results() {
     check_means_and_logits("resnet50_small_seed1", 1);
 }
 
-/// Every layer's means and the logits on every dsA image, at batch 1 and 5 and on one thread:
-/// the batch is one GEMM for small maps and the GEMM splits its work by thread, so the order of
-/// sums may change, but the results must agree to 1e-5 of each image's largest value.
+/// Every layer's means and the logits on every dsA image, at batch 1 and 5, on one thread and
+/// on three: the batch is one GEMM for small maps, the GEMM splits its work by thread, and on
+/// the CPU a batch is split into one lane per thread (three lanes: 2 + 2 + 1 images), so the
+/// order of sums may change, but the results must agree to 1e-5 of each image's largest value.
 #[test]
 fn results_do_not_depend_on_batch_size_or_threads() {
     for name in ["resnet50_small_seed1", "vgg16_small_seed1"] {
@@ -110,14 +111,17 @@ fn results_do_not_depend_on_batch_size_or_threads() {
                 })
                 .collect::<Vec<_>>()
         };
-        let one_thread = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
+        let threads = |n: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+        };
         let reference = means(1);
         for (what, other) in [
             ("batch 5", means(5)),
-            ("batch 5 on one thread", one_thread.install(|| means(5))),
+            ("batch 5 on one thread", threads(1).install(|| means(5))),
+            ("batch 5 on three lanes", threads(3).install(|| means(5))),
         ] {
             for ((layer, want), got) in layers.iter().zip(&reference).zip(&other) {
                 for (i, (w, g)) in want.iter().zip(got).enumerate() {
