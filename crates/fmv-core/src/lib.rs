@@ -37,6 +37,7 @@ mod decode;
 pub mod demo;
 mod error;
 mod inputs;
+mod lanes;
 mod maps;
 mod patterns;
 mod preprocess;

@@ -3,24 +3,22 @@
 //! each image's result is handed to the caller at once, so memory stays flat however many
 //! images there are.
 //!
-//! On the CPU the network runs in *lanes*: each batch is split into one part per thread, and
-//! each part goes through the whole network on its own one-thread pool. The lanes never wait
-//! for each other inside a layer; splitting every GEMM and every loop across the threads
-//! instead makes the cores wait for each other at every layer's joins, and two threads then
-//! ran only 1.3–1.5× faster than one (`docs/PERFORMANCE.md`, attempt 14). Results do not depend
-//! on the split (the batch-size invariant).
+//! On the CPU the network runs in [`Lanes`]: each batch is split into one part per thread, and
+//! each part goes through the whole network on one thread. Results do not depend on the split
+//! (the batch-size invariant).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::sync_channel;
 
 use candle_core::{DType, IndexOp};
 use fmv_models::LayerId;
 use rayon::prelude::*;
-use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use crate::decode::RgbImage;
 use crate::error::{Error, Result};
 use crate::inputs::Skipped;
+use crate::lanes::Lanes;
 use crate::preprocess::load_rgb8;
 use crate::topk::top_n;
 use crate::visualizer::{Event, Visualizer};
@@ -87,7 +85,7 @@ impl Visualizer {
         let batch_size = self.batch_size();
         let preprocess = self.preprocess().clone();
         let keep = spec.keep_resized;
-        let lanes = self.lanes()?;
+        let lanes = Lanes::new(self.backbone().device(), batch_size)?;
         std::thread::scope(|scope| {
             // One decoded batch waits while the network runs on the other.
             let (tx, rx) = sync_channel::<Vec<Decoded>>(1);
@@ -141,53 +139,27 @@ impl Visualizer {
         })
     }
 
-    /// One one-thread pool per lane: one per thread of the current rayon pool on the CPU
-    /// (when it has more than one), none elsewhere (a GPU takes the whole batch at once).
-    fn lanes(&self) -> Result<Vec<ThreadPool>> {
-        let threads = rayon::current_num_threads().min(self.batch_size());
-        if !self.backbone().device().is_cpu() || threads < 2 {
-            return Ok(Vec::new());
-        }
-        (0..threads)
-            .map(|i| {
-                ThreadPoolBuilder::new()
-                    .num_threads(1)
-                    .thread_name(move |_| format!("fmv-lane-{i}"))
-                    .build()
-                    .map_err(|e| Error::Threads(e.to_string()))
-            })
-            .collect()
-    }
-
     /// [`Self::run_batch`] with `inputs` split into contiguous parts, one per lane, run side
     /// by side; the outputs in input order.
     fn run_lanes(
         &self,
-        lanes: &[ThreadPool],
+        lanes: &Lanes,
         inputs: &[&[f32]],
         layer: LayerId,
         spec: &StreamSpec,
     ) -> Result<Vec<ImageOutput>> {
-        if lanes.len() < 2 || inputs.len() < 2 {
+        if lanes.count() < 2 || inputs.len() < 2 {
             return self.run_batch(inputs, layer, spec);
         }
-        let per_lane = inputs.len().div_ceil(lanes.len());
-        let parts: Vec<Result<Vec<ImageOutput>>> = std::thread::scope(|scope| {
-            let running: Vec<_> = inputs
-                .chunks(per_lane)
-                .zip(lanes)
-                .map(|(part, lane)| {
-                    scope.spawn(move || lane.install(|| self.run_batch(part, layer, spec)))
-                })
-                .collect();
-            running
-                .into_iter()
-                .map(|lane| lane.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        });
+        let parts: Vec<&[&[f32]]> = inputs
+            .chunks(inputs.len().div_ceil(lanes.count()))
+            .collect();
+        let never = AtomicBool::new(false);
         let mut outputs = Vec::with_capacity(inputs.len());
-        for part in parts {
-            outputs.extend(part?);
+        for part in lanes.run(parts.len(), &never, &|i| {
+            self.run_batch(parts[i], layer, spec)
+        }) {
+            outputs.extend(part.expect("no halt, so every part ran")?);
         }
         Ok(outputs)
     }

@@ -4,6 +4,10 @@
 //! `−mean(map)` of `sigmoid(param)`, then the raw parameter grows by OpenCV's bicubic resize to
 //! `int(factor · size)`. The final image is `sigmoid(param)` after the last update.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
+
 use candle_core::{DType, Tensor, Var};
 use fmv_models::LayerId;
 
@@ -11,6 +15,7 @@ use super::adam::Adam;
 use super::{Objective, Pattern, PatternConfig, sigmoid};
 use crate::cubic::resize_cubic_opencv;
 use crate::error::Result;
+use crate::lanes::Lanes;
 use crate::rng::Rng;
 use crate::visualizer::{Event, Visualizer};
 
@@ -52,6 +57,98 @@ fn sigmoid_hwc(p: &[f32], side: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+/// Every filter of `config`, each a [`run`]. On the CPU with several threads the filters run
+/// side by side in [`Lanes`], each on one thread (a filter's result does not depend on it);
+/// otherwise one after another, each on every thread. `Step` events count the steps of all
+/// filters together. Once `should_stop` says so, the running filters finish with their best
+/// image and the others do not start: the patterns returned are those of the first filters.
+pub(super) fn run_all(
+    viz: &Visualizer,
+    layer: LayerId,
+    config: &PatternConfig,
+    on_event: &mut dyn FnMut(&Event),
+    should_stop: &dyn Fn() -> bool,
+) -> Result<Vec<Pattern>> {
+    let filters = config.filters();
+    let per_filter = config.sizes().len() * config.opt_steps;
+    let total = filters.len() * per_filter;
+    let lanes = Lanes::new(viz.backbone().device(), filters.len())?;
+    if lanes.count() == 0 {
+        let mut out = Vec::with_capacity(filters.len());
+        for (k, &f) in filters.iter().enumerate() {
+            let mut on_step = |e: &Event| {
+                if let &Event::Step {
+                    done, activation, ..
+                } = e
+                {
+                    on_event(&Event::Step {
+                        done: k * per_filter + done,
+                        total,
+                        activation,
+                    });
+                }
+            };
+            let pattern = run(viz, layer, f, config, &mut on_step, should_stop)?;
+            let interrupted = pattern.interrupted;
+            out.push(pattern);
+            if interrupted {
+                break;
+            }
+        }
+        return Ok(out);
+    }
+    let halt = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<(usize, Event)>();
+    let results = std::thread::scope(|scope| {
+        let (lanes, halt) = (&lanes, &halt);
+        let worker = scope.spawn(move || {
+            let stopped = || halt.load(Ordering::SeqCst);
+            lanes.run(filters.len(), halt, &|k| {
+                let mut send = |e: &Event| {
+                    // The receiver outlives the lanes; nothing to do if it has gone.
+                    let _ = tx.send((k, e.clone()));
+                };
+                let r = run(viz, layer, filters[k], config, &mut send, &stopped);
+                if r.as_ref().map_or(true, |p| p.interrupted) {
+                    halt.store(true, Ordering::SeqCst);
+                }
+                r
+            })
+        });
+        // Events and the stop request pass through this thread, which owns both callbacks.
+        let mut done = vec![0; filters.len()];
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok((
+                    k,
+                    Event::Step {
+                        done: d,
+                        activation,
+                        ..
+                    },
+                )) => {
+                    done[k] = d;
+                    on_event(&Event::Step {
+                        done: done.iter().sum(),
+                        total,
+                        activation,
+                    });
+                }
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if should_stop() {
+                halt.store(true, Ordering::SeqCst);
+            }
+        }
+        worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    });
+    // Filters start in order, so those that ran come first.
+    results.into_iter().map_while(|r| r).collect()
 }
 
 pub(super) fn run(

@@ -290,7 +290,12 @@ impl Pattern {
 impl Visualizer {
     /// Maximises each filter of `config` and returns one [`Pattern`] per filter, in order.
     /// `should_stop` is polled every step: once it answers `true` the run ends and each
-    /// pattern holds the best image seen so far (`interrupted` set).
+    /// pattern holds the best image seen so far (`interrupted` set); in compat mode, filters
+    /// that had not started yet are left out, so fewer patterns than filters come back.
+    ///
+    /// Compat mode on the CPU runs several filters side by side, one per thread (each
+    /// filter's result is the same as alone); robust mode optimises them as one batch.
+    /// [`Event::Step`] counts the steps of all filters together.
     ///
     /// ```no_run
     /// use fmv_core::{Mode, PatternConfig, Preprocess, Visualizer};
@@ -316,14 +321,7 @@ impl Visualizer {
         match config.mode {
             Mode::Compat => {
                 self.check_input_size(layer, config.sizes()[0], "--init-size")?;
-                let mut out = Vec::new();
-                for &f in &config.filters {
-                    out.push(compat::run(self, layer, f, config, on_event, should_stop)?);
-                    if out.last().is_some_and(|p| p.interrupted) {
-                        break;
-                    }
-                }
-                Ok(out)
+                compat::run_all(self, layer, config, on_event, should_stop)
             }
             Mode::Robust => {
                 let (w, h) = self.preprocess().size();

@@ -1,7 +1,7 @@
 //! Activation maximisation against the original's `visualize_patterns` goldens, and OpenCV's
 //! bicubic resize against OpenCV (`testdata/opencv/make_resize.py`).
 
-use fmv_core::{Mode, PatternConfig, Preprocess, Visualizer, resize_cubic_opencv};
+use fmv_core::{Event, Mode, PatternConfig, Preprocess, Visualizer, resize_cubic_opencv};
 use fmv_models::{LayerRef, Model};
 
 use crate::golden::{Golden, f32s, load_options, root};
@@ -227,4 +227,100 @@ fn bad_arguments_name_the_argument() {
         Err(e) => e.to_string(),
     };
     assert!(msg.contains("--size") && msg.contains("too small"), "{msg}");
+}
+
+/// Compat mode with several filters runs them side by side on the CPU, one per thread (three
+/// filters on two threads: the lane that finishes first takes the third). Each filter must end
+/// where it ends alone, and the progress events must count every filter's steps.
+#[test]
+fn compat_filters_side_by_side_end_where_each_ends_alone() {
+    let golden = Golden::load("vgg16_small_seed1");
+    let model = Model::load(golden.weights(), &load_options()).unwrap();
+    let viz = Visualizer::new(model).with_preprocess(Preprocess::original());
+    let cfg = |filters: Vec<usize>| {
+        PatternConfig::new(LayerRef::Compat(12), filters)
+            .with_mode(Mode::Compat)
+            .with_upscaling_steps(3)
+            .with_opt_steps(4)
+    };
+    let two_threads = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let mut events = Vec::new();
+    let together = two_threads.install(|| {
+        viz.maximize(
+            &cfg(vec![59, 3, 12]),
+            &mut |e| events.push(e.clone()),
+            &|| false,
+        )
+        .unwrap()
+    });
+    assert_eq!(together.len(), 3);
+    for (p, f) in together.iter().zip([59, 3, 12]) {
+        let alone = two_threads
+            .install(|| viz.maximize(&cfg(vec![f]), &mut |_| {}, &|| false))
+            .unwrap()
+            .remove(0);
+        assert_eq!(p.filter, f);
+        assert_eq!(p.activation_trace.len(), 12);
+        for (a, b) in p.activation_trace.iter().zip(&alone.activation_trace) {
+            assert!(
+                (a - b).abs() <= 1e-5 * b.abs(),
+                "filter {f}: side by side {a} vs alone {b}"
+            );
+        }
+        assert!(
+            (p.final_activation - alone.final_activation).abs()
+                <= 1e-5 * alone.final_activation.abs()
+        );
+    }
+    let done: Vec<usize> = events
+        .iter()
+        .map(|e| match e {
+            Event::Step { done, total, .. } => {
+                assert_eq!(*total, 36);
+                *done
+            }
+            other => panic!("unexpected event {other:?}"),
+        })
+        .collect();
+    assert!(done.windows(2).all(|w| w[0] < w[1]), "{done:?}");
+    assert_eq!(done.last(), Some(&36));
+}
+
+/// A stop request while filters run side by side ends the running ones with their best image
+/// and starts no other.
+#[test]
+fn a_stopped_run_of_filters_side_by_side_keeps_the_first_ones() {
+    let golden = Golden::load("vgg16_small_seed1");
+    let model = Model::load(golden.weights(), &load_options()).unwrap();
+    let viz = Visualizer::new(model).with_preprocess(Preprocess::original());
+    let cfg = PatternConfig::new(LayerRef::Compat(12), vec![59, 3, 12, 7])
+        .with_mode(Mode::Compat)
+        .with_upscaling_steps(3)
+        .with_opt_steps(10);
+    let two_threads = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let steps = std::sync::atomic::AtomicUsize::new(0);
+    let seen = || steps.load(std::sync::atomic::Ordering::SeqCst);
+    let got = two_threads
+        .install(|| {
+            viz.maximize(
+                &cfg,
+                &mut |_| {
+                    steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                },
+                &|| seen() >= 7,
+            )
+        })
+        .unwrap();
+    assert!((1..4).contains(&got.len()), "{} patterns", got.len());
+    for (p, f) in got.iter().zip([59, 3, 12]) {
+        assert_eq!(p.filter, f);
+        assert!(p.activation_trace.len() < 30, "filter {f} was not stopped");
+    }
+    assert!(got.iter().any(|p| p.interrupted));
 }
