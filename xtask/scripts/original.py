@@ -14,7 +14,9 @@ usage: original.py MODE WEIGHTS.safetensors ARCH LAYER [ARGS...], MODE one of
   forward RUNS             plain torch forward to the logits, batch 1 and 8 (ms per image)
   rank TRAIN_DIR           find_unique_filters over every class folder (seconds)
   step FILTER SIZE STEPS   one visualize_patterns optimisation step at SIZE (seconds per step)
-  patterns FILTER SCALES   visualize_patterns with the default schedule cut to SCALES (seconds)
+  patterns FILTERS SCALES  visualize_patterns with the default schedule cut to SCALES, once per
+                           filter of the comma-separated FILTERS, as a user of the original
+                           calls it (seconds for all)
 """
 import json
 import os
@@ -163,7 +165,8 @@ elif mode == "rank":
 elif mode == "step":
     result = step(int(args[0]), int(args[1]), int(args[2]))
 elif mode == "patterns":
-    visualize_patterns(int(args[0]), int(args[1]))
+    for filter_n in args[0].split(","):
+        visualize_patterns(int(filter_n), int(args[1]))
     sync()
     result = time.perf_counter() - start
 else:

@@ -131,14 +131,21 @@ impl Original {
         Ok(run_measured(&mut cmd)?.1)
     }
 
-    /// Seconds of `visualize_patterns` with `scales` upscaling steps.
-    pub fn patterns(&self, arch: &Arch, seed: u64, filter: usize, scales: usize) -> Result<f64> {
+    /// Seconds of `visualize_patterns` with `scales` upscaling steps, called once per filter.
+    pub fn patterns(
+        &self,
+        arch: &Arch,
+        seed: u64,
+        filters: &[usize],
+        scales: usize,
+    ) -> Result<f64> {
+        let filters: Vec<String> = filters.iter().map(usize::to_string).collect();
         self.number(
             "patterns",
             arch,
             seed,
             -2,
-            &[filter.to_string(), scales.to_string()],
+            &[filters.join(","), scales.to_string()],
         )
     }
 }

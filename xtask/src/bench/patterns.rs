@@ -1,6 +1,6 @@
 //! Activation maximisation on full-size ResNet50 (random weights) → `layer4.1`, filter 7: seconds
 //! per optimisation step (forward + input gradient + Adam) at 224 and 448 px, and whole compat
-//! runs with the original's schedule.
+//! runs with the original's schedule, for filter 7 alone and for filters 7 and 8 together.
 
 use std::time::Instant;
 
@@ -42,20 +42,29 @@ pub fn rows(setup: &Setup, full: bool, table: &Table) -> Result<()> {
         }
         table.print(&row);
     }
-    let schedules = if full { vec![12usize, 20] } else { vec![12] };
-    for scales in schedules {
-        let cfg = PatternConfig::new(layer.clone(), vec![FILTER])
+    // One map, then two (which fmv runs side by side, one per thread, and the original one
+    // after the other).
+    let mut runs = vec![(12usize, vec![FILTER]), (12, vec![FILTER, FILTER + 1])];
+    if full {
+        runs.push((20, vec![FILTER]));
+    }
+    for (scales, filters) in runs {
+        let cfg = PatternConfig::new(layer.clone(), filters.clone())
             .with_mode(Mode::Compat)
             .with_upscaling_steps(scales);
         let last = *cfg.sizes().last().unwrap_or(&0);
         let (secs, _) = run(&viz, &cfg)?;
+        let maps = match filters.len() {
+            1 => String::new(),
+            n => format!(", {n} maps (s for all)"),
+        };
         let mut row = Row::new(
-            format!("resnet50 → layer4.1, compat patterns, {scales} scales (33 → {last} px)"),
+            format!("resnet50 → layer4.1, compat patterns, {scales} scales (33 → {last} px){maps}"),
             "s",
             secs,
         );
         if let Some(o) = original {
-            row = row.with_original(o.patterns(&arch, 1, FILTER, scales)?);
+            row = row.with_original(o.patterns(&arch, 1, &filters, scales)?);
         }
         table.print(&row);
     }
