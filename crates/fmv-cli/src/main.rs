@@ -35,6 +35,8 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     fmv::core::tune_glibc_malloc();
+    // SAFETY: the first thing `main` does; no other thread exists yet.
+    unsafe { fmv::core::disable_candle_thread_pool() };
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Layers(a) => cmd::layers::run(a),

@@ -1,4 +1,5 @@
-//! glibc malloc tuning for tensor workloads, for binaries to call once at start-up.
+//! Process-wide settings for binaries to make once at start-up: glibc malloc tuning for tensor
+//! workloads, and candle's CPU thread pool left out of fmv's own parallelism.
 
 /// Keeps large freed blocks in the heap instead of returning them to the kernel: every candle
 /// op returns a fresh buffer, and glibc's defaults `mmap` and `munmap` each large one, so every
@@ -14,5 +15,24 @@ pub fn tune_glibc_malloc() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
         libc::mallopt(libc::M_TOP_PAD, 256 << 20);
+    }
+}
+
+/// Makes candle's own CPU thread pool single-threaded, unless `CANDLE_NUM_THREADS` is already
+/// set. fmv spreads its work itself (rayon inside each op, and lanes that run several images
+/// or filters side by side, one per thread). candle's pool, which its element-wise ops fan out
+/// to, is one per process and takes one op at a time behind a lock, so lanes queue on it: two
+/// compat patterns side by side took 47–49 s with it and 29–30 s without, on 2 cores, with the
+/// same images; one pattern, a ranking and robust patterns were unchanged
+/// (`docs/PERFORMANCE.md`, attempt 17). candle reads the variable when it first needs the pool.
+///
+/// # Safety
+///
+/// It sets an environment variable: call it from `main` before any other thread starts (and
+/// before any candle op), as for [`std::env::set_var`].
+pub unsafe fn disable_candle_thread_pool() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: the caller guarantees that no other thread reads or writes the environment.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
     }
 }

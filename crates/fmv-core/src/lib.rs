@@ -49,7 +49,7 @@ mod topk;
 mod visualizer;
 
 pub use activations::{Activations, ActivationsConfig, ChannelMap, ImageActivations};
-pub use alloc::tune_glibc_malloc;
+pub use alloc::{disable_candle_thread_pool, tune_glibc_malloc};
 pub use class_sums::{ClassSums, TestClassSums, roc_auc, sum_f32};
 pub use cubic::resize_cubic_opencv;
 pub use dataset::{ClassFolder, ImageFolder};

@@ -184,7 +184,10 @@ fn weights_file(arch: &Arch, seed: u64) -> Result<PathBuf> {
 }
 
 pub fn run(opts: &Options) -> Result<()> {
-    fmv_core::tune_glibc_malloc(); // as `fmv` runs
+    // As `fmv` starts. SAFETY: xtask's main thread, before the benchmark starts any thread or
+    // candle op.
+    fmv_core::tune_glibc_malloc();
+    unsafe { fmv_core::disable_candle_thread_pool() };
     let wants = |part: &str| opts.only.is_empty() || opts.only.iter().any(|p| p == part);
     let device = fmv_models::parse_device(&opts.device)?;
     let threads = candle_core::utils::get_num_threads();
