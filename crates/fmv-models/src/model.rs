@@ -234,6 +234,7 @@ impl Model {
                 channels: n,
             });
         }
+        checkpoint.release_pages();
         Ok(Model {
             arch,
             net,
