@@ -113,7 +113,9 @@ impl Visualizer {
                     .iter()
                     .filter_map(|(_, r)| r.as_ref().ok().map(|(x, _)| x.as_slice()))
                     .collect();
-                let mut outputs = self.run_lanes(&lanes, &good, layer, spec)?.into_iter();
+                let mut outputs = self
+                    .run_lanes(lanes.as_ref(), &good, layer, spec)?
+                    .into_iter();
                 for (path, r) in batch {
                     let item = match r {
                         Ok((_, resized)) => {
@@ -143,14 +145,14 @@ impl Visualizer {
     /// by side; the outputs in input order.
     fn run_lanes(
         &self,
-        lanes: &Lanes,
+        lanes: Option<&Lanes>,
         inputs: &[&[f32]],
         layer: LayerId,
         spec: &StreamSpec,
     ) -> Result<Vec<ImageOutput>> {
-        if lanes.count() < 2 || inputs.len() < 2 {
+        let Some(lanes) = lanes.filter(|_| inputs.len() >= 2) else {
             return self.run_batch(inputs, layer, spec);
-        }
+        };
         let parts: Vec<&[&[f32]]> = inputs
             .chunks(inputs.len().div_ceil(lanes.count()))
             .collect();

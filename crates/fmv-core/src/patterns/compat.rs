@@ -74,8 +74,7 @@ pub(super) fn run_all(
     let filters = config.filters();
     let per_filter = config.sizes().len() * config.opt_steps;
     let total = filters.len() * per_filter;
-    let lanes = Lanes::new(viz.backbone().device(), filters.len())?;
-    if lanes.count() == 0 {
+    let Some(lanes) = Lanes::new(viz.backbone().device(), filters.len())? else {
         let mut out = Vec::with_capacity(filters.len());
         for (k, &f) in filters.iter().enumerate() {
             let mut on_step = |e: &Event| {
@@ -98,7 +97,7 @@ pub(super) fn run_all(
             }
         }
         return Ok(out);
-    }
+    };
     let halt = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<(usize, Event)>();
     let results = std::thread::scope(|scope| {
