@@ -398,3 +398,32 @@ fn timm_vgg_to_torchvision(key: &str, shape: Vec<usize>) -> (String, Vec<usize>)
         None => (key.to_string(), shape),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Handing a memory-mapped file's pages back changes nothing that is read afterwards: the
+    /// pages fault back in with the file's contents (the lazily read classifier relies on it).
+    #[test]
+    fn released_pages_read_back_the_same() {
+        let dir = std::env::temp_dir().join(format!("fmv-checkpoint-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.safetensors");
+        // Several pages of data, so that whole pages are released.
+        let values: Vec<f32> = (0..50_000).map(|i| (i as f32).sin()).collect();
+        let t = Tensor::from_vec(values.clone(), (50, 1000), &Device::Cpu).unwrap();
+        candle_core::safetensors::save(&HashMap::from([("fc.weight".to_string(), t)]), &path)
+            .unwrap();
+        let ck = Checkpoint::open(&path).unwrap();
+        let read = |ck: &Checkpoint| -> Vec<f32> {
+            let t = ck.load("fc.weight", &Device::Cpu, DType::F32).unwrap();
+            t.flatten_all().unwrap().to_vec1().unwrap()
+        };
+        assert_eq!(read(&ck), values);
+        ck.release_pages();
+        assert_eq!(read(&ck), values);
+        drop(ck);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
