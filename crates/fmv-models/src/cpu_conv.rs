@@ -451,7 +451,10 @@ fn input_grad<T: Float>(
 }
 
 /// The slice behind a contiguous CPU tensor.
-fn host_slice<'a, T: Float>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [T]> {
+pub(crate) fn host_slice<'a, T: Float>(
+    s: &'a CpuStorage,
+    l: &Layout,
+) -> candle_core::Result<&'a [T]> {
     match l.contiguous_offsets() {
         Some((start, end)) => Ok(&s.as_slice::<T>()?[start..end]),
         None => candle_core::bail!("fmv conv: expected a contiguous tensor"),
@@ -506,6 +509,7 @@ macro_rules! in_float_type {
         }
     };
 }
+pub(crate) use in_float_type;
 
 /// The convolution (bias and optional ReLU fused) as a candle op on the CPU. Applied with
 /// `apply_op1_no_bwd` for inference; applied with `apply_op1` on a tracked input its backward
@@ -564,6 +568,20 @@ impl ConvOp {
     }
 }
 
+impl ConvOp {
+    /// The input gradient of this convolution for an input of `input_hw`.
+    pub fn input_grad(&self, input_hw: (usize, usize)) -> ConvInputGrad {
+        ConvInputGrad {
+            geometry: self.geometry,
+            weight: self.weight.clone(),
+            tile: self.tile,
+            winograd: self.winograd.clone(),
+            input_hw,
+            relu: self.relu,
+        }
+    }
+}
+
 impl CustomOp1 for ConvOp {
     fn name(&self) -> &'static str {
         "fmv-conv2d"
@@ -576,16 +594,10 @@ impl CustomOp1 for ConvOp {
 
     fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let (_, _, h, w) = x.dims4()?;
-        let op = ConvInputGrad {
-            geometry: self.geometry,
-            weight: self.weight.clone(),
-            tile: self.tile,
-            winograd: self.winograd.clone(),
-            input_hw: (h, w),
-            relu: self.relu,
-        };
         // The second argument is the forward output, read only for the ReLU's mask.
-        let dx = dy.contiguous()?.apply_op2_no_bwd(&y.contiguous()?, &op)?;
+        let dx = dy
+            .contiguous()?
+            .apply_op2_no_bwd(&y.contiguous()?, &self.input_grad((h, w)))?;
         Ok(Some(dx))
     }
 }
@@ -735,7 +747,7 @@ impl CustomOp2 for AddRelu {
 }
 
 /// `dy` where `y > 0`, else 0, as a candle op on `(dy, y)`.
-struct ReluGrad;
+pub(crate) struct ReluGrad;
 
 impl CustomOp2 for ReluGrad {
     fn name(&self) -> &'static str {

@@ -31,7 +31,9 @@
 
 mod arch;
 mod checkpoint;
+mod cpu_block;
 mod cpu_conv;
+mod cpu_pool;
 pub mod demo;
 mod error;
 mod grad;

@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use crate::checkpoint::Checkpoint;
 use crate::cpu_conv::{self, AddRelu, ConvGeometry, ConvOp};
+use crate::cpu_pool::MaxPool;
 use crate::error::Result;
 use crate::grad::{InputGrad, max_pool2d_differentiable};
 use crate::winograd::{self, Tile};
@@ -181,8 +182,21 @@ impl Conv {
         self.forward(x)?.relu()
     }
 
+    /// The output's `(h, w)` for an input of `(h, w)`, or the error saying why the layer
+    /// cannot take it.
+    pub(crate) fn out_hw(&self, h: usize, w: usize) -> candle_core::Result<(usize, usize)> {
+        match self.geometry.out_hw(h, w) {
+            Some(hw) => Ok(hw),
+            None => candle_core::bail!(
+                "fmv conv: a {h}×{w} input is smaller than the {}×{} kernel",
+                self.geometry.kh,
+                self.geometry.kw
+            ),
+        }
+    }
+
     /// Whether fmv's CPU convolution runs this layer on `x`.
-    fn runs_own(&self, x: &Tensor) -> bool {
+    pub(crate) fn runs_own(&self, x: &Tensor) -> bool {
         self.algorithm != ConvAlgorithm::Candle && cpu_conv::serves(x)
     }
 
@@ -190,25 +204,35 @@ impl Conv {
     fn own(&self, x: &Tensor, relu: bool) -> candle_core::Result<Tensor> {
         let x = x.contiguous()?;
         let (_, _, h, w) = x.dims4()?;
+        let op = self.op((h, w), x.track_op(), relu)?;
+        if x.track_op() {
+            x.apply_op1(op)
+        } else {
+            x.apply_op1_no_bwd(&op)
+        }
+    }
+
+    /// fmv's CPU convolution as an op for an input of `(h, w)`, with its ReLU fused when
+    /// `relu`; a `tracked` input takes the kernels whose input gradient is exact enough.
+    pub(crate) fn op(
+        &self,
+        (h, w): (usize, usize),
+        tracked: bool,
+        relu: bool,
+    ) -> candle_core::Result<ConvOp> {
         let side = self.geometry.out_hw(h, w).map_or(0, |(ho, wo)| ho.min(wo));
-        let tracked = x.track_op();
         let tile = self
             .algorithm
             .tile(tracked, side)
             .filter(|_| self.geometry.takes_winograd());
-        let op = ConvOp {
+        Ok(ConvOp {
             geometry: self.geometry,
             weight: self.weight.clone(),
             bias: self.bias.clone(),
             tile: tile.unwrap_or(Tile::F2),
             winograd: tile.map(|t| self.winograd_kernels(t)).transpose()?,
             relu,
-        };
-        if tracked {
-            x.apply_op1(op)
-        } else {
-            x.apply_op1_no_bwd(&op)
-        }
+        })
     }
 
     /// The Winograd kernels of `tile`, made once.
@@ -318,8 +342,18 @@ impl Module for Linear {
 ///
 /// Padding repeats the edge (`pad_with_same`), which gives the same maxima as torch's −∞
 /// padding because torch requires `p ≤ k/2`: every window that covers a padded position also
-/// covers the edge value it repeats. A tracked input takes the differentiable version.
+/// covers the edge value it repeats. A tracked input takes the differentiable version. On the
+/// CPU, fmv's own pool ([`MaxPool`]) runs instead, forward and backward.
 pub(crate) fn max_pool2d(x: &Tensor, k: usize, s: usize, p: usize) -> candle_core::Result<Tensor> {
+    if cpu_conv::serves(x) {
+        let pool = MaxPool { k, s, p };
+        let x = x.contiguous()?;
+        return if x.track_op() {
+            x.apply_op1(pool)
+        } else {
+            x.apply_op1_no_bwd(&pool)
+        };
+    }
     if x.track_op() {
         return max_pool2d_differentiable(x, k, s, p);
     }

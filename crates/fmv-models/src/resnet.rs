@@ -5,6 +5,7 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use crate::arch::{BlockKind, ResNetConfig, conv_out};
 use crate::checkpoint::Checkpoint;
+use crate::cpu_block::Residual;
 use crate::error::Result;
 use crate::layer::{LayerInfo, LayerKind};
 use crate::ops::{Conv, ConvSpec, Linear, add_relu, max_pool2d};
@@ -26,27 +27,35 @@ enum Block {
 
 impl Block {
     fn tensors(&self) -> Vec<&Tensor> {
-        let (convs, downsample): (Vec<&Conv>, &Option<Conv>) = match self {
+        let (main, shortcut) = self.convs();
+        main.into_iter()
+            .chain(shortcut)
+            .flat_map(Conv::tensors)
+            .collect()
+    }
+
+    /// The convolutions of the main branch in order, and the shortcut's.
+    fn convs(&self) -> (Vec<&Conv>, Option<&Conv>) {
+        match self {
             Block::Basic {
                 conv1,
                 conv2,
                 downsample,
-            } => (vec![conv1, conv2], downsample),
+            } => (vec![conv1, conv2], downsample.as_ref()),
             Block::Bottleneck {
                 conv1,
                 conv2,
                 conv3,
                 downsample,
-            } => (vec![conv1, conv2, conv3], downsample),
-        };
-        convs
-            .into_iter()
-            .chain(downsample.as_ref())
-            .flat_map(Conv::tensors)
-            .collect()
+            } => (vec![conv1, conv2, conv3], downsample.as_ref()),
+        }
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (main, shortcut) = self.convs();
+        if x.track_op() && main.iter().chain(shortcut.as_ref()).all(|c| c.runs_own(x)) {
+            return self.forward_as_one_op(x, &main, shortcut);
+        }
         let (out, downsample) = match self {
             Block::Basic {
                 conv1,
@@ -72,6 +81,29 @@ impl Block {
             None => x.clone(),
         };
         add_relu(&out, &identity)
+    }
+
+    /// The block as one op whose backward pass gives the input's gradient ([`Residual`]): on
+    /// the CPU, for a tracked input.
+    fn forward_as_one_op(
+        &self,
+        x: &Tensor,
+        main: &[&Conv],
+        shortcut: Option<&Conv>,
+    ) -> candle_core::Result<Tensor> {
+        let x = x.contiguous()?;
+        let (_, _, mut h, mut w) = x.dims4()?;
+        let (_, _, in_h, in_w) = x.dims4()?;
+        let last = main.len() - 1;
+        let mut ops = Vec::with_capacity(main.len());
+        for (k, conv) in main.iter().enumerate() {
+            ops.push(conv.op((h, w), true, k < last)?);
+            (h, w) = conv.out_hw(h, w)?;
+        }
+        let shortcut = shortcut
+            .map(|c| c.op((in_h, in_w), true, false))
+            .transpose()?;
+        x.apply_op1(Residual::new(ops, shortcut))
     }
 }
 

@@ -1,0 +1,332 @@
+//! Max pooling on the CPU as one op, torch's `MaxPool2d(k, s, p)` (floor mode) with its
+//! backward pass: each output's gradient goes to the first maximum of its window, scanned row
+//! by row, as torch's CPU kernel does.
+//!
+//! Why: the differentiable pool that runs on every device
+//! ([`max_pool2d_differentiable`](crate::grad::max_pool2d_differentiable)) is some twenty
+//! candle ops, each of whose backward passes is several more full passes over the stem's maps
+//! (the largest of ResNet's), one thread each. At 448 px they took about a tenth of a patterns
+//! step, and at 986 px their intermediates about 170 MB (`docs/PERFORMANCE.md`, attempt 19).
+//! Here the forward pass is one parallel sweep and the backward pass finds each window's
+//! maximum again (so nothing is kept besides the input) and adds the gradient there.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::cpu_conv::{Float, host_slice, in_float_type};
+
+/// `MaxPool2d(k, s, p)`; see the module's documentation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MaxPool {
+    pub k: usize,
+    pub s: usize,
+    pub p: usize,
+}
+
+/// A planes' geometry: `(n·c, h, w)` in, `(ho, wo)` out.
+#[derive(Clone, Copy)]
+struct Planes {
+    count: usize,
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+}
+
+impl MaxPool {
+    /// The geometry for an `(N, C, H, W)` input, or the error saying why the pool cannot take
+    /// it.
+    fn planes(&self, shape: &Shape) -> candle_core::Result<Planes> {
+        let (n, c, h, w) = shape.dims4()?;
+        let &MaxPool { k, s, p } = self;
+        if k == 0 || s == 0 || 2 * p > k {
+            candle_core::bail!("fmv max-pool: kernel {k}, stride {s}, padding {p} (needs p ≤ k/2)")
+        }
+        if h + 2 * p < k || w + 2 * p < k {
+            candle_core::bail!("fmv max-pool: a {h}×{w} input is smaller than the {k}×{k} window")
+        }
+        Ok(Planes {
+            count: n * c,
+            h,
+            w,
+            ho: (h + 2 * p - k) / s + 1,
+            wo: (w + 2 * p - k) / s + 1,
+        })
+    }
+
+    /// The input rows (or columns) that output row `o` reads, of `len` in all.
+    fn window(&self, o: usize, len: usize) -> std::ops::Range<usize> {
+        let start = (o * self.s).saturating_sub(self.p);
+        let end = (o * self.s + self.k - self.p).min(len);
+        start..end
+    }
+
+    /// Calls `f(o, i)` with each output `o` of one plane and the index `i` of its window's
+    /// first maximum in `x` (torch's rule: a value wins if it is greater than the maximum so
+    /// far, or NaN).
+    fn argmax<T: Float>(&self, x: &[T], pl: Planes, mut f: impl FnMut(usize, usize)) {
+        for oy in 0..pl.ho {
+            let rows = self.window(oy, pl.h);
+            for ox in 0..pl.wo {
+                let cols = self.window(ox, pl.w);
+                let mut best = rows.start * pl.w + cols.start;
+                let mut max = x[best];
+                for y in rows.clone() {
+                    let start = y * pl.w + cols.start;
+                    for (i, &v) in x[start..y * pl.w + cols.end].iter().enumerate() {
+                        #[allow(clippy::eq_op)] // NaN is the one value unequal to itself.
+                        if v > max || v != v {
+                            max = v;
+                            best = start + i;
+                        }
+                    }
+                }
+                f(oy * pl.wo + ox, best);
+            }
+        }
+    }
+
+    fn forward<T: Float>(&self, x: &[T], pl: Planes) -> Vec<T> {
+        let mut y = vec![T::zero(); pl.count * pl.ho * pl.wo];
+        y.par_chunks_mut(pl.ho * pl.wo)
+            .enumerate()
+            .for_each(|(c, y)| {
+                let plane = &x[c * pl.h * pl.w..][..pl.h * pl.w];
+                self.argmax(plane, pl, |o, i| y[o] = plane[i]);
+            });
+        y
+    }
+
+    /// `dx` for `dy`: each output's gradient added at its window's first maximum. Within a
+    /// row of windows the gradients meeting in one input column are summed first, then added
+    /// to `dx`: the grouping of the separable pool that runs on other devices, so that the
+    /// two round alike (the compat patterns' parity with the original is that sensitive).
+    fn backward<T: Float>(&self, x: &[T], dy: &[T], pl: Planes) -> Vec<T> {
+        let mut dx = vec![T::zero(); pl.count * pl.h * pl.w];
+        dx.par_chunks_mut(pl.h * pl.w)
+            .enumerate()
+            .for_each(|(c, dx)| {
+                let plane = &x[c * pl.h * pl.w..][..pl.h * pl.w];
+                let dy = &dy[c * pl.ho * pl.wo..][..pl.ho * pl.wo];
+                // Per input column: the gradient of this row of windows, and the row of the
+                // maximum it goes to.
+                let mut column = vec![(T::zero(), usize::MAX); pl.w];
+                let flush = |column: &mut [(T, usize)], dx: &mut [T]| {
+                    for (xc, (g, row)) in column.iter_mut().enumerate() {
+                        if *row != usize::MAX {
+                            dx[*row * pl.w + xc] += *g;
+                            *g = T::zero();
+                            *row = usize::MAX;
+                        }
+                    }
+                };
+                let mut row_of_windows = 0;
+                self.argmax(plane, pl, |o, i| {
+                    if o / pl.wo != row_of_windows {
+                        flush(&mut column, dx);
+                        row_of_windows = o / pl.wo;
+                    }
+                    let (g, row) = &mut column[i % pl.w];
+                    *g += dy[o];
+                    *row = i / pl.w;
+                });
+                flush(&mut column, dx);
+            });
+        dx
+    }
+}
+
+impl CustomOp1 for MaxPool {
+    fn name(&self) -> &'static str {
+        "fmv-max-pool2d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let pl = self.planes(l.shape())?;
+        let (n, c, _, _) = l.shape().dims4()?;
+        let y = in_float_type!(s, "max-pool", T => self.forward(host_slice::<T>(s, l)?, pl));
+        Ok((y, Shape::from((n, c, pl.ho, pl.wo))))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let dx = dy
+            .contiguous()?
+            .apply_op2_no_bwd(&x.contiguous()?, &MaxPoolGrad(*self))?;
+        Ok(Some(dx))
+    }
+}
+
+/// The gradient of [`MaxPool`], a [`CustomOp2`] on `(dy, x)`.
+struct MaxPoolGrad(MaxPool);
+
+impl CustomOp2 for MaxPoolGrad {
+    fn name(&self) -> &'static str {
+        "fmv-max-pool2d-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dys: &CpuStorage,
+        dyl: &Layout,
+        xs: &CpuStorage,
+        xl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let pl = self.0.planes(xl.shape())?;
+        let (n, c, _, _) = xl.shape().dims4()?;
+        if dyl.shape().dims() != [n, c, pl.ho, pl.wo] {
+            candle_core::bail!(
+                "fmv max-pool: a {:?} gradient does not match a {:?} input",
+                dyl.shape(),
+                xl.shape()
+            )
+        }
+        let dx = in_float_type!(dys, "max-pool gradient", T => {
+            self.0.backward(host_slice::<T>(xs, xl)?, host_slice::<T>(dys, dyl)?, pl)
+        });
+        Ok((dx, xl.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against candle's `max_pool2d_with_stride` on an explicitly −∞-padded input (the
+    //! forward pass), and against the gradient that puts each output's gradient on the one
+    //! position of its window holding the maximum, found by comparing values (the backward).
+
+    use candle_core::{DType, Device, Tensor, Var};
+
+    use super::MaxPool;
+    use crate::test_data::{max_abs_diff, random};
+
+    /// (k, s, p, h, w)
+    const CASES: [(usize, usize, usize, usize, usize); 6] = [
+        (3, 2, 1, 9, 8),
+        (3, 2, 1, 10, 11),
+        (2, 2, 0, 8, 6),
+        (2, 2, 0, 7, 9),
+        (3, 1, 1, 5, 6),
+        (3, 3, 0, 3, 7),
+    ];
+
+    fn padded(x: &Tensor, p: usize) -> Tensor {
+        if p == 0 {
+            return x.clone();
+        }
+        let (n, c, h, w) = x.dims4().unwrap();
+        let mut big = Tensor::full(f64::NEG_INFINITY, (n, c, h + 2 * p, w + 2 * p), x.device())
+            .unwrap()
+            .to_dtype(x.dtype())
+            .unwrap();
+        big = big
+            .slice_assign(&[0..n, 0..c, p..p + h, p..p + w], x)
+            .unwrap();
+        big
+    }
+
+    #[test]
+    fn forward_matches_candle_and_the_gradient_finds_each_maximum() {
+        for (i, &(k, s, p, h, w)) in CASES.iter().enumerate() {
+            let x = random(&[2, 3, h, w], 7 * i as u64);
+            let pool = MaxPool { k, s, p };
+            let ours = x.apply_op1_no_bwd(&pool).unwrap();
+            let theirs = padded(&x, p).max_pool2d_with_stride(k, s).unwrap();
+            assert_eq!(ours.dims(), theirs.dims(), "case {i}");
+            assert_eq!(max_abs_diff(&ours, &theirs), 0.0, "case {i}");
+
+            let var = Var::from_tensor(&x).unwrap();
+            let y = var.as_tensor().apply_op1(pool).unwrap();
+            let dy = random(y.dims(), 7 * i as u64 + 1);
+            let dx = (&y * &dy).unwrap().sum_all().unwrap().backward().unwrap();
+            let dx = dx.get(var.as_tensor()).unwrap();
+            // Expected: for each output, its gradient added where the input equals the output
+            // inside the window (random inputs have no ties).
+            let (xv, yv, dyv) = (
+                x.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+                y.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+                dy.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+            );
+            let (ho, wo) = (y.dim(2).unwrap(), y.dim(3).unwrap());
+            let mut expected = vec![0.0; xv.len()];
+            for plane in 0..6 {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let o = plane * ho * wo + oy * wo + ox;
+                        let mut hits = 0;
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let (iy, ix) = (oy * s + ky, ox * s + kx);
+                                if iy < p || ix < p || iy - p >= h || ix - p >= w {
+                                    continue;
+                                }
+                                let at = plane * h * w + (iy - p) * w + (ix - p);
+                                if xv[at] == yv[o] {
+                                    expected[at] += dyv[o];
+                                    hits += 1;
+                                }
+                            }
+                        }
+                        assert_eq!(hits, 1, "case {i}: output {o} has one maximum");
+                    }
+                }
+            }
+            let expected = Tensor::from_vec(expected, x.dims(), &Device::Cpu).unwrap();
+            // Sums of up to nine terms, added in another order.
+            assert!(max_abs_diff(dx, &expected) < 1e-15, "case {i}");
+        }
+    }
+
+    /// On the networks' pools (ResNet's 3/2/1, VGG's 2/2/0) the gradient equals, bit for bit,
+    /// that of the separable pool built from candle's ops, which other devices run: the
+    /// compat patterns' parity with the original depends on rounding this closely.
+    #[test]
+    fn the_networks_pools_round_like_the_separable_pool() {
+        for (i, (k, s, p, h, w)) in [(3, 2, 1, 17, 17), (3, 2, 1, 12, 9), (2, 2, 0, 8, 10)]
+            .into_iter()
+            .enumerate()
+        {
+            // After a ReLU, as in both networks: many zeros, whose gradient the ReLU removes.
+            let x = random(&[2, 4, h, w], 11 * i as u64).relu().unwrap();
+            let var = Var::from_tensor(&x).unwrap();
+            let ours = var.as_tensor().apply_op1(MaxPool { k, s, p }).unwrap();
+            let theirs = crate::grad::max_pool2d_differentiable(var.as_tensor(), k, s, p).unwrap();
+            assert_eq!(max_abs_diff(&ours, &theirs), 0.0, "case {i}");
+            let dy = random(ours.dims(), 11 * i as u64 + 1);
+            let dx = |y: &Tensor| {
+                let grads = (y * &dy).unwrap().sum_all().unwrap().backward().unwrap();
+                let mask = x.gt(0.0).unwrap().to_dtype(x.dtype()).unwrap();
+                (grads.get(var.as_tensor()).unwrap() * mask).unwrap()
+            };
+            assert_eq!(max_abs_diff(&dx(&ours), &dx(&theirs)), 0.0, "case {i}");
+        }
+    }
+
+    #[test]
+    fn ties_send_the_gradient_to_the_first_maximum_like_torch() {
+        // One 2×2 window of equal values: torch's CPU kernel gives its gradient to the
+        // top-left one.
+        let var = Var::from_tensor(&Tensor::ones((1, 1, 2, 2), DType::F64, &Device::Cpu).unwrap())
+            .unwrap();
+        let y = var
+            .as_tensor()
+            .apply_op1(MaxPool { k: 2, s: 2, p: 0 })
+            .unwrap();
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        let dx = grads.get(var.as_tensor()).unwrap();
+        let dx = dx.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        assert_eq!(dx, [1.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn bad_geometry_is_an_error() {
+        let x = random(&[1, 1, 4, 4], 1);
+        let err = x
+            .apply_op1_no_bwd(&MaxPool { k: 3, s: 2, p: 2 })
+            .unwrap_err();
+        assert!(err.to_string().contains("p ≤ k/2"), "{err}");
+        let err = x
+            .apply_op1_no_bwd(&MaxPool { k: 7, s: 1, p: 0 })
+            .unwrap_err();
+        assert!(err.to_string().contains("smaller than"), "{err}");
+    }
+}
