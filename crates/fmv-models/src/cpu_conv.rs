@@ -65,6 +65,18 @@ pub(crate) fn relu_of<T: Float>(v: T) -> T {
     if v > T::zero() { v } else { T::zero() }
 }
 
+/// `len` zeros, written by every thread when there are many: a buffer this large comes from
+/// glibc's reused heap (`fmv_core::tune_glibc_malloc`), which zeroes it with one
+/// thread's `memset`, a few per cent of a patterns step at 448 px.
+pub(crate) fn zeroed<T: Float>(len: usize) -> Vec<T> {
+    if len < 1 << 16 {
+        return vec![T::zero(); len];
+    }
+    let mut v = Vec::with_capacity(len);
+    v.par_extend(rayon::iter::repeat_n(T::zero(), len));
+    v
+}
+
 /// The element types the CPU convolution runs in (those `gemm` multiplies).
 pub(crate) trait Float: WithDType + Copy + Send + Sync + PartialOrd + 'static {}
 impl Float for f32 {}
@@ -287,12 +299,12 @@ fn forward<T: Float>(
         return forward_stacked(x, (n, h, w), weight, bias, g, relu);
     }
     let (cin_g, cout_g) = (g.c_in / g.groups, g.c_out / g.groups);
-    let mut y = vec![T::zero(); n * g.c_out * p_out];
+    let mut y = zeroed(n * g.c_out * p_out);
     let rows_per_chunk = chunk_rows(col_bytes, k, wo, ho, std::mem::size_of::<T>());
     let mut col = if g.is_pointwise() {
         Vec::new()
     } else {
-        vec![T::zero(); k * rows_per_chunk * wo]
+        zeroed(k * rows_per_chunk * wo)
     };
     for (b, y_b) in y.chunks_mut(g.c_out * p_out).enumerate() {
         if let Some(bias) = bias {
@@ -359,12 +371,12 @@ fn forward_stacked<T: Float>(
     let (ho, wo) = g.out_hw(h, w).expect("checked by the caller");
     let (p_out, k) = (ho * wo, g.k());
     let wide = n * p_out;
-    let mut col = vec![T::zero(); k * wide];
+    let mut col = zeroed(k * wide);
     for b in 0..n {
         let x_b = &x[b * g.c_in * h * w..][..g.c_in * h * w];
         im2col(x_b, (h, w), g, &mut col, (wide, b * p_out), 0..ho);
     }
-    let mut stacked = vec![T::zero(); g.c_out * wide];
+    let mut stacked = zeroed(g.c_out * wide);
     if let Some(bias) = bias {
         stacked
             .par_chunks_mut(wide)
@@ -381,7 +393,7 @@ fn forward_stacked<T: Float>(
         &col,
         (wide, 1),
     );
-    let mut y = vec![T::zero(); n * g.c_out * p_out];
+    let mut y = zeroed(n * g.c_out * p_out);
     y.par_chunks_mut(p_out).enumerate().for_each(|(i, plane)| {
         let (b, co) = (i / g.c_out, i % g.c_out);
         let src = &stacked[co * wide + b * p_out..][..p_out];
@@ -403,12 +415,12 @@ fn input_grad<T: Float>(
     let (ho, wo) = g.out_hw(h, w).expect("checked by the caller");
     let (p_out, k) = (ho * wo, g.k());
     let (cin_g, cout_g) = (g.c_in / g.groups, g.c_out / g.groups);
-    let mut dx = vec![T::zero(); n * g.c_in * h * w];
+    let mut dx = zeroed(n * g.c_in * h * w);
     let rows_per_chunk = chunk_rows(col_bytes, k, wo, ho, std::mem::size_of::<T>());
     let mut col = if g.is_pointwise() {
         Vec::new()
     } else {
-        vec![T::zero(); k * rows_per_chunk * wo]
+        zeroed(k * rows_per_chunk * wo)
     };
     for (b, dx_b) in dx.chunks_mut(g.c_in * h * w).enumerate() {
         for grp in 0..g.groups {
@@ -678,14 +690,11 @@ impl CustomOp2 for ConvInputGrad {
 
 /// `dy` where `y > 0`, else 0: the gradient through a ReLU whose output is `y`.
 fn relu_mask<T: Float>(dy: &[T], y: &[T]) -> Vec<T> {
-    let mut out = vec![T::zero(); dy.len()];
-    out.par_chunks_mut(1 << 14)
-        .zip(dy.par_chunks(1 << 14).zip(y.par_chunks(1 << 14)))
-        .for_each(|(o, (d, y))| {
-            for ((o, &d), &y) in o.iter_mut().zip(d).zip(y) {
-                *o = if y > T::zero() { d } else { T::zero() };
-            }
-        });
+    let mut out = Vec::with_capacity(dy.len());
+    dy.par_iter()
+        .zip(y)
+        .map(|(&d, &y)| if y > T::zero() { d } else { T::zero() })
+        .collect_into_vec(&mut out);
     out
 }
 
@@ -706,14 +715,11 @@ impl AddRelu {
                 l2.shape()
             );
         }
-        let mut out = vec![T::zero(); a.len()];
-        out.par_chunks_mut(1 << 14)
-            .zip(a.par_chunks(1 << 14).zip(b.par_chunks(1 << 14)))
-            .for_each(|(o, (a, b))| {
-                for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                    *o = relu_of(a + b);
-                }
-            });
+        let mut out = Vec::with_capacity(a.len());
+        a.par_iter()
+            .zip(b)
+            .map(|(&a, &b)| relu_of(a + b))
+            .collect_into_vec(&mut out);
         Ok(out)
     }
 }

@@ -14,7 +14,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_conv::{Float, host_slice, in_float_type};
+use crate::cpu_conv::{Float, host_slice, in_float_type, zeroed};
 
 /// `MaxPool2d(k, s, p)`; see the module's documentation.
 #[derive(Debug, Clone, Copy)]
@@ -88,7 +88,7 @@ impl MaxPool {
     }
 
     fn forward<T: Float>(&self, x: &[T], pl: Planes) -> Vec<T> {
-        let mut y = vec![T::zero(); pl.count * pl.ho * pl.wo];
+        let mut y = zeroed(pl.count * pl.ho * pl.wo);
         y.par_chunks_mut(pl.ho * pl.wo)
             .enumerate()
             .for_each(|(c, y)| {
@@ -103,7 +103,7 @@ impl MaxPool {
     /// to `dx`: the grouping of the separable pool that runs on other devices, so that the
     /// two round alike (the compat patterns' parity with the original is that sensitive).
     fn backward<T: Float>(&self, x: &[T], dy: &[T], pl: Planes) -> Vec<T> {
-        let mut dx = vec![T::zero(); pl.count * pl.h * pl.w];
+        let mut dx = zeroed(pl.count * pl.h * pl.w);
         dx.par_chunks_mut(pl.h * pl.w)
             .enumerate()
             .for_each(|(c, dx)| {

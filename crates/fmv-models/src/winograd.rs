@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use crate::cpu_conv::{Float, matmul_into, relu_of};
+use crate::cpu_conv::{Float, matmul_into, relu_of, zeroed};
 
 /// The output tile of a Winograd transform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,9 +333,9 @@ fn conv3x3_in_chunks<T: Float, S: Scheme>(
     // Tile rows of the whole batch, `b·th + ty`, taken `chunk` at a time (at least one).
     let per_row = xi * (c_in + c_out) * tw * std::mem::size_of::<T>();
     let chunk = (scratch_bytes / per_row).clamp(1, n * th);
-    let mut v = vec![T::zero(); c_in * xi * chunk * tw];
-    let mut mm = vec![T::zero(); c_out * xi * chunk * tw];
-    let mut y = vec![T::zero(); n * c_out * ho * wo];
+    let mut v = zeroed(c_in * xi * chunk * tw);
+    let mut mm = zeroed(c_out * xi * chunk * tw);
+    let mut y = zeroed(n * c_out * ho * wo);
     // Each output channel's planes, one per image, for the thread that owns the channel.
     let mut by_channel: Vec<Vec<&mut [T]>> = (0..c_out).map(|_| Vec::new()).collect();
     for (i, plane) in y.chunks_mut(ho * wo).enumerate() {
