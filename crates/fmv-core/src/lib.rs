@@ -42,6 +42,7 @@ mod maps;
 mod patterns;
 mod preprocess;
 mod rank;
+mod relay;
 mod resize;
 mod rng;
 mod stream;

@@ -11,10 +11,13 @@ mod adam;
 mod compat;
 mod robust;
 
+use std::sync::atomic::Ordering;
+
 use fmv_models::{LayerId, LayerRef};
 
 use crate::decode::RgbImage;
 use crate::error::{Error, Result};
+use crate::relay::relay;
 use crate::visualizer::{Event, Visualizer};
 
 /// Which algorithm [`Visualizer::maximize`] runs.
@@ -318,17 +321,32 @@ impl Visualizer {
         for &f in &config.filters {
             self.check_channel(layer, f)?;
         }
-        match config.mode {
+        let run = match config.mode {
             Mode::Compat => {
                 self.check_input_size(layer, config.sizes()[0], "--init-size")?;
-                compat::run_all(self, layer, config, on_event, should_stop)
+                compat::run_all
             }
             Mode::Robust => {
                 let (w, h) = self.preprocess().size();
                 self.check_input_size(layer, w.min(h), "--size")?;
-                robust::run(self, layer, config, on_event, should_stop)
+                robust::run
             }
+        };
+        if !self.backbone().device().is_cpu() {
+            return run(self, layer, config, on_event, should_stop);
         }
+        // On the CPU, on a thread of rayon's pool, so that each op's parallel parts are taken
+        // by work-stealing rather than handed over from this thread (`relay`).
+        relay(
+            |call, halt| {
+                rayon::scope(|_| {
+                    let stopped = || halt.load(Ordering::SeqCst);
+                    run(self, layer, config, &mut |e| call(e.clone()), &stopped)
+                })
+            },
+            |e| on_event(&e),
+            should_stop,
+        )
     }
 
     /// Fails, naming `arg`, if a `side`×`side` input cannot reach `layer`.
