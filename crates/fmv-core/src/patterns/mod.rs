@@ -332,11 +332,12 @@ impl Visualizer {
                 robust::run
             }
         };
-        if !self.backbone().device().is_cpu() {
+        // On the CPU, on a thread of rayon's pool, so that each op's parallel parts are taken
+        // by work-stealing rather than handed over from this thread (`relay`); directly where
+        // this thread is one of a pool's already (waiting here for the pool could deadlock it).
+        if !self.backbone().device().is_cpu() || rayon::current_thread_index().is_some() {
             return run(self, layer, config, on_event, should_stop);
         }
-        // On the CPU, on a thread of rayon's pool, so that each op's parallel parts are taken
-        // by work-stealing rather than handed over from this thread (`relay`).
         relay(
             |call, halt| {
                 rayon::scope(|_| {
