@@ -7,7 +7,7 @@
 //! on one thread. A bottleneck block as separate ops is six such nodes (a block's input is read
 //! twice, by the first convolution and by the shortcut); as this op it is one. The op also
 //! keeps fewer maps for the backward pass: the main branch's hidden outputs, for their ReLU
-//! masks, not its last output or the shortcut's (`docs/PERFORMANCE.md`, attempt 20).
+//! masks, not its last output or the shortcut's (`docs/PERFORMANCE.md`, attempt 19).
 
 use std::sync::Mutex;
 
@@ -21,15 +21,17 @@ use crate::cpu_conv::{AddRelu, ConvOp, Float, ReluGrad, host_slice, in_float_typ
 /// `relu(main(x) + shortcut(x))`; see the module's documentation.
 pub(crate) struct Residual {
     /// The main branch in order; every convolution but the last has its ReLU fused.
-    pub main: Vec<ConvOp>,
+    main: Vec<ConvOp>,
     /// The shortcut's convolution, `None` for the identity.
-    pub shortcut: Option<ConvOp>,
+    shortcut: Option<ConvOp>,
     /// The main branch's outputs but the last, from the forward pass, for the backward pass's
     /// ReLU masks.
     hidden: Mutex<Vec<Tensor>>,
 }
 
 impl Residual {
+    /// The block of `main` (every convolution but the last with its ReLU fused) and
+    /// `shortcut` (`None` for the identity).
     pub fn new(main: Vec<ConvOp>, shortcut: Option<ConvOp>) -> Self {
         Residual {
             main,
@@ -77,12 +79,16 @@ impl CustomOp1 for Residual {
             }),
             None => AddRelu.cpu_fwd(ys, yl, s, l),
         })?;
-        *self.hidden.lock().expect("not poisoned") = hidden;
+        *self.hidden.lock().unwrap_or_else(|e| e.into_inner()) = hidden;
         Ok(out)
     }
 
     fn bwd(&self, x: &Tensor, out: &Tensor, dout: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let hidden = self.hidden.lock().expect("not poisoned").clone();
+        let hidden = self
+            .hidden
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if hidden.len() + 1 != self.main.len() {
             candle_core::bail!("fmv residual block: the backward pass ran before the forward")
         }

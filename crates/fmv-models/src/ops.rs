@@ -340,10 +340,10 @@ impl Module for Linear {
 
 /// Max pooling as torch's `MaxPool2d(k, s, p)` (floor mode).
 ///
-/// Padding repeats the edge (`pad_with_same`), which gives the same maxima as torch's −∞
+/// On the CPU, fmv's own pool ([`MaxPool`]), forward and backward. Elsewhere candle's, after
+/// padding that repeats the edge (`pad_with_same`), which gives the same maxima as torch's −∞
 /// padding because torch requires `p ≤ k/2`: every window that covers a padded position also
-/// covers the edge value it repeats. A tracked input takes the differentiable version. On the
-/// CPU, fmv's own pool ([`MaxPool`]) runs instead, forward and backward.
+/// covers the edge value it repeats; a tracked input takes the differentiable version there.
 pub(crate) fn max_pool2d(x: &Tensor, k: usize, s: usize, p: usize) -> candle_core::Result<Tensor> {
     if cpu_conv::serves(x) {
         let pool = MaxPool { k, s, p };

@@ -92,8 +92,8 @@ impl Block {
         shortcut: Option<&Conv>,
     ) -> candle_core::Result<Tensor> {
         let x = x.contiguous()?;
-        let (_, _, mut h, mut w) = x.dims4()?;
         let (_, _, in_h, in_w) = x.dims4()?;
+        let (mut h, mut w) = (in_h, in_w);
         let last = main.len() - 1;
         let mut ops = Vec::with_capacity(main.len());
         for (k, conv) in main.iter().enumerate() {
