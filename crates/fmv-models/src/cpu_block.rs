@@ -11,12 +11,10 @@
 
 use std::sync::Mutex;
 
-use candle_core::backend::BackendStorage;
 use candle_core::op::BackpropOp;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Storage, Tensor};
-use rayon::prelude::*;
 
-use crate::cpu_conv::{AddRelu, ConvOp, Float, ReluGrad, host_slice, in_float_type};
+use crate::cpu_conv::{AddRelu, ConvOp, Elementwise, Float, ReluGrad, elementwise};
 
 /// `relu(main(x) + shortcut(x))`; see the module's documentation.
 pub(crate) struct Residual {
@@ -114,6 +112,13 @@ impl CustomOp1 for Residual {
 /// `a + b` for two contiguous CPU tensors of one shape, in parallel.
 struct Sum;
 
+impl Elementwise for Sum {
+    const NAME: &'static str = "sum";
+    fn apply<T: Float>(a: T, b: T) -> T {
+        a + b
+    }
+}
+
 impl CustomOp2 for Sum {
     fn name(&self) -> &'static str {
         "fmv-sum"
@@ -126,23 +131,6 @@ impl CustomOp2 for Sum {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        if l1.shape() != l2.shape() {
-            candle_core::bail!(
-                "fmv sum: shapes {:?} and {:?} differ",
-                l1.shape(),
-                l2.shape()
-            )
-        }
-        fn sum<T: Float>(a: &[T], b: &[T]) -> Vec<T> {
-            let mut out = Vec::with_capacity(a.len());
-            a.par_iter()
-                .zip(b)
-                .map(|(&a, &b)| a + b)
-                .collect_into_vec(&mut out);
-            out
-        }
-        let out =
-            in_float_type!(s1, "sum", T => sum(host_slice::<T>(s1, l1)?, host_slice::<T>(s2, l2)?));
-        Ok((out, l1.shape().clone()))
+        elementwise::<Self>((s1, l1), (s2, l2))
     }
 }

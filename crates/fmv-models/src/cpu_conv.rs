@@ -650,7 +650,7 @@ impl ConvInputGrad {
             if y.len() != dy.len() {
                 candle_core::bail!("fmv conv: the ReLU mask does not match the gradient");
             }
-            masked = relu_mask(dy, y);
+            masked = zip_map::<ReluGrad, T>(dy, y);
             &masked[..]
         } else {
             dy
@@ -688,39 +688,57 @@ impl CustomOp2 for ConvInputGrad {
     }
 }
 
-/// `dy` where `y > 0`, else 0: the gradient through a ReLU whose output is `y`.
-fn relu_mask<T: Float>(dy: &[T], y: &[T]) -> Vec<T> {
-    let mut out = Vec::with_capacity(dy.len());
-    dy.par_iter()
-        .zip(y)
-        .map(|(&d, &y)| if y > T::zero() { d } else { T::zero() })
+/// An element-wise op on two contiguous CPU tensors of one shape, run by [`elementwise`].
+pub(crate) trait Elementwise {
+    /// The op's name in errors.
+    const NAME: &'static str;
+    /// The output element for the inputs' elements `a` and `b`.
+    fn apply<T: Float>(a: T, b: T) -> T;
+}
+
+/// `E::apply` element by element over two slices of one length, in parallel.
+fn zip_map<E: Elementwise, T: Float>(a: &[T], b: &[T]) -> Vec<T> {
+    let mut out = Vec::with_capacity(a.len());
+    a.par_iter()
+        .zip(b)
+        .map(|(&a, &b)| E::apply(a, b))
         .collect_into_vec(&mut out);
     out
+}
+
+/// [`Elementwise`] op `E` as a candle op's CPU forward pass: the shapes must agree.
+pub(crate) fn elementwise<E: Elementwise>(
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    if l1.shape() != l2.shape() {
+        candle_core::bail!(
+            "fmv {}: shapes {:?} and {:?} differ",
+            E::NAME,
+            l1.shape(),
+            l2.shape()
+        );
+    }
+    let out = match s1 {
+        CpuStorage::F32(_) => {
+            CpuStorage::F32(zip_map::<E, f32>(host_slice(s1, l1)?, host_slice(s2, l2)?))
+        }
+        CpuStorage::F64(_) => {
+            CpuStorage::F64(zip_map::<E, f64>(host_slice(s1, l1)?, host_slice(s2, l2)?))
+        }
+        other => candle_core::bail!("fmv {}: unsupported dtype {:?}", E::NAME, other.dtype()),
+    };
+    Ok((out, l1.shape().clone()))
 }
 
 /// `relu(a + b)` for two contiguous CPU tensors of one shape (a residual block's end), with a
 /// backward pass that sends the masked gradient to both.
 pub(crate) struct AddRelu;
 
-impl AddRelu {
-    fn run<T: Float>(
-        (s1, l1): (&CpuStorage, &Layout),
-        (s2, l2): (&CpuStorage, &Layout),
-    ) -> candle_core::Result<Vec<T>> {
-        let (a, b) = (host_slice::<T>(s1, l1)?, host_slice::<T>(s2, l2)?);
-        if l1.shape() != l2.shape() {
-            candle_core::bail!(
-                "fmv add-relu: shapes {:?} and {:?} differ",
-                l1.shape(),
-                l2.shape()
-            );
-        }
-        let mut out = Vec::with_capacity(a.len());
-        a.par_iter()
-            .zip(b)
-            .map(|(&a, &b)| relu_of(a + b))
-            .collect_into_vec(&mut out);
-        Ok(out)
+impl Elementwise for AddRelu {
+    const NAME: &'static str = "add-relu";
+    fn apply<T: Float>(a: T, b: T) -> T {
+        relu_of(a + b)
     }
 }
 
@@ -736,8 +754,7 @@ impl CustomOp2 for AddRelu {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let out = in_float_type!(s1, "add-relu", T => Self::run::<T>((s1, l1), (s2, l2))?);
-        Ok((out, l1.shape().clone()))
+        elementwise::<Self>((s1, l1), (s2, l2))
     }
 
     fn bwd(
@@ -752,8 +769,16 @@ impl CustomOp2 for AddRelu {
     }
 }
 
-/// `dy` where `y > 0`, else 0, as a candle op on `(dy, y)`.
+/// `dy` where `y > 0`, else 0 (the gradient through a ReLU whose output is `y`), as a candle
+/// op on `(dy, y)`.
 pub(crate) struct ReluGrad;
+
+impl Elementwise for ReluGrad {
+    const NAME: &'static str = "relu-grad";
+    fn apply<T: Float>(dy: T, y: T) -> T {
+        if y > T::zero() { dy } else { T::zero() }
+    }
+}
 
 impl CustomOp2 for ReluGrad {
     fn name(&self) -> &'static str {
@@ -767,18 +792,7 @@ impl CustomOp2 for ReluGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let shape = l1.shape().clone();
-        if l1.shape() != l2.shape() {
-            candle_core::bail!(
-                "fmv relu-grad: shapes {:?} and {:?} differ",
-                l1.shape(),
-                l2.shape()
-            );
-        }
-        let mask = in_float_type!(s1, "relu-grad", T => {
-            relu_mask(host_slice::<T>(s1, l1)?, host_slice::<T>(s2, l2)?)
-        });
-        Ok((mask, shape))
+        elementwise::<Self>((s1, l1), (s2, l2))
     }
 }
 
