@@ -164,6 +164,33 @@ impl Conv {
 }
 
 impl Conv {
+    /// A convolution of the given weight and bias (shape `(1, C, 1, 1)`), for the unit tests.
+    #[cfg(test)]
+    pub fn from_parts(
+        weight: Tensor,
+        bias: Option<Tensor>,
+        stride: usize,
+        padding: usize,
+        groups: usize,
+    ) -> candle_core::Result<Self> {
+        let (c_out, c_in_g, kh, kw) = weight.dims4()?;
+        Ok(Conv {
+            algorithm: ConvAlgorithm::from_env(weight.device(), weight.dtype()),
+            geometry: ConvGeometry {
+                c_in: c_in_g * groups,
+                c_out,
+                kh,
+                kw,
+                stride,
+                padding,
+                groups,
+            },
+            weight,
+            bias,
+            winograd: Arc::default(),
+        })
+    }
+
     /// The folded weight and bias.
     pub fn tensors(&self) -> Vec<&Tensor> {
         std::iter::once(&self.weight)

@@ -56,6 +56,11 @@ impl Block {
         if x.track_op() && main.iter().chain(shortcut.as_ref()).all(|c| c.runs_own(x)) {
             return self.forward_as_one_op(x, &main, shortcut);
         }
+        self.forward_op_by_op(x)
+    }
+
+    /// The block as separate ops: inference, and tracked inputs off the CPU.
+    fn forward_op_by_op(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (out, downsample) = match self {
             Block::Basic {
                 conv1,
@@ -278,4 +283,97 @@ impl ResNet {
 /// The classifier `fc`.
 pub(crate) fn load_head(ck: &Checkpoint, device: &Device, dtype: DType) -> Result<Linear> {
     Linear::load(ck, "fc", device, dtype)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The block as one op against the same block as separate ops (each with its own backward
+    //! pass, as before the one op existed): the same output and the same input gradient, bit
+    //! for bit, so that the one op changes no result.
+
+    use candle_core::{DType, Tensor, Var};
+
+    use super::Block;
+    use crate::ops::Conv;
+    use crate::test_data::{max_abs_diff, random};
+
+    fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, seed: u64, dtype: DType) -> Conv {
+        let weight = (random(&[c_out, c_in, k, k], seed) * 0.5).unwrap();
+        let bias = random(&[1, c_out, 1, 1], seed + 1);
+        let (weight, bias) = (
+            weight.to_dtype(dtype).unwrap(),
+            bias.to_dtype(dtype).unwrap(),
+        );
+        Conv::from_parts(weight, Some(bias), stride, k / 2, 1).unwrap()
+    }
+
+    /// A first bottleneck block (strided 3×3, downsampling shortcut), a later one (Winograd
+    /// 3×3, identity shortcut) and a basic block, with their input channels.
+    fn blocks(dtype: DType) -> [(Block, usize); 3] {
+        let c = |c_in, c_out, k, stride, seed| conv(c_in, c_out, k, stride, seed, dtype);
+        [
+            (
+                Block::Bottleneck {
+                    conv1: c(8, 4, 1, 1, 1),
+                    conv2: c(4, 4, 3, 2, 3),
+                    conv3: c(4, 16, 1, 1, 5),
+                    downsample: Some(c(8, 16, 1, 2, 7)),
+                },
+                8,
+            ),
+            (
+                Block::Bottleneck {
+                    conv1: c(16, 4, 1, 1, 9),
+                    conv2: c(4, 4, 3, 1, 11),
+                    conv3: c(4, 16, 1, 1, 13),
+                    downsample: None,
+                },
+                16,
+            ),
+            (
+                Block::Basic {
+                    conv1: c(8, 8, 3, 1, 15),
+                    conv2: c(8, 8, 3, 1, 17),
+                    downsample: None,
+                },
+                8,
+            ),
+        ]
+    }
+
+    fn f64s(t: &Tensor) -> Tensor {
+        t.to_dtype(DType::F64).unwrap()
+    }
+
+    #[test]
+    fn a_block_as_one_op_equals_its_ops_one_by_one() {
+        for dtype in [DType::F32, DType::F64] {
+            for (i, (block, c_in)) in blocks(dtype).iter().enumerate() {
+                let x = random(&[2, *c_in, 10, 9], 20 + i as u64);
+                let var = Var::from_tensor(&x.to_dtype(dtype).unwrap()).unwrap();
+                let one = block.forward(var.as_tensor()).unwrap();
+                let by_ops = block.forward_op_by_op(var.as_tensor()).unwrap();
+                assert_eq!(
+                    max_abs_diff(&f64s(&one), &f64s(&by_ops)),
+                    0.0,
+                    "block {i} {dtype:?}"
+                );
+                let dy = random(one.dims(), 30 + i as u64).to_dtype(dtype).unwrap();
+                let dx = |y: &Tensor| {
+                    let grads = (y * &dy).unwrap().sum_all().unwrap().backward().unwrap();
+                    f64s(grads.get(var.as_tensor()).unwrap())
+                };
+                let (a, b) = (dx(&one), dx(&by_ops));
+                let size = a
+                    .abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap();
+                assert!(size > 0.0, "block {i} {dtype:?}: no gradient at all");
+                assert_eq!(max_abs_diff(&a, &b), 0.0, "block {i} {dtype:?}");
+            }
+        }
+    }
 }
