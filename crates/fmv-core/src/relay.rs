@@ -6,7 +6,8 @@
 //! op is done. A patterns step is some hundred such ops; run on a pool thread instead, their
 //! splits are taken by work-stealing (`docs/PERFORMANCE.md`, attempt 21). But [`Visualizer`]'s
 //! callbacks (a progress bar, a Ctrl-C flag) need not be `Send`, so they stay on the caller's
-//! thread and the job reaches them through here.
+//! thread and the job reaches them through here. Compat patterns of several filters use it
+//! too: their lanes run on lanes' own threads, and their events pass through here the same way.
 //!
 //! [`Visualizer`]: crate::Visualizer
 

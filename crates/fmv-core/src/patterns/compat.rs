@@ -4,9 +4,7 @@
 //! `−mean(map)` of `sigmoid(param)`, then the raw parameter grows by OpenCV's bicubic resize to
 //! `int(factor · size)`. The final image is `sigmoid(param)` after the last update.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
 use candle_core::{DType, Tensor, Var};
 use fmv_models::LayerId;
@@ -16,6 +14,7 @@ use super::{Objective, Pattern, PatternConfig, sigmoid};
 use crate::cubic::resize_cubic_opencv;
 use crate::error::Result;
 use crate::lanes::Lanes;
+use crate::relay::relay;
 use crate::rng::Rng;
 use crate::visualizer::{Event, Visualizer};
 
@@ -98,54 +97,43 @@ pub(super) fn run_all(
         }
         return Ok(out);
     };
-    let halt = AtomicBool::new(false);
-    let (tx, rx) = mpsc::channel::<(usize, Event)>();
-    let results = std::thread::scope(|scope| {
-        let (lanes, halt) = (&lanes, &halt);
-        let worker = scope.spawn(move || {
+    // Events and the stop request pass through this thread, which owns both callbacks.
+    let mut done = vec![0; filters.len()];
+    let results = relay(
+        |send, halt| {
             let stopped = || halt.load(Ordering::SeqCst);
             lanes.run(filters.len(), halt, &|k| {
-                let mut send = |e: &Event| {
-                    // The receiver outlives the lanes; nothing to do if it has gone.
-                    let _ = tx.send((k, e.clone()));
-                };
-                let r = run(viz, layer, filters[k], config, &mut send, &stopped);
+                let r = run(
+                    viz,
+                    layer,
+                    filters[k],
+                    config,
+                    &mut |e| send((k, e.clone())),
+                    &stopped,
+                );
                 if r.as_ref().map_or(true, |p| p.interrupted) {
                     halt.store(true, Ordering::SeqCst);
                 }
                 r
             })
-        });
-        // Events and the stop request pass through this thread, which owns both callbacks.
-        let mut done = vec![0; filters.len()];
-        loop {
-            match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok((
-                    k,
-                    Event::Step {
-                        done: d,
-                        activation,
-                        ..
-                    },
-                )) => {
-                    done[k] = d;
-                    on_event(&Event::Step {
-                        done: done.iter().sum(),
-                        total,
-                        activation,
-                    });
-                }
-                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+        },
+        |(k, e)| {
+            if let Event::Step {
+                done: d,
+                activation,
+                ..
+            } = e
+            {
+                done[k] = d;
+                on_event(&Event::Step {
+                    done: done.iter().sum(),
+                    total,
+                    activation,
+                });
             }
-            if should_stop() {
-                halt.store(true, Ordering::SeqCst);
-            }
-        }
-        worker
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    });
+        },
+        should_stop,
+    );
     // Filters start in order, so those that ran come first.
     results.into_iter().map_while(|r| r).collect()
 }
