@@ -97,6 +97,13 @@ mod tests {
         ThreadPoolBuilder::new().num_threads(2).build().unwrap()
     }
 
+    /// The lanes made for `jobs` jobs from a two-thread pool (`None` where there are none).
+    fn lanes_of_two_threads(jobs: usize) -> Option<Lanes> {
+        two_threads()
+            .install(|| Lanes::new(&Device::Cpu, jobs))
+            .unwrap()
+    }
+
     #[test]
     fn lanes_exist_only_for_several_jobs_on_several_cpu_threads() {
         let one = ThreadPoolBuilder::new().num_threads(1).build().unwrap();
@@ -105,26 +112,15 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-        assert!(
-            two_threads()
-                .install(|| Lanes::new(&Device::Cpu, 1))
-                .unwrap()
-                .is_none()
-        );
-        let lanes = two_threads()
-            .install(|| Lanes::new(&Device::Cpu, 8))
-            .unwrap();
-        assert_eq!(lanes.map(|l| l.count()), Some(2));
+        assert!(lanes_of_two_threads(1).is_none());
+        assert_eq!(lanes_of_two_threads(8).map(|l| l.count()), Some(2));
     }
 
     /// Jobs of very different lengths finish out of order; the results come back in order,
     /// each job run exactly once, on a lane's own thread.
     #[test]
     fn every_job_runs_once_and_results_keep_their_order() {
-        let lanes = two_threads()
-            .install(|| Lanes::new(&Device::Cpu, 7))
-            .unwrap()
-            .unwrap();
+        let lanes = lanes_of_two_threads(7).unwrap();
         let never = AtomicBool::new(false);
         let runs = AtomicUsize::new(0);
         let got = lanes.run(7, &never, &|i| {
@@ -145,10 +141,7 @@ mod tests {
     /// lane was already running ends besides it.
     #[test]
     fn halt_stops_further_jobs() {
-        let lanes = two_threads()
-            .install(|| Lanes::new(&Device::Cpu, 9))
-            .unwrap()
-            .unwrap();
+        let lanes = lanes_of_two_threads(9).unwrap();
         let halt = AtomicBool::new(false);
         let got = lanes.run(9, &halt, &|i| {
             if i == 0 {
