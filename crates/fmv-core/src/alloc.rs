@@ -1,11 +1,17 @@
 //! Process-wide settings for binaries to make once at start-up: glibc malloc tuning for tensor
 //! workloads, and candle's CPU thread pool left out of fmv's own parallelism.
 
-/// Keeps large freed blocks in the heap instead of returning them to the kernel: every candle
-/// op returns a fresh buffer, and glibc's defaults `mmap` and `munmap` each large one, so every
-/// step page-faults its buffers in again. Measured by `cargo xtask bench patterns` (ResNet50
-/// optimisation step): 1.12× faster at 224×224 and 1.13× at 448×448 (`docs/PERFORMANCE.md`).
-/// Freed memory stays with the process (its peak does not grow). Does nothing outside glibc.
+/// Keeps freed blocks in the heap instead of returning them to the kernel: every candle op
+/// returns a fresh buffer, and glibc's defaults `mmap` and `munmap` each large one, so every
+/// step page-faults its buffers in again, and the kernel zeroes every page on the way.
+///
+/// The heap is never trimmed, and no block is `mmap`ped at all: glibc caps `M_MMAP_THRESHOLD`
+/// at 32 MiB, and the maps of a patterns step at 986 px are up to 62 MB each. Measured by
+/// `cargo xtask bench patterns` (ResNet50 optimisation step): the trimming and threshold settings
+/// made it 1.12× faster at 224×224 and 1.13× at 448×448; leaving out `mmap` too took 6–15 % off
+/// six steps at 986 px, where the system time fell from 2.4–3.0 s to 1.1–1.3 s
+/// (`docs/PERFORMANCE.md`, attempts 1 and 22). Freed memory stays with the process, to be
+/// reused (its peak grew 5 % at 986 px). Does nothing outside glibc.
 ///
 /// Call it from `main` before other threads start: it changes process-wide allocator settings.
 pub fn tune_glibc_malloc() {
@@ -13,6 +19,7 @@ pub fn tune_glibc_malloc() {
     // SAFETY: mallopt only sets allocator parameters; glibc serialises it with allocations.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
         libc::mallopt(libc::M_TOP_PAD, 256 << 20);
     }
