@@ -72,9 +72,30 @@ pub(crate) fn zeroed<T: Float>(len: usize) -> Vec<T> {
     if len < 1 << 16 {
         return vec![T::zero(); len];
     }
-    let mut v = Vec::with_capacity(len);
-    v.par_extend(rayon::iter::repeat_n(T::zero(), len));
-    v
+    filled_in_runs(len, ELEMENTWISE_RUN, |_| T::zero())
+}
+
+/// `len` elements in runs of `run` (the last one may be shorter), each element of run `i`
+/// equal to `value(i)`, written once, in parallel. With `run` a plane's size, the runs are
+/// planes: a convolution's output starts as its bias this way.
+pub(crate) fn filled_in_runs<T: Float>(
+    len: usize,
+    run: usize,
+    value: impl Fn(usize) -> T + Sync,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(run.max(1))
+        .enumerate()
+        .for_each(|(i, run)| {
+            let v = value(i);
+            for o in run {
+                o.write(v);
+            }
+        });
+    // SAFETY: the runs above cover the first `len` elements, and each was written.
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// The element types the CPU convolution runs in (those `gemm` multiplies).
@@ -299,7 +320,11 @@ fn forward<T: Float>(
         return forward_stacked(x, (n, h, w), weight, bias, g, relu);
     }
     let (cin_g, cout_g) = (g.c_in / g.groups, g.c_out / g.groups);
-    let mut y = zeroed(n * g.c_out * p_out);
+    // The output starts as the bias, which the products are added to.
+    let mut y = match bias {
+        Some(bias) => filled_in_runs(n * g.c_out * p_out, p_out, |i| bias[i % g.c_out]),
+        None => zeroed(n * g.c_out * p_out),
+    };
     let rows_per_chunk = chunk_rows(col_bytes, k, wo, ho, std::mem::size_of::<T>());
     let mut col = if g.is_pointwise() {
         Vec::new()
@@ -307,11 +332,6 @@ fn forward<T: Float>(
         zeroed(k * rows_per_chunk * wo)
     };
     for (b, y_b) in y.chunks_mut(g.c_out * p_out).enumerate() {
-        if let Some(bias) = bias {
-            y_b.par_chunks_mut(p_out)
-                .zip(bias.par_iter())
-                .for_each(|(plane, &v)| plane.fill(v));
-        }
         for grp in 0..g.groups {
             let x_g = &x[(b * g.c_in + grp * cin_g) * h * w..][..cin_g * h * w];
             let w_g = &weight[grp * cout_g * k..][..cout_g * k];
@@ -376,13 +396,10 @@ fn forward_stacked<T: Float>(
         let x_b = &x[b * g.c_in * h * w..][..g.c_in * h * w];
         im2col(x_b, (h, w), g, &mut col, (wide, b * p_out), 0..ho);
     }
-    let mut stacked = zeroed(g.c_out * wide);
-    if let Some(bias) = bias {
-        stacked
-            .par_chunks_mut(wide)
-            .zip(bias.par_iter())
-            .for_each(|(row, &v)| row.fill(v));
-    }
+    let mut stacked = match bias {
+        Some(bias) => filled_in_runs(g.c_out * wide, wide, |co| bias[co]),
+        None => zeroed(g.c_out * wide),
+    };
     matmul(
         &mut stacked,
         wide,
@@ -696,15 +713,27 @@ pub(crate) trait Elementwise {
     fn apply<T: Float>(a: T, b: T) -> T;
 }
 
-/// `E::apply` element by element over two slices of one length, in parallel.
+/// `E::apply` element by element over two slices of one length, in parallel: each thread
+/// takes runs of [`ELEMENTWISE_RUN`] elements, a plain loop the compiler vectorises, and
+/// writes the output once (no zeroing first).
 fn zip_map<E: Elementwise, T: Float>(a: &[T], b: &[T]) -> Vec<T> {
+    assert_eq!(a.len(), b.len(), "zip_map: lengths differ");
     let mut out = Vec::with_capacity(a.len());
-    a.par_iter()
-        .zip(b)
-        .map(|(&a, &b)| E::apply(a, b))
-        .collect_into_vec(&mut out);
+    out.spare_capacity_mut()[..a.len()]
+        .par_chunks_mut(ELEMENTWISE_RUN)
+        .zip(a.par_chunks(ELEMENTWISE_RUN).zip(b.par_chunks(ELEMENTWISE_RUN)))
+        .for_each(|(out, (a, b))| {
+            for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+                o.write(E::apply(a, b));
+            }
+        });
+    // SAFETY: the chunks above cover the first `a.len()` elements, and each was written.
+    unsafe { out.set_len(a.len()) };
     out
 }
+
+/// Elements per run of [`zip_map`]: 64 KiB of `f32`.
+const ELEMENTWISE_RUN: usize = 1 << 14;
 
 /// [`Elementwise`] op `E` as a candle op's CPU forward pass: the shapes must agree.
 pub(crate) fn elementwise<E: Elementwise>(
@@ -821,6 +850,40 @@ mod tests {
         (2, 3, 3, 1, 1, 1, 40, 30),
         (4, 5, 1, 1, 0, 1, 33, 33),
     ];
+
+    /// Every run gets its own value, the last one short; nothing is left unwritten, at the
+    /// sizes where `zeroed` switches to writing in parallel too.
+    #[test]
+    fn filled_in_runs_writes_every_element_with_its_runs_value() {
+        for (len, run) in [(0, 0), (0, 5), (1, 5), (17, 5), (20, 5), (100_003, 1000)] {
+            let v = filled_in_runs(len, run, |i| i as f32 + 0.5);
+            assert_eq!(v.len(), len);
+            for (j, &x) in v.iter().enumerate() {
+                assert_eq!(x, (j / run.max(1)) as f32 + 0.5, "len {len}, run {run}, element {j}");
+            }
+        }
+        for len in [(1 << 16) - 1, 1 << 16, (1 << 16) + 3, 3 * ELEMENTWISE_RUN + 1] {
+            let z = zeroed::<f64>(len);
+            assert_eq!(z.len(), len);
+            assert!(z.iter().all(|&x| x == 0.0), "zeroed({len})");
+        }
+    }
+
+    /// Each element-wise op against its scalar rule, over more than one run with a short last
+    /// one.
+    #[test]
+    fn zip_map_applies_the_rule_to_every_pair() {
+        let n = 2 * ELEMENTWISE_RUN + 7;
+        let a: Vec<f32> = (0..n).map(|i| (i % 13) as f32 - 6.0).collect();
+        let b: Vec<f32> = (0..n).map(|i| (i % 7) as f32 - 3.5).collect();
+        let add_relu = zip_map::<AddRelu, f32>(&a, &b);
+        let relu_grad = zip_map::<ReluGrad, f32>(&a, &b);
+        assert_eq!((add_relu.len(), relu_grad.len()), (n, n));
+        for i in 0..n {
+            assert_eq!(add_relu[i], (a[i] + b[i]).max(0.0), "add-relu at {i}");
+            assert_eq!(relu_grad[i], if b[i] > 0.0 { a[i] } else { 0.0 }, "relu grad at {i}");
+        }
+    }
 
     /// Runs every case through fmv's convolution and its input gradient, with and without the
     /// Winograd kernels where the geometry takes them, against candle's `conv2d` and
