@@ -721,7 +721,10 @@ fn zip_map<E: Elementwise, T: Float>(a: &[T], b: &[T]) -> Vec<T> {
     let mut out = Vec::with_capacity(a.len());
     out.spare_capacity_mut()[..a.len()]
         .par_chunks_mut(ELEMENTWISE_RUN)
-        .zip(a.par_chunks(ELEMENTWISE_RUN).zip(b.par_chunks(ELEMENTWISE_RUN)))
+        .zip(
+            a.par_chunks(ELEMENTWISE_RUN)
+                .zip(b.par_chunks(ELEMENTWISE_RUN)),
+        )
         .for_each(|(out, (a, b))| {
             for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
                 o.write(E::apply(a, b));
@@ -859,10 +862,19 @@ mod tests {
             let v = filled_in_runs(len, run, |i| i as f32 + 0.5);
             assert_eq!(v.len(), len);
             for (j, &x) in v.iter().enumerate() {
-                assert_eq!(x, (j / run.max(1)) as f32 + 0.5, "len {len}, run {run}, element {j}");
+                assert_eq!(
+                    x,
+                    (j / run.max(1)) as f32 + 0.5,
+                    "len {len}, run {run}, element {j}"
+                );
             }
         }
-        for len in [(1 << 16) - 1, 1 << 16, (1 << 16) + 3, 3 * ELEMENTWISE_RUN + 1] {
+        for len in [
+            (1 << 16) - 1,
+            1 << 16,
+            (1 << 16) + 3,
+            3 * ELEMENTWISE_RUN + 1,
+        ] {
             let z = zeroed::<f64>(len);
             assert_eq!(z.len(), len);
             assert!(z.iter().all(|&x| x == 0.0), "zeroed({len})");
@@ -881,7 +893,11 @@ mod tests {
         assert_eq!((add_relu.len(), relu_grad.len()), (n, n));
         for i in 0..n {
             assert_eq!(add_relu[i], (a[i] + b[i]).max(0.0), "add-relu at {i}");
-            assert_eq!(relu_grad[i], if b[i] > 0.0 { a[i] } else { 0.0 }, "relu grad at {i}");
+            assert_eq!(
+                relu_grad[i],
+                if b[i] > 0.0 { a[i] } else { 0.0 },
+                "relu grad at {i}"
+            );
         }
     }
 
