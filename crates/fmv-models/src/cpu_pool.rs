@@ -75,8 +75,7 @@ impl MaxPool {
                 for y in rows.clone() {
                     let start = y * pl.w + cols.start;
                     for (i, &v) in x[start..y * pl.w + cols.end].iter().enumerate() {
-                        #[allow(clippy::eq_op)] // NaN is the one value unequal to itself.
-                        if v > max || v != v {
+                        if is_greater_or_nan(v, max) {
                             max = v;
                             best = start + i;
                         }
@@ -87,14 +86,36 @@ impl MaxPool {
         }
     }
 
+    /// The maximum of every window, found in two passes: over each input row's stretch of
+    /// every window's columns, then over each window's rows of those (a loop over whole output
+    /// rows, which the compiler vectorises). Both keep the earlier value unless the later one
+    /// is greater or NaN, as [`argmax`](Self::argmax) does, so the value is that of the
+    /// window's first maximum in scan order, signed zeros and NaN included.
     fn forward<T: Float>(&self, x: &[T], pl: Planes) -> Vec<T> {
         let mut y = zeroed(pl.count * pl.ho * pl.wo);
-        y.par_chunks_mut(pl.ho * pl.wo)
-            .enumerate()
-            .for_each(|(c, y)| {
+        y.par_chunks_mut(pl.ho * pl.wo).enumerate().for_each_init(
+            || vec![T::zero(); pl.h * pl.wo],
+            |across, (c, y)| {
                 let plane = &x[c * pl.h * pl.w..][..pl.h * pl.w];
-                self.argmax(plane, pl, |o, i| y[o] = plane[i]);
-            });
+                for (row, out) in plane.chunks_exact(pl.w).zip(across.chunks_exact_mut(pl.wo)) {
+                    for (ox, o) in out.iter_mut().enumerate() {
+                        let cols = &row[self.window(ox, pl.w)];
+                        *o = cols[1..]
+                            .iter()
+                            .fold(cols[0], |m, &v| later_if_greater(m, v));
+                    }
+                }
+                for (oy, out) in y.chunks_exact_mut(pl.wo).enumerate() {
+                    let rows = self.window(oy, pl.h);
+                    out.copy_from_slice(&across[rows.start * pl.wo..][..pl.wo]);
+                    for r in rows.start + 1..rows.end {
+                        for (o, &v) in out.iter_mut().zip(&across[r * pl.wo..][..pl.wo]) {
+                            *o = later_if_greater(*o, v);
+                        }
+                    }
+                }
+            },
+        );
         y
     }
 
@@ -135,6 +156,19 @@ impl MaxPool {
             });
         dx
     }
+}
+
+/// Torch's rule for a value met later in a window's scan: it takes over if it is greater than
+/// the maximum so far, or NaN.
+fn is_greater_or_nan<T: Float>(v: T, max: T) -> bool {
+    #[allow(clippy::eq_op)] // NaN is the one value unequal to itself.
+    let nan = v != v;
+    v > max || nan
+}
+
+/// The maximum so far, `max`, after meeting `v` later in the scan ([`is_greater_or_nan`]).
+fn later_if_greater<T: Float>(max: T, v: T) -> T {
+    if is_greater_or_nan(v, max) { v } else { max }
 }
 
 impl CustomOp1 for MaxPool {
@@ -298,6 +332,35 @@ mod tests {
                 (grads.get(var.as_tensor()).unwrap() * mask).unwrap()
             };
             assert_eq!(max_abs_diff(&dx(&ours), &dx(&theirs)), 0.0, "case {i}");
+        }
+    }
+
+    /// The two-pass forward against the window-by-window scan that the backward pass uses, on
+    /// inputs full of ties, signed zeros and NaN: the same value, bit for bit (any NaN for NaN).
+    #[test]
+    fn the_forward_pass_gives_the_value_of_the_scans_first_maximum() {
+        let with_nan = [0.0, -0.0, 1.0, -1.0, 2.0, f32::NAN];
+        let zeros_tie = [0.0, -0.0, -1.0, -0.0];
+        for (values, (i, &(k, s, p, h, w))) in [&with_nan[..], &zeros_tie[..]]
+            .into_iter()
+            .flat_map(|v| std::iter::repeat(v).zip(CASES.iter().enumerate()))
+        {
+            let pool = MaxPool { k, s, p };
+            let x: Vec<f32> = (0..3 * h * w)
+                .map(|j| values[(j * 7 + i * 3 + j / 5) % values.len()])
+                .collect();
+            let pl = pool.planes(&(3, 1, h, w).into()).unwrap();
+            let y = pool.forward(&x, pl);
+            for (c, y) in y.chunks(pl.ho * pl.wo).enumerate() {
+                let plane = &x[c * h * w..][..h * w];
+                pool.argmax(plane, pl, |o, at| {
+                    let (got, want) = (y[o], plane[at]);
+                    assert!(
+                        got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                        "case {i}, plane {c}, output {o}: {got} against the scan's {want}"
+                    );
+                });
+            }
         }
     }
 
