@@ -47,6 +47,7 @@ fn initial(config: &PatternConfig, side: usize) -> Vec<f32> {
     p
 }
 
+/// `sigmoid(p)` for a CHW parameter, as an HWC image.
 fn sigmoid_hwc(p: &[f32], side: usize) -> Vec<f32> {
     let plane = side * side;
     let mut out = vec![0f32; 3 * plane];
@@ -153,6 +154,7 @@ pub(super) fn run(
     let mut side = sizes[0];
     let mut param = initial(config, side);
     let mut trace = Vec::with_capacity(total);
+    // The best step's activation, side and parameter (its image is made only if it is used).
     let mut best: Option<(f64, usize, Vec<f32>)> = None;
     let mut interrupted = false;
     'scales: for (scale, &s) in sizes.iter().enumerate() {
@@ -185,7 +187,9 @@ pub(super) fn run(
             }
             trace.push(a);
             if best.as_ref().is_none_or(|b| a > b.0) {
-                best = Some((a, side, sigmoid_hwc(&param, side)));
+                let mut kept = best.take().map(|(_, _, p)| p).unwrap_or_default();
+                kept.clone_from(&param);
+                best = Some((a, side, kept));
             }
             let grads = act.neg()?.sum_all()?.backward()?;
             let grad: Vec<f32> = grads
@@ -208,7 +212,7 @@ pub(super) fn run(
     }
     let (image, side) = if interrupted {
         match best {
-            Some((_, s, img)) => (img, s),
+            Some((_, s, p)) => (sigmoid_hwc(&p, s), s),
             None => (sigmoid_hwc(&param, side), side),
         }
     } else {
