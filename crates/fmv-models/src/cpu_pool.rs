@@ -7,8 +7,9 @@
 //! candle ops, each of whose backward passes is several more full passes over the stem's maps
 //! (the largest of ResNet's), one thread each. At 448 px they took about a tenth of a patterns
 //! step, and at 986 px their intermediates about 170 MB (`docs/PERFORMANCE.md`, attempt 19).
-//! Here the forward pass is one parallel sweep and the backward pass finds each window's
-//! maximum again (so nothing is kept besides the input) and adds the gradient there.
+//! Here the forward pass is one parallel sweep over the planes (two passes per plane: rows,
+//! then columns) and the backward pass finds each window's maximum again (so nothing is kept
+//! besides the input) and adds the gradient there.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
