@@ -12,9 +12,9 @@
 use std::sync::Mutex;
 
 use candle_core::op::BackpropOp;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Storage, Tensor};
 
-use crate::cpu_conv::{AddRelu, ConvOp, Elementwise, Float, ReluGrad, elementwise};
+use crate::cpu_conv::{AddRelu, ConvOp, Elementwise, Float, ReluGrad, elementwise, op};
 
 /// `relu(main(x) + shortcut(x))`; see the module's documentation.
 pub(crate) struct Residual {
@@ -73,9 +73,9 @@ impl CustomOp1 for Residual {
         }
         let out = on_cpu(&y, |ys, yl| match &self.shortcut {
             Some(conv) => on_cpu(&tensor(conv.cpu_fwd(s, l)?), |is, il| {
-                AddRelu.cpu_fwd(ys, yl, is, il)
+                elementwise::<AddRelu>((ys, yl), (is, il))
             }),
-            None => AddRelu.cpu_fwd(ys, yl, s, l),
+            None => elementwise::<AddRelu>((ys, yl), (s, l)),
         })?;
         *self.hidden.lock().unwrap_or_else(|e| e.into_inner()) = hidden;
         Ok(out)
@@ -92,7 +92,9 @@ impl CustomOp1 for Residual {
         }
         // Through the closing ReLU; then the main branch backwards, each convolution masking
         // the gradient by its own ReLU's output first.
-        let g = dout.contiguous()?.apply_op2_no_bwd(out, &ReluGrad)?;
+        let g = dout
+            .contiguous()?
+            .apply_op2_no_bwd(out, &op::<ReluGrad>())?;
         let mut d = g.clone();
         for (k, conv) in self.main.iter().enumerate().rev() {
             let input = if k == 0 { x } else { &hidden[k - 1] };
@@ -105,7 +107,7 @@ impl CustomOp1 for Residual {
             Some(conv) => g.apply_op2_no_bwd(&g, &conv.input_grad((h, w)))?,
             None => g,
         };
-        Ok(Some(d.apply_op2_no_bwd(&short, &Sum)?))
+        Ok(Some(d.apply_op2_no_bwd(&short, &op::<Sum>())?))
     }
 }
 
@@ -113,24 +115,8 @@ impl CustomOp1 for Residual {
 struct Sum;
 
 impl Elementwise for Sum {
-    const NAME: &'static str = "sum";
+    const NAME: &'static str = "fmv-sum";
     fn apply<T: Float>(a: T, b: T) -> T {
         a + b
-    }
-}
-
-impl CustomOp2 for Sum {
-    fn name(&self) -> &'static str {
-        "fmv-sum"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        elementwise::<Self>((s1, l1), (s2, l2))
     }
 }

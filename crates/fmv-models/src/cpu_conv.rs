@@ -705,12 +705,55 @@ impl CustomOp2 for ConvInputGrad {
     }
 }
 
-/// An element-wise op on two contiguous CPU tensors of one shape, run by [`elementwise`].
+/// An element-wise op on two contiguous CPU tensors of one shape: run by [`elementwise`], and
+/// as a candle op by [`ElementwiseOp`].
 pub(crate) trait Elementwise {
-    /// The op's name in errors.
+    /// The op's name, in candle's graph and in errors.
     const NAME: &'static str;
     /// The output element for the inputs' elements `a` and `b`.
     fn apply<T: Float>(a: T, b: T) -> T;
+    /// The gradients of both inputs from the output `y` and its gradient `dy`; by default the
+    /// op has no backward pass.
+    fn backward(
+        _y: &Tensor,
+        _dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        Err(candle_core::Error::BackwardNotSupported { op: Self::NAME })
+    }
+}
+
+/// [`Elementwise`] op `E` as a candle op ([`CustomOp2`]) on the CPU.
+pub(crate) struct ElementwiseOp<E>(std::marker::PhantomData<fn() -> E>);
+
+/// The candle op of [`Elementwise`] op `E`.
+pub(crate) fn op<E: Elementwise>() -> ElementwiseOp<E> {
+    ElementwiseOp(std::marker::PhantomData)
+}
+
+impl<E: Elementwise> CustomOp2 for ElementwiseOp<E> {
+    fn name(&self) -> &'static str {
+        E::NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        elementwise::<E>((s1, l1), (s2, l2))
+    }
+
+    fn bwd(
+        &self,
+        _a: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        E::backward(y, dy)
+    }
 }
 
 /// `E::apply` element by element over two slices of one length, in parallel: each thread
@@ -745,7 +788,7 @@ pub(crate) fn elementwise<E: Elementwise>(
 ) -> candle_core::Result<(CpuStorage, Shape)> {
     if l1.shape() != l2.shape() {
         candle_core::bail!(
-            "fmv {}: shapes {:?} and {:?} differ",
+            "{}: shapes {:?} and {:?} differ",
             E::NAME,
             l1.shape(),
             l2.shape()
@@ -758,7 +801,7 @@ pub(crate) fn elementwise<E: Elementwise>(
         CpuStorage::F64(_) => {
             CpuStorage::F64(zip_map::<E, f64>(host_slice(s1, l1)?, host_slice(s2, l2)?))
         }
-        other => candle_core::bail!("fmv {}: unsupported dtype {:?}", E::NAME, other.dtype()),
+        other => candle_core::bail!("{}: unsupported dtype {:?}", E::NAME, other.dtype()),
     };
     Ok((out, l1.shape().clone()))
 }
@@ -768,35 +811,12 @@ pub(crate) fn elementwise<E: Elementwise>(
 pub(crate) struct AddRelu;
 
 impl Elementwise for AddRelu {
-    const NAME: &'static str = "add-relu";
+    const NAME: &'static str = "fmv-add-relu";
     fn apply<T: Float>(a: T, b: T) -> T {
         relu_of(a + b)
     }
-}
-
-impl CustomOp2 for AddRelu {
-    fn name(&self) -> &'static str {
-        "fmv-add-relu"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        elementwise::<Self>((s1, l1), (s2, l2))
-    }
-
-    fn bwd(
-        &self,
-        _a: &Tensor,
-        _b: &Tensor,
-        y: &Tensor,
-        dy: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = dy.contiguous()?.apply_op2_no_bwd(y, &ReluGrad)?;
+    fn backward(y: &Tensor, dy: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = dy.contiguous()?.apply_op2_no_bwd(y, &op::<ReluGrad>())?;
         Ok((Some(g.clone()), Some(g)))
     }
 }
@@ -806,25 +826,9 @@ impl CustomOp2 for AddRelu {
 pub(crate) struct ReluGrad;
 
 impl Elementwise for ReluGrad {
-    const NAME: &'static str = "relu-grad";
+    const NAME: &'static str = "fmv-relu-grad";
     fn apply<T: Float>(dy: T, y: T) -> T {
         if y > T::zero() { dy } else { T::zero() }
-    }
-}
-
-impl CustomOp2 for ReluGrad {
-    fn name(&self) -> &'static str {
-        "fmv-relu-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        elementwise::<Self>((s1, l1), (s2, l2))
     }
 }
 

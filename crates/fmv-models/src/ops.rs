@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use candle_core::{DType, Device, Module, Tensor};
 
 use crate::checkpoint::Checkpoint;
-use crate::cpu_conv::{self, AddRelu, ConvGeometry, ConvOp};
+use crate::cpu_conv::{self, AddRelu, ConvGeometry, ConvOp, op};
 use crate::cpu_pool::MaxPool;
 use crate::error::Result;
 use crate::grad::{InputGrad, max_pool2d_differentiable};
@@ -316,9 +316,9 @@ pub(crate) fn add_relu(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     }
     let (a, b) = (a.contiguous()?, b.contiguous()?);
     if a.track_op() || b.track_op() {
-        a.apply_op2(&b, AddRelu)
+        a.apply_op2(&b, op::<AddRelu>())
     } else {
-        a.apply_op2_no_bwd(&b, &AddRelu)
+        a.apply_op2_no_bwd(&b, &op::<AddRelu>())
     }
 }
 
