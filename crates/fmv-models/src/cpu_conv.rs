@@ -115,8 +115,35 @@ fn threads() -> gemm::Parallelism {
     }
 }
 
+/// The columns of each part when [`matmul`] splits a wide product by hand.
+const COLUMN_CHUNK: usize = 2048;
+
+/// A buffer's base pointer, shared by the threads that write disjoint elements of it.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedOut<T>(pub *mut T);
+
+// SAFETY: only a pointer; whoever writes through it guarantees the elements are disjoint.
+unsafe impl<T: Send> Send for SharedOut<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SharedOut<T> {}
+
+impl<T> SharedOut<T> {
+    /// The element `offset` past the base. (A method, so that closures capture the whole
+    /// `Sync` wrapper, not the raw pointer field.)
+    pub fn at(self, offset: usize) -> *mut T {
+        self.0.wrapping_add(offset)
+    }
+}
+
 /// `dst (m × n) = [dst +] lhs (m × k) · rhs (k × n)`, every operand given by its strides
-/// (dst's rows `dst_rs` apart, its columns adjacent), split by `gemm` over rayon's threads.
+/// (dst's rows `dst_rs` apart, its columns adjacent), over rayon's threads.
+///
+/// A wide product (at least four parts of [`COLUMN_CHUNK`] columns) is split into such parts by
+/// hand, each multiplied on one thread; others are split by `gemm` itself. For the products of
+/// a few rows and tens of thousands of columns that large maps make (64 × 61009 × 256 and
+/// 64 × 42398 × 147 at 986 px), `gemm`'s own split reached 72–81 GFLOP/s on a 2-core VM, the
+/// parts 92–108 (`docs/PERFORMANCE.md`, attempt 27). `gemm` gives each column of `dst` the same
+/// sum either way, so the result is the same bit for bit whatever the number of threads.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul<T: Float>(
     dst: &mut [T],
@@ -135,6 +162,33 @@ pub(crate) fn matmul<T: Float>(
         dst.len() > (m - 1) * dst_rs + n - 1,
         "gemm destination too small"
     );
+    let parallelism = threads();
+    if matches!(parallelism, gemm::Parallelism::Rayon(_)) && n >= 4 * COLUMN_CHUNK {
+        let out = SharedOut(dst.as_mut_ptr());
+        (0..n.div_ceil(COLUMN_CHUNK))
+            .into_par_iter()
+            .for_each(|part| {
+                let first = part * COLUMN_CHUNK;
+                let cols = COLUMN_CHUNK.min(n - first);
+                // SAFETY: part `part` writes the columns `first..first + cols` of the rows of
+                // `dst`, inside it by the assert above and disjoint from every other part's;
+                // `dst` is borrowed mutably for the whole call.
+                unsafe {
+                    matmul_into(
+                        out.at(first),
+                        dst_rs,
+                        accumulate,
+                        (m, cols, k),
+                        lhs,
+                        lhs_strides,
+                        &rhs[first * rhs_strides.1..],
+                        rhs_strides,
+                        gemm::Parallelism::None,
+                    )
+                }
+            });
+        return;
+    }
     // SAFETY: the assert keeps every element written inside `dst`, which is borrowed mutably.
     unsafe {
         matmul_into(
@@ -146,7 +200,7 @@ pub(crate) fn matmul<T: Float>(
             lhs_strides,
             rhs,
             rhs_strides,
-            threads(),
+            parallelism,
         )
     }
 }
@@ -887,6 +941,73 @@ mod tests {
 
     /// Each element-wise op against its scalar rule, over more than one run with a short last
     /// one.
+    /// A product wide enough to be split by columns gives the same bits on one, two and three
+    /// threads, each element the exact sum within f32 rounding; strided operands, a padded
+    /// destination and accumulation included, and nothing written past a row's `n` columns.
+    #[test]
+    fn a_wide_product_is_the_same_bit_for_bit_on_any_number_of_threads() {
+        let (m, n, k) = (5, 4 * COLUMN_CHUNK + 123, 37);
+        let dst_rs = n + 3;
+        let values = |len: usize, seed: u64| -> Vec<f32> {
+            let t = random(&[len], seed);
+            t.to_vec1::<f64>()
+                .unwrap()
+                .iter()
+                .map(|&v| v as f32)
+                .collect()
+        };
+        // lhs stored transposed (k × m), rhs as it is (k × n).
+        let (lhs, rhs, start) = (values(k * m, 1), values(k * n, 2), values(m * dst_rs, 3));
+        let product = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut dst = start.clone();
+            pool.install(|| {
+                matmul(
+                    &mut dst,
+                    dst_rs,
+                    true,
+                    (m, n, k),
+                    &lhs,
+                    (1, m),
+                    &rhs,
+                    (n, 1),
+                )
+            });
+            dst
+        };
+        let one = product(1);
+        for threads in [2, 3] {
+            let many = product(threads);
+            assert!(
+                one.iter()
+                    .zip(&many)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{threads} threads differ from one"
+            );
+        }
+        for i in 0..m {
+            for j in 0..dst_rs {
+                let got = one[i * dst_rs + j] as f64;
+                let was = start[i * dst_rs + j] as f64;
+                if j >= n {
+                    assert_eq!(got, was, "padding ({i}, {j}) written");
+                    continue;
+                }
+                let sum: f64 = (0..k)
+                    .map(|p| lhs[p * m + i] as f64 * rhs[p * n + j] as f64)
+                    .sum();
+                assert!(
+                    (got - was - sum).abs() < 1e-5,
+                    "({i}, {j}): {got} vs {}",
+                    was + sum
+                );
+            }
+        }
+    }
+
     #[test]
     fn zip_map_applies_the_rule_to_every_pair() {
         let n = 2 * ELEMENTWISE_RUN + 7;

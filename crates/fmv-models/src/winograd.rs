@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use crate::cpu_conv::{Float, matmul_into, relu_of, zeroed};
+use crate::cpu_conv::{Float, SharedOut, matmul_into, relu_of, zeroed};
 
 /// The output tile of a Winograd transform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,23 +285,6 @@ fn conv3x3_with_scratch<T: Float>(
     match tile {
         Tile::F2 => conv3x3_in_chunks::<T, F2x3>(x, dims, u, c_out, bias, p, relu, scratch_bytes),
         Tile::F4 => conv3x3_in_chunks::<T, F4x3>(x, dims, u, c_out, bias, p, relu, scratch_bytes),
-    }
-}
-
-/// A buffer's base pointer, shared by the threads that write disjoint elements of it.
-#[derive(Clone, Copy)]
-struct SharedOut<T>(*mut T);
-
-// SAFETY: only a pointer; whoever writes through it guarantees the elements are disjoint.
-unsafe impl<T: Send> Send for SharedOut<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Sync for SharedOut<T> {}
-
-impl<T> SharedOut<T> {
-    /// The element `offset` past the base. (A method, so that closures capture the whole
-    /// `Sync` wrapper, not the raw pointer field.)
-    fn at(self, offset: usize) -> *mut T {
-        self.0.wrapping_add(offset)
     }
 }
 
