@@ -939,8 +939,6 @@ mod tests {
         }
     }
 
-    /// Each element-wise op against its scalar rule, over more than one run with a short last
-    /// one.
     /// A product wide enough to be split by columns gives the same bits on one, two and three
     /// threads, each element the exact sum within f32 rounding; strided operands, a padded
     /// destination and accumulation included, and nothing written past a row's `n` columns.
@@ -1008,6 +1006,8 @@ mod tests {
         }
     }
 
+    /// Each element-wise op against its scalar rule, over more than one run with a short last
+    /// one.
     #[test]
     fn zip_map_applies_the_rule_to_every_pair() {
         let n = 2 * ELEMENTWISE_RUN + 7;
