@@ -83,17 +83,35 @@ pub(crate) fn filled_in_runs<T: Float>(
     run: usize,
     value: impl Fn(usize) -> T + Sync,
 ) -> Vec<T> {
-    let mut out = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len]
-        .par_chunks_mut(run.max(1))
-        .enumerate()
-        .for_each(|(i, run)| {
+    // SAFETY: the loop writes every slot of the run.
+    unsafe {
+        written_in_runs(len, run, |i, run| {
             let v = value(i);
             for o in run {
                 o.write(v);
             }
-        });
-    // SAFETY: the runs above cover the first `len` elements, and each was written.
+        })
+    }
+}
+
+/// `len` elements written once, in parallel, in runs of `run` (the last one may be shorter):
+/// `write(i, slots)` is given run `i`'s slots.
+///
+/// # Safety
+///
+/// `write` must write every slot it is given: the vector's elements are those slots.
+unsafe fn written_in_runs<T: Float>(
+    len: usize,
+    run: usize,
+    write: impl Fn(usize, &mut [std::mem::MaybeUninit<T>]) + Sync,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(run.max(1))
+        .enumerate()
+        .for_each(|(i, slots)| write(i, slots));
+    // SAFETY: the runs above cover the first `len` elements, and `write` wrote each of them
+    // (the caller's guarantee).
     unsafe { out.set_len(len) };
     out
 }
@@ -815,21 +833,17 @@ impl<E: Elementwise> CustomOp2 for ElementwiseOp<E> {
 /// writes the output once (no zeroing first).
 fn zip_map<E: Elementwise, T: Float>(a: &[T], b: &[T]) -> Vec<T> {
     assert_eq!(a.len(), b.len(), "zip_map: lengths differ");
-    let mut out = Vec::with_capacity(a.len());
-    out.spare_capacity_mut()[..a.len()]
-        .par_chunks_mut(ELEMENTWISE_RUN)
-        .zip(
-            a.par_chunks(ELEMENTWISE_RUN)
-                .zip(b.par_chunks(ELEMENTWISE_RUN)),
-        )
-        .for_each(|(out, (a, b))| {
+    // SAFETY: `a` and `b` hold as many elements as the run from its start (the slices would
+    // panic otherwise), so the zipped loop writes every slot of the run.
+    unsafe {
+        written_in_runs(a.len(), ELEMENTWISE_RUN, |i, out| {
+            let start = i * ELEMENTWISE_RUN;
+            let (a, b) = (&a[start..][..out.len()], &b[start..][..out.len()]);
             for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
                 o.write(E::apply(a, b));
             }
-        });
-    // SAFETY: the chunks above cover the first `a.len()` elements, and each was written.
-    unsafe { out.set_len(a.len()) };
-    out
+        })
+    }
 }
 
 /// Elements per run of [`zip_map`]: 64 KiB of `f32`.
