@@ -160,7 +160,7 @@ pub fn random_tensors(arch: &Arch, seed: u64) -> Result<HashMap<String, Tensor>>
 }
 
 /// Multiply-adds ×2 of every convolution and linear layer for a 224×224 input.
-fn gflop(arch: &Arch) -> f64 {
+pub(super) fn gflop(arch: &Arch) -> f64 {
     let mut flop = 0f64;
     match arch {
         Arch::ResNet(c) => {

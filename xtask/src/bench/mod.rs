@@ -4,8 +4,8 @@
 //!
 //! Rows: the 2048³ matmul ceiling; ResNet50 and VGG16 forward passes (batch 1 and 8, ms per
 //! image and GFLOP/s); an activation-maximisation step at 224 and 448 px and whole compat runs
-//! (12 scales, for one map and for two; with `--full` also the default 20 scales up to 986 px);
-//! `fmv rank` as a whole
+//! (12 scales, for one map and for two; with `--full` also the default 20 scales up to 986 px),
+//! each with the GFLOP/s of its convolutions' work; `fmv rank` as a whole
 //! process over a generated folder of JPEGs (ms per image and peak RSS; with `--full` also at
 //! four times the images, to show memory flat in their number). Seeded random full-size
 //! weights, written once to `target/bench/` so that both sides load the same file.

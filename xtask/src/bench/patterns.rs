@@ -1,6 +1,7 @@
 //! Activation maximisation on full-size ResNet50 (random weights) → `layer4.1`, filter 7: seconds
 //! per optimisation step (forward + input gradient + Adam) at 224 and 448 px, and whole compat
-//! runs with the original's schedule, for filter 7 alone and for filters 7 and 8 together.
+//! runs with the original's schedule, for filter 7 alone and for filters 7 and 8 together; each
+//! with the GFLOP/s its convolutions' work comes to ([`resnet50_step_gflop`]).
 
 use std::time::Instant;
 
@@ -32,11 +33,13 @@ pub fn rows(setup: &Setup, full: bool, table: &Table) -> Result<()> {
             .with_opt_steps(5);
         run(&viz, &cfg)?; // warm-up
         let (secs, steps) = run(&viz, &cfg)?;
+        let per_step = secs / steps as f64;
         let mut row = Row::new(
             format!("resnet50 → layer4.1, patterns step at {side}×{side}"),
             "s/step",
-            secs / steps as f64,
-        );
+            per_step,
+        )
+        .with_gflops(resnet50_step_gflop(side) / per_step);
         if let Some(o) = original {
             row = row.with_original(o.step(&arch, 1, FILTER, side)?);
         }
@@ -52,7 +55,10 @@ pub fn rows(setup: &Setup, full: bool, table: &Table) -> Result<()> {
         let cfg = PatternConfig::new(layer.clone(), filters.clone())
             .with_mode(Mode::Compat)
             .with_upscaling_steps(scales);
-        let last = *cfg.sizes().last().unwrap_or(&0);
+        let sizes = cfg.sizes();
+        let last = *sizes.last().unwrap_or(&0);
+        let work: f64 = sizes.iter().map(|&s| resnet50_step_gflop(s)).sum::<f64>()
+            * (cfg.opt_steps() * filters.len()) as f64;
         let (secs, _) = run(&viz, &cfg)?;
         let maps = match filters.len() {
             1 => String::new(),
@@ -62,7 +68,8 @@ pub fn rows(setup: &Setup, full: bool, table: &Table) -> Result<()> {
             format!("resnet50 → layer4.1, compat patterns, {scales} scales (33 → {last} px){maps}"),
             "s",
             secs,
-        );
+        )
+        .with_gflops(work / secs);
         if let Some(o) = original {
             row = row.with_original(o.patterns(&arch, 1, &filters, scales)?);
         }
@@ -71,32 +78,83 @@ pub fn rows(setup: &Setup, full: bool, table: &Table) -> Result<()> {
     Ok(())
 }
 
-/// MiB of every map ResNet50 computes on the way to `layer4.1` for one `side × side` image, in
-/// f32: the stem convolution and pool, and in each block the outputs of its three convolutions,
-/// its shortcut convolution and the block itself. What a gradient step has to keep.
-fn resnet50_activation_mib(side: usize) -> f64 {
+/// One bottleneck block of ResNet50 on the way to `layer4.1`: its inner and output widths, the
+/// side of its input map and of its output map, and whether it opens a stage (and so has a
+/// shortcut convolution).
+struct Block {
+    inner: usize,
+    width: usize,
+    c_in: usize,
+    side_in: usize,
+    side_out: usize,
+    first: bool,
+}
+
+/// ResNet50's geometry on the way to `layer4.1` for one `side × side` image: the side of the
+/// stem convolution's output, of the stem pool's output, and every block.
+fn resnet50_to_layer4_1(side: usize) -> (usize, usize, Vec<Block>) {
     let out = |len: usize, k: usize, s: usize, p: usize| (len + 2 * p - k) / s + 1;
     let stem = out(side, 7, 2, 3);
     let mut hw = out(stem, 3, 2, 1);
-    let mut floats = 64 * (stem * stem + hw * hw);
+    let pooled = hw;
+    let mut c_in = 64;
+    let mut blocks = Vec::new();
     let stages = [
         (64, 256, 1, 3),
         (128, 512, 2, 4),
         (256, 1024, 2, 6),
         (512, 2048, 2, 2),
     ];
-    for (inner, width, stride, blocks) in stages {
-        for b in 0..blocks {
+    for (inner, width, stride, n) in stages {
+        for b in 0..n {
             let s = if b == 0 { stride } else { 1 };
             let o = out(hw, 3, s, 1);
-            floats += inner * hw * hw + inner * o * o + 2 * width * o * o;
-            if b == 0 {
-                floats += width * o * o;
-            }
-            hw = o;
+            blocks.push(Block {
+                inner,
+                width,
+                c_in,
+                side_in: hw,
+                side_out: o,
+                first: b == 0,
+            });
+            (hw, c_in) = (o, width);
+        }
+    }
+    (stem, pooled, blocks)
+}
+
+/// MiB of every map ResNet50 computes on the way to `layer4.1` for one `side × side` image, in
+/// f32: the stem convolution and pool, and in each block the outputs of its three convolutions,
+/// its shortcut convolution and the block itself. What a gradient step has to keep.
+fn resnet50_activation_mib(side: usize) -> f64 {
+    let (stem, pooled, blocks) = resnet50_to_layer4_1(side);
+    let mut floats = 64 * (stem * stem + pooled * pooled);
+    for b in blocks {
+        let (i, o) = (b.side_in * b.side_in, b.side_out * b.side_out);
+        floats += b.inner * i + b.inner * o + 2 * b.width * o;
+        if b.first {
+            floats += b.width * o;
         }
     }
     floats as f64 * 4.0 / (1u64 << 20) as f64
+}
+
+/// GFLOP of one activation-maximisation step on ResNet50 → `layer4.1` at `side × side`:
+/// multiply-adds ×2 of every convolution counted by the direct algorithm (as the forward rows
+/// count them), once for the forward pass and once for the input gradient, which costs the
+/// same. What fmv computes is less: its 3×3 stride-1 convolutions use Winograd F(2×2, 3×3),
+/// 2.25× fewer multiplications.
+fn resnet50_step_gflop(side: usize) -> f64 {
+    let (stem, _, blocks) = resnet50_to_layer4_1(side);
+    let mut macs = 64 * 3 * 49 * stem * stem;
+    for b in blocks {
+        let (i, o) = (b.side_in * b.side_in, b.side_out * b.side_out);
+        macs += b.c_in * b.inner * i + b.inner * b.inner * 9 * o + b.inner * b.width * o;
+        if b.first {
+            macs += b.c_in * b.width * o;
+        }
+    }
+    2.0 * 2.0 * macs as f64 / 1e9
 }
 
 /// Peak RSS of a whole `fmv patterns` process taking two compat steps at 986×986 px (the
@@ -134,4 +192,25 @@ pub fn memory_row(setup: &Setup) -> Result<Row> {
         row = row.with_original(o.step_rss(&arch, 1, FILTER, side)?);
     }
     Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The step's count against the forward rows' count of the whole network (8.18 GFLOP at
+    /// 224 px, torchvision's 4.09 G multiply-adds), walked separately: a step is the forward
+    /// pass to `layer4.1` twice, and the whole network adds `layer4.2` (7×7 maps) and the
+    /// classifier.
+    #[test]
+    fn a_step_counts_the_forward_pass_to_layer4_1_twice() {
+        let layer4_2 = 2.0 * (2048 * 512 + 512 * 512 * 9 + 512 * 2048) as f64 * 49.0 / 1e9;
+        let classifier = 2.0 * (2048 * 1000) as f64 / 1e9;
+        let whole = super::super::forward::gflop(&resnet50());
+        let step = resnet50_step_gflop(224);
+        assert!(
+            (step / 2.0 + layer4_2 + classifier - whole).abs() < 1e-9,
+            "{step} / 2 + {layer4_2} + {classifier} against {whole}"
+        );
+    }
 }

@@ -172,6 +172,11 @@ impl PatternConfig {
         self.seed
     }
 
+    /// Compat: optimisation steps at each scale.
+    pub fn opt_steps(&self) -> usize {
+        self.opt_steps
+    }
+
     /// Compat: the image side at each scale, `int(factor · side)` each time.
     pub fn sizes(&self) -> Vec<usize> {
         let mut s = self.init_image.as_ref().map_or(self.init_size, |i| i.width);
