@@ -78,9 +78,9 @@ pub fn rows(setup: &Setup, full: bool, table: &Table) -> Result<()> {
     Ok(())
 }
 
-/// One bottleneck block of ResNet50 on the way to `layer4.1`: its inner and output widths, the
-/// side of its input map and of its output map, and whether it opens a stage (and so has a
-/// shortcut convolution).
+/// One bottleneck block of ResNet50 on the way to `layer4.1`: its inner and output widths, its
+/// input's channels, the side of its input map and of its output map, and whether it opens a
+/// stage (and so has a shortcut convolution).
 struct Block {
     inner: usize,
     width: usize,
