@@ -27,8 +27,74 @@ fn sha256_file(path: &std::path::Path) -> anyhow::Result<String> {
     Ok(format!("{:x}", h.finalize()))
 }
 
+/// `cargo xtask`'s tasks and their options.
+#[derive(clap::Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Project automation: fetch, gallery, train-demo, bench"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(clap::Subcommand)]
+enum Task {
+    /// Pretrained weights from the Hugging Face Hub into `models/` (names in
+    /// `models/manifest.json`).
+    Fetch {
+        /// The models to fetch.
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+        /// Write each file's sha256 into the manifest where it has none.
+        #[arg(long)]
+        pin: bool,
+    },
+    /// `docs/gallery/` from the demo report.
+    Gallery {
+        /// Compare with `docs/gallery/` instead of writing it.
+        #[arg(long)]
+        check: bool,
+    },
+    /// The embedded demo networks, into `models/demo/`.
+    TrainDemo {
+        /// Train only this network.
+        #[arg(long, value_parser = ["resnet", "vgg"])]
+        only: Option<String>,
+        /// Optimisation steps.
+        #[arg(long, default_value_t = 200)]
+        steps: usize,
+    },
+    /// One table of fmv's speed and memory, next to the original's with `--torch`.
+    Bench {
+        /// Only these parts (all when none is named).
+        #[arg(value_parser = ["forward", "patterns", "rank"], value_name = "PART")]
+        parts: Vec<String>,
+        /// Timed repetitions of each forward pass.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Images in the generated ranking folder.
+        #[arg(long, default_value_t = 240)]
+        images: usize,
+        /// Also the default 20-scale patterns schedule and ranking at 4× the images.
+        #[arg(long)]
+        full: bool,
+        /// A Python with torch, torchvision, opencv and safetensors, to time the original.
+        #[arg(long, value_name = "PYTHON")]
+        torch: Option<std::path::PathBuf>,
+        /// Where fmv runs: `cpu`, `cuda` or `cuda:N`.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// An `fmv` binary to run instead of building one.
+        #[arg(long, value_name = "PATH")]
+        fmv: Option<std::path::PathBuf>,
+    },
+}
+
 fn main() -> std::process::ExitCode {
-    match run() {
+    let cli = <Cli as clap::Parser>::parse();
+    match run(cli.task) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -37,58 +103,27 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    match args.first().map(String::as_str) {
-        Some("bench") => {
-            let only = args[1..]
-                .iter()
-                .take_while(|a| !a.starts_with("--"))
-                .cloned()
-                .collect();
-            let number = |name: &str, default: usize| -> anyhow::Result<usize> {
-                Ok(flag(name)
-                    .map(|s| s.parse())
-                    .transpose()?
-                    .unwrap_or(default))
-            };
-            bench::run(&bench::Options {
-                runs: number("--runs", 5)?,
-                images: number("--images", 240)?,
-                full: args.iter().any(|a| a == "--full"),
-                torch: flag("--torch").map(Into::into),
-                only,
-                device: flag("--device").unwrap_or_else(|| "cpu".into()),
-                fmv: flag("--fmv").map(Into::into),
-            })
-        }
-        Some("fetch") => {
-            let names: Vec<String> = args[1..]
-                .iter()
-                .filter(|a| !a.starts_with("--"))
-                .cloned()
-                .collect();
-            fetch::run(&names, args.iter().any(|a| a == "--pin"))
-        }
-        Some("gallery") => gallery::run(args.iter().any(|a| a == "--check")),
-        Some("train-demo") => {
-            let steps: usize = flag("--steps")
-                .map(|s| s.parse())
-                .transpose()?
-                .unwrap_or(200);
-            train_demo::run(steps, flag("--only").as_deref())
-        }
-        _ => {
-            eprintln!(
-                "usage: cargo xtask fetch NAME... [--pin] | gallery [--check] | train-demo [--only resnet|vgg] [--steps N] | bench [forward] [patterns] [rank] [--runs N] [--images N] [--full] [--torch PYTHON] [--device cpu|cuda] [--fmv PATH]"
-            );
-            std::process::exit(2);
-        }
+fn run(task: Task) -> anyhow::Result<()> {
+    match task {
+        Task::Bench {
+            parts,
+            runs,
+            images,
+            full,
+            torch,
+            device,
+            fmv,
+        } => bench::run(&bench::Options {
+            runs,
+            images,
+            full,
+            torch,
+            only: parts,
+            device,
+            fmv,
+        }),
+        Task::Fetch { names, pin } => fetch::run(&names, pin),
+        Task::Gallery { check } => gallery::run(check),
+        Task::TrainDemo { only, steps } => train_demo::run(steps, only.as_deref()),
     }
 }
