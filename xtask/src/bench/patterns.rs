@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use fmv_core::{Mode, PatternConfig, Preprocess, Visualizer};
-use fmv_models::LayerRef;
+use fmv_models::{Arch, LayerRef};
 
 use super::{Row, Setup, Table, random_model, resnet50, root, run_measured, weights_file};
 
@@ -90,36 +90,35 @@ struct Block {
     first: bool,
 }
 
-/// ResNet50's geometry on the way to `layer4.1` for one `side × side` image: the side of the
-/// stem convolution's output, of the stem pool's output, and every block.
+/// ResNet50's geometry on the way to `layer4.1` for one `side × side` image, read from
+/// [`resnet50`]'s stages: the side of the stem convolution's output, of the stem pool's output,
+/// and every block up to `layer4.1` (all but the last block of the last stage).
 fn resnet50_to_layer4_1(side: usize) -> (usize, usize, Vec<Block>) {
+    let Arch::ResNet(config) = resnet50() else {
+        unreachable!("resnet50() is a ResNet")
+    };
     let out = |len: usize, k: usize, s: usize, p: usize| (len + 2 * p - k) / s + 1;
     let stem = out(side, 7, 2, 3);
     let mut hw = out(stem, 3, 2, 1);
     let pooled = hw;
-    let mut c_in = 64;
+    let mut c_in = config.stem_width;
     let mut blocks = Vec::new();
-    let stages = [
-        (64, 256, 1, 3),
-        (128, 512, 2, 4),
-        (256, 1024, 2, 6),
-        (512, 2048, 2, 2),
-    ];
-    for (inner, width, stride, n) in stages {
-        for b in 0..n {
-            let s = if b == 0 { stride } else { 1 };
+    for stage in &config.stages {
+        for b in 0..stage.n_blocks {
+            let s = if b == 0 { stage.stride } else { 1 };
             let o = out(hw, 3, s, 1);
             blocks.push(Block {
-                inner,
-                width,
+                inner: stage.inner,
+                width: stage.out,
                 c_in,
                 side_in: hw,
                 side_out: o,
                 first: b == 0,
             });
-            (hw, c_in) = (o, width);
+            (hw, c_in) = (o, stage.out);
         }
     }
+    blocks.pop(); // layer4.2
     (stem, pooled, blocks)
 }
 
