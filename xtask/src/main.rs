@@ -118,7 +118,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             images,
             full,
             torch,
-            only: parts,
+            parts,
             device,
             fmv,
         }),

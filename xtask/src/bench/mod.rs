@@ -44,7 +44,7 @@ pub struct Options {
     /// A Python with torch to time the original on the same work.
     pub torch: Option<PathBuf>,
     /// Only these parts (`forward`, `patterns`, `rank`); all when empty.
-    pub only: Vec<String>,
+    pub parts: Vec<String>,
     /// Where fmv runs: `cpu`, `cuda` or `cuda:N` (as `fmv --device` takes it).
     pub device: String,
     /// An `fmv` binary to run instead of building `target/release/fmv`.
@@ -188,7 +188,7 @@ pub fn run(opts: &Options) -> Result<()> {
     // candle op.
     fmv_core::tune_glibc_malloc();
     unsafe { fmv_core::disable_candle_thread_pool() };
-    let wants = |part: &str| opts.only.is_empty() || opts.only.iter().any(|p| p == part);
+    let wants = |part: &str| opts.parts.is_empty() || opts.parts.iter().any(|p| p == part);
     let device = fmv_models::parse_device(&opts.device)?;
     let threads = candle_core::utils::get_num_threads();
     let original = opts
