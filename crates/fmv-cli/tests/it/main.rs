@@ -9,9 +9,12 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// A fresh empty folder under the system's temporary folder.
+/// A fresh empty folder for one test, under the folder cargo gives integration tests in
+/// `target/` (not the system's temporary folder, where every run would leave one more). A test
+/// that passes removes its folder; one that fails leaves it for a look, until the next run.
+/// Every test names its own.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fmv-cli-{name}-{}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fmv-cli-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -187,8 +190,7 @@ fn activations_json_matches_the_original_and_keeps_the_given_order() {
 
 #[test]
 fn a_stray_file_in_a_folder_is_skipped_with_a_warning() {
-    let dir = std::env::temp_dir().join(format!("fmv-cli-stray-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("stray-activations");
     std::fs::copy(
         testdata().join("reference/data/dsA/test/cat/cat_1.png"),
         dir.join("a.png"),
@@ -245,9 +247,10 @@ fn errors_name_the_problem_and_exit_non_zero() {
     assert!(msg.contains("unknown preset `caffe`"), "{msg}");
     let msg = fail("12", &["/nonexistent/x.png"]);
     assert!(msg.contains("/nonexistent/x.png"), "{msg}");
-    let notes = std::env::temp_dir().join(format!("fmv-cli-notes-{}.txt", std::process::id()));
+    let dir = scratch("notes");
+    let notes = dir.join("notes.txt");
     std::fs::write(&notes, "hello").unwrap();
     let msg = fail("12", &[notes.to_str().unwrap()]);
     assert!(msg.contains("is not an image"), "{msg}");
-    std::fs::remove_file(&notes).ok();
+    std::fs::remove_dir_all(&dir).ok();
 }

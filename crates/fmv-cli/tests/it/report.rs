@@ -189,6 +189,7 @@ fn open_in_chromium(browser: &Path, page: &Path) -> (Value, Vec<String>) {
         .output()
         .expect("chromium starts");
     std::fs::remove_file(&probed).ok();
+    std::fs::remove_dir_all(&profile).ok();
     let dom = String::from_utf8_lossy(&out.stdout);
     let start = dom.find("<pre id=\"fmv-check\">").unwrap_or_else(|| {
         panic!(
@@ -256,6 +257,7 @@ fn the_browser_probe_sees_a_broken_image_and_a_console_error() {
         "{errors}"
     );
     assert!(!console.is_empty());
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -291,6 +293,7 @@ fn report_needs_weights_and_both_folders_together() {
         "neon",
     ]));
     assert!(e.contains("unknown --style `neon`"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -315,6 +318,7 @@ fn model_names_the_embedded_demo_and_explains_unfetched_weights() {
         e.contains("model `resnet50` is not fetched: run `cargo xtask fetch resnet50`"),
         "{e}"
     );
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// The committed gallery (`cargo xtask gallery`) shows what the demo report draws: every
@@ -431,4 +435,5 @@ fn report_on_given_weights_and_folders_records_them_in_the_manifest() {
     assert!(dir.join("rank.svg").is_file() && dir.join("class-sums.svg").is_file());
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
     assert!(html.contains("href=\"rank.svg\""));
+    std::fs::remove_dir_all(&dir).ok();
 }
