@@ -2,7 +2,8 @@
 //!
 //! The format is recognised by content, never by extension. JPEG goes through libjpeg-turbo's
 //! algorithms (MozJPEG, built from source by cargo: ISLOW IDCT, fancy upsampling), which give
-//! Pillow's pixels bit for bit; every other format goes through the `image` crate.
+//! Pillow's pixels bit for bit; every other format goes through the `image` crate. Images over
+//! Pillow's pixel limit ([`MAX_PIXELS`]) are refused from their header, as Pillow refuses them.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -46,6 +47,23 @@ impl RgbImage {
     }
 }
 
+/// The most pixels an image may have: Pillow's own limit (twice `Image.MAX_IMAGE_PIXELS`, above
+/// which `Image.open` raises `DecompressionBombError`), so that fmv opens the images the original
+/// opens and refuses, before decoding, a small file that would unpack to gigabytes.
+pub const MAX_PIXELS: u64 = 2 * (1024 * 1024 * 1024 / 4 / 3);
+
+/// Fails, saying why, when a `width × height` image has more than [`MAX_PIXELS`].
+fn check_pixels(width: u64, height: u64) -> Result<(), String> {
+    if width * height <= MAX_PIXELS {
+        return Ok(());
+    }
+    Err(format!(
+        "the image is {width}x{height} = {} pixels, more than the {MAX_PIXELS} fmv opens \
+         (Pillow's limit against decompression bombs); downscale it first",
+        width * height
+    ))
+}
+
 /// Decodes an image file's bytes to RGB.
 ///
 /// ```
@@ -61,9 +79,17 @@ pub fn decode_rgb8(bytes: &[u8], gray16: Gray16) -> Result<RgbImage, DecodeError
         | ImageFormat::Bmp
         | ImageFormat::Tiff
         | ImageFormat::WebP => {
-            let img = image::load_from_memory_with_format(bytes, format)
-                .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
-            convert_rgb(img, gray16)
+            let corrupt = |e: image::ImageError| DecodeError::Corrupt(e.to_string());
+            let reader = || image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+            let (width, height) = reader().into_dimensions().map_err(corrupt)?;
+            check_pixels(width.into(), height.into()).map_err(DecodeError::Corrupt)?;
+            // The pixel count is bounded above, so the decoder's own cap (512 MiB) would only
+            // refuse images Pillow opens, such as 100 million pixels of 16-bit RGBA.
+            let mut reader = reader();
+            let mut limits = image::Limits::default();
+            limits.max_alloc = Some(MAX_PIXELS * 8 + (64 << 20));
+            reader.limits(limits);
+            convert_rgb(reader.decode().map_err(corrupt)?, gray16)
         }
         other => Err(DecodeError::Corrupt(format!(
             "{other:?} images are not supported; convert the file to PNG or JPEG"
@@ -169,6 +195,7 @@ fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     let run = || -> std::io::Result<RgbImage> {
         let d = mozjpeg::Decompress::with_err(error_manager()).from_mem(bytes)?;
         let (width, height) = (d.width(), d.height());
+        check_pixels(width as u64, height as u64).map_err(std::io::Error::other)?;
         let cmyk = matches!(
             d.color_space(),
             J_COLOR_SPACE::JCS_CMYK | J_COLOR_SPACE::JCS_YCCK

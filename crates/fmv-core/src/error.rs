@@ -22,6 +22,23 @@ pub enum Error {
         /// What is wrong and what is valid.
         reason: String,
     },
+    /// An input so large that its maps alone exceed the memory available (checked on the CPU
+    /// before a run starts, with a lower bound on what the run needs).
+    #[error(
+        "{what} needs at least {need} of memory for its maps (up to `{layer}`) and input, and {available} is available; {fix}"
+    )]
+    OutOfMemory {
+        /// The pass, with its size (`a compat step at 40000x40000 px`).
+        what: String,
+        /// The layer the maps lead to.
+        layer: String,
+        /// The lower bound, for a person (`3.0 GiB`).
+        need: String,
+        /// The memory available, for a person.
+        available: String,
+        /// The arguments that set the size.
+        fix: &'static str,
+    },
     /// A channel index the layer does not have.
     #[error("channel {channel} does not exist in layer `{layer}`, which has {channels} channels (valid: 0..={max})", max = .channels.saturating_sub(1))]
     ChannelOutOfRange {

@@ -19,6 +19,7 @@ use crate::decode::RgbImage;
 use crate::error::{Error, Result};
 use crate::inputs::Skipped;
 use crate::lanes::Lanes;
+use crate::memory::Keeps;
 use crate::preprocess::load_rgb8;
 use crate::topk::top_n;
 use crate::visualizer::{Event, Visualizer};
@@ -83,6 +84,16 @@ impl Visualizer {
         }
         let (done_before, total) = progress;
         let batch_size = self.batch_size();
+        let (w, h) = self.preprocess().size();
+        let batch = batch_size.min(files.len()).max(1);
+        self.check_memory(
+            layer,
+            (h, w),
+            batch,
+            Keeps::LargestMap,
+            &format!("a batch of {batch} image(s) at {w}x{h} px"),
+            "lower --size or --batch-size",
+        )?;
         let preprocess = self.preprocess().clone();
         let keep = spec.keep_resized;
         let lanes = Lanes::new(self.backbone().device(), batch_size)?;

@@ -254,3 +254,28 @@ fn errors_name_the_problem_and_exit_non_zero() {
     assert!(msg.contains("is not an image"), "{msg}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Folder analyses check their batch's maps against the memory Linux says is available before
+/// the first image goes through the network.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_size_too_large_for_the_memory_is_refused_with_the_fix() {
+    let img = testdata().join("reference/data/dsA/test/cat/cat_1.png");
+    let out = fmv(&[
+        "activations",
+        "--weights",
+        &weights("vgg16_small_seed1"),
+        "--layer",
+        "12",
+        "--size",
+        "1000000",
+        img.to_str().unwrap(),
+    ]);
+    let msg = stderr_of_failure(&out);
+    assert!(
+        msg.contains("a batch of 1 image(s) at 1000000x1000000 px needs at least ")
+            && msg.contains("of memory for its maps (up to `features.28`)")
+            && msg.contains("lower --size or --batch-size"),
+        "{msg}"
+    );
+}

@@ -17,6 +17,7 @@ use fmv_models::{LayerId, LayerRef};
 
 use crate::decode::RgbImage;
 use crate::error::{Error, Result};
+use crate::memory::Keeps;
 use crate::relay::relay;
 use crate::visualizer::{Event, Visualizer};
 
@@ -180,7 +181,7 @@ impl PatternConfig {
     /// Compat: the image side at each scale, `int(factor · side)` each time.
     pub fn sizes(&self) -> Vec<usize> {
         let mut s = self.init_image.as_ref().map_or(self.init_size, |i| i.width);
-        let mut out = Vec::with_capacity(self.upscaling_steps);
+        let mut out = Vec::with_capacity(self.upscaling_steps.min(64));
         for _ in 0..self.upscaling_steps {
             out.push(s);
             s = (self.upscaling_factor * s as f64) as usize;
@@ -232,6 +233,21 @@ impl PatternConfig {
                 }
                 if self.init_image.is_none() && self.init_size == 0 {
                     return bad("--init-size", "must be at least 1");
+                }
+                let first = self.init_image.as_ref().map_or(self.init_size, |i| i.width);
+                let last = first as f64
+                    * self
+                        .upscaling_factor
+                        .powf((self.upscaling_steps - 1) as f64);
+                if last > 1e9 {
+                    return bad(
+                        "--upscaling-steps",
+                        &format!(
+                            "{} scales from {first} px by {} would end {last:.1e} px wide; \
+                             the default schedule ends at 986 px",
+                            self.upscaling_steps, self.upscaling_factor
+                        ),
+                    );
                 }
                 let sizes = self.sizes();
                 if sizes.windows(2).any(|w| w[1] <= w[0]) {
@@ -328,12 +344,35 @@ impl Visualizer {
         }
         let run = match config.mode {
             Mode::Compat => {
-                self.check_input_size(layer, config.sizes()[0], "--init-size")?;
+                let sizes = config.sizes();
+                self.check_input_size(layer, sizes[0], "--init-size")?;
+                // Filters may run side by side, but one at least runs at the last scale.
+                let last = sizes[sizes.len() - 1];
+                self.check_memory(
+                    layer,
+                    (last, last),
+                    1,
+                    Keeps::EveryMap,
+                    &format!("a compat step at the last scale, {last}x{last} px,"),
+                    "lower --init-size, --upscaling-steps or --upscaling-factor \
+                     (the default schedule ends at 986 px)",
+                )?;
                 compat::run_all
             }
             Mode::Robust => {
                 let (w, h) = self.preprocess().size();
                 self.check_input_size(layer, w.min(h), "--size")?;
+                self.check_memory(
+                    layer,
+                    (h, w),
+                    config.filters.len(),
+                    Keeps::EveryMap,
+                    &format!(
+                        "a robust step on {} filter(s) at {w}x{h} px",
+                        config.filters.len()
+                    ),
+                    "lower --size, or give fewer filters at a time",
+                )?;
                 robust::run
             }
         };

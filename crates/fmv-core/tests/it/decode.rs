@@ -75,3 +75,57 @@ fn broken_files_are_refused_with_a_reason() {
         Err(DecodeError::NotAnImage)
     );
 }
+
+/// Images beyond Pillow's decompression-bomb limit are refused from their header, before any
+/// pixel is decoded, and exactly where Pillow refuses them: 13377 × 13378 pixels is one row
+/// over (`Image.open` raises `DecompressionBombError`), 13377 × 13377 is not (Pillow 13.0,
+/// checked on headers patched as here).
+#[test]
+fn images_beyond_pillows_pixel_limit_are_refused_from_their_header() {
+    // A PNG's IHDR: width and height at bytes 16..24, its CRC over bytes 12..29 at 29..33.
+    let png = |w: u32, h: u32| {
+        let mut b = std::fs::read(formats().join("rgb16.png")).unwrap();
+        assert_eq!(&b[12..16], b"IHDR");
+        b[16..20].copy_from_slice(&w.to_be_bytes());
+        b[20..24].copy_from_slice(&h.to_be_bytes());
+        let crc = crc32(&b[12..29]);
+        b[29..33].copy_from_slice(&crc.to_be_bytes());
+        b
+    };
+    // A baseline JPEG's SOF0: height and width 5 bytes after the marker.
+    let jpeg = |w: u16, h: u16| {
+        let mut b = std::fs::read(formats().join("baseline_422.jpg")).unwrap();
+        let i = b.windows(2).position(|m| m == [0xFF, 0xC0]).unwrap();
+        b[i + 5..i + 7].copy_from_slice(&h.to_be_bytes());
+        b[i + 7..i + 9].copy_from_slice(&w.to_be_bytes());
+        b
+    };
+    let over = "the image is 13377x13378 = 178957506 pixels, more than the 178956970 fmv opens";
+    for (name, bytes) in [("png", png(13377, 13378)), ("jpeg", jpeg(13377, 13378))] {
+        match decode_rgb8(&bytes, Gray16::HighByte) {
+            Err(DecodeError::Corrupt(why)) => assert!(why.starts_with(over), "{name}: {why}"),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // At the limit the header passes; the PNG then fails on its missing pixel data.
+    match decode_rgb8(&png(13377, 13377), Gray16::HighByte) {
+        Err(DecodeError::Corrupt(why)) => assert!(why.contains("IDAT"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// CRC-32 (ISO-HDLC, as PNG uses), bit by bit.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}

@@ -194,6 +194,13 @@ fn bad_arguments_name_the_argument() {
     assert!(err(compat(vec![1]).with_upscaling_factor(1.01)).contains("does not grow"));
     assert!(err(compat(vec![1]).with_opt_steps(0)).contains("--opt-steps"));
     assert!(err(compat(vec![1]).with_upscaling_steps(0)).contains("--upscaling-steps"));
+    let msg = err(compat(vec![1]).with_upscaling_steps(1_000_000_000_000));
+    assert!(
+        msg.contains("invalid --upscaling-steps: 1000000000000 scales from 33 px by 1.2 would end inf px wide"),
+        "{msg}"
+    );
+    let msg = err(compat(vec![1]).with_upscaling_steps(400));
+    assert!(msg.contains("would end 1.3e33 px wide"), "{msg}");
     assert!(err(compat(vec![1]).with_lr(-1.0)).contains("--lr"));
     assert!(
         err(PatternConfig::new(LayerRef::Compat(-2), vec![1]).with_steps(0)).contains("--steps")
@@ -323,4 +330,41 @@ fn a_stopped_run_of_filters_side_by_side_keeps_the_first_ones() {
         assert!(p.activation_trace.len() < 30, "filter {f} was not stopped");
     }
     assert!(got.iter().any(|p| p.interrupted));
+}
+
+/// An input side mistyped by a digit or two fails before the run, naming what it needs and
+/// the arguments to lower, instead of aborting in an allocation. (Linux says how much memory
+/// is available; other systems are not checked.)
+#[cfg(target_os = "linux")]
+#[test]
+fn inputs_too_large_for_the_memory_are_refused_before_the_run() {
+    let golden = Golden::load("resnet50_small_seed1");
+    // The CPU, whatever FMV_TEST_DEVICE says: other devices are not checked.
+    let model = || Model::load(golden.weights(), &fmv_models::LoadOptions::new()).unwrap();
+    let side = 1_000_000;
+    let err = |viz: Visualizer, cfg: PatternConfig| match viz.maximize(&cfg, &mut |_| {}, &|| false)
+    {
+        Ok(_) => panic!("maximize accepted {cfg:?}"),
+        Err(e) => e.to_string(),
+    };
+    let compat = PatternConfig::new(LayerRef::Compat(-2), vec![1])
+        .with_mode(Mode::Compat)
+        .with_init_size(side)
+        .with_upscaling_steps(1);
+    let msg = err(Visualizer::new(model()), compat);
+    assert!(
+        msg.starts_with("a compat step at the last scale, 1000000x1000000 px, needs at least ")
+            && msg.contains("TiB of memory for its maps (up to `layer4.1`)")
+            && msg.contains("lower --init-size, --upscaling-steps or --upscaling-factor"),
+        "{msg}"
+    );
+    let robust = PatternConfig::new(LayerRef::Compat(-2), vec![1, 2]);
+    let viz =
+        Visualizer::new(model()).with_preprocess(Preprocess::imagenet().with_size(side, side));
+    let msg = err(viz, robust);
+    assert!(
+        msg.starts_with("a robust step on 2 filter(s) at 1000000x1000000 px needs at least ")
+            && msg.contains("lower --size"),
+        "{msg}"
+    );
 }
