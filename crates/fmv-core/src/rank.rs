@@ -77,7 +77,8 @@ impl RankConfig {
     }
 
     /// Counts a map for an image when it is among the image's `n` most active maps. By
-    /// default, 25 (the original's `n_each_img`).
+    /// default, 25 (the original's `n_each_img`). Ranking refuses an `n` that is not below the
+    /// layer's channel count: every map would then count for every image.
     pub fn with_n_each_img(mut self, n: usize) -> Self {
         self.n_each_img = n;
         self
@@ -415,6 +416,17 @@ impl Visualizer {
         let layer = self.resolve(config.layer())?;
         let info = self.backbone().layer(layer).clone();
         let channels = info.channels;
+        if config.n_each_img >= channels {
+            return Err(Error::InvalidArgument {
+                name: "--n-each-img",
+                reason: format!(
+                    "{} is not below the {channels} channels of `{}`: every map would be among \
+                     every image's top maps, so none could be unique to a class; use fewer \
+                     than {channels} (the original's default is 25)",
+                    config.n_each_img, info.name
+                ),
+            });
+        }
         let shard = config.shard.unwrap_or(Shard { index: 0, count: 1 });
         let mut state = RankCounts {
             format_version: RANK_COUNTS_VERSION,

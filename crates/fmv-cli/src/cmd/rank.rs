@@ -28,7 +28,8 @@ pub struct Args {
     /// Only these classes, in this order (comma-separated). Default: every sub-folder.
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     classes: Option<Vec<String>>,
-    /// A map counts for an image when it is among the image's this many most active maps.
+    /// A map counts for an image when it is among the image's this many most active maps (fewer
+    /// than the layer's channels).
     #[arg(long, default_value_t = 25)]
     n_each_img: usize,
     /// Each class keeps its this many most frequent maps before shared ones are removed.
