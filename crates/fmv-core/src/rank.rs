@@ -85,8 +85,7 @@ impl RankConfig {
     }
 
     /// Keeps each class's `n` most frequent maps before removing shared ones. By default, 25
-    /// (the original's `n_each_class`). Ranking refuses an `n` that is not below the layer's
-    /// channel count: every class would then keep every map.
+    /// (the original's `n_each_class`).
     pub fn with_n_each_class(mut self, n: usize) -> Self {
         self.n_each_class = n;
         self
@@ -417,25 +416,16 @@ impl Visualizer {
         let layer = self.resolve(config.layer())?;
         let info = self.backbone().layer(layer).clone();
         let channels = info.channels;
-        for (name, n, whose) in [
-            ("--n-each-img", config.n_each_img, "every image's top maps"),
-            (
-                "--n-each-class",
-                config.n_each_class,
-                "every class's most frequent maps",
-            ),
-        ] {
-            if n >= channels {
-                return Err(Error::InvalidArgument {
-                    name,
-                    reason: format!(
-                        "{n} is not below the {channels} channels of `{}`: every map would be \
-                         among {whose}, so none could be unique to a class; use fewer than \
-                         {channels} (the original's default is 25)",
-                        info.name
-                    ),
-                });
-            }
+        if config.n_each_img >= channels {
+            return Err(Error::InvalidArgument {
+                name: "--n-each-img",
+                reason: format!(
+                    "{} is not below the {channels} channels of `{}`: every map would be among \
+                     every image's top maps, so none could be unique to a class; use fewer \
+                     than {channels} (the original's default is 25)",
+                    config.n_each_img, info.name
+                ),
+            });
         }
         let shard = config.shard.unwrap_or(Shard { index: 0, count: 1 });
         let mut state = RankCounts {

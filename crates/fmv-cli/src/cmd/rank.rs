@@ -32,8 +32,7 @@ pub struct Args {
     /// than the layer's channels).
     #[arg(long, default_value_t = 25)]
     n_each_img: usize,
-    /// Each class keeps its this many most frequent maps before shared ones are removed (fewer
-    /// than the layer's channels).
+    /// Each class keeps its this many most frequent maps before shared ones are removed.
     #[arg(long, default_value_t = 25)]
     n_each_class: usize,
     /// Process only every N-th image of each class, starting at I (`I/N`); needs `-o`, which
