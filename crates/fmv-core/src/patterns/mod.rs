@@ -206,6 +206,17 @@ impl PatternConfig {
         if self.filters.is_empty() {
             return bad("--filter", "give at least one channel");
         }
+        if let Some(f) = self
+            .filters
+            .iter()
+            .enumerate()
+            .find_map(|(i, f)| self.filters[..i].contains(f).then_some(f))
+        {
+            return bad(
+                "--filter",
+                &format!("channel {f} is listed twice; its pattern (and file) would be made twice"),
+            );
+        }
         if !(self.lr() > 0.0 && self.lr().is_finite()) {
             return bad("--lr", "must be positive and finite");
         }
