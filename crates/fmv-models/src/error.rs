@@ -154,6 +154,23 @@ pub enum Error {
         /// How many such values.
         count: usize,
     },
+    /// A BatchNorm running variance so negative that the layer would divide by the square root
+    /// of a negative number (PyTorch would compute NaN there).
+    #[error(
+        "{path}: tensor `{key}` holds a variance of {value} at channel {channel}, below -{eps}; BatchNorm would take the square root of a negative number, so the checkpoint is corrupt"
+    )]
+    NegativeVariance {
+        /// The file.
+        path: PathBuf,
+        /// The key as written in the file.
+        key: String,
+        /// The first such channel.
+        channel: usize,
+        /// Its value.
+        value: f64,
+        /// BatchNorm's epsilon, which the variance must exceed in magnitude when negative.
+        eps: f64,
+    },
     /// A tensor of a dtype that cannot hold weights.
     #[error("{path}: tensor `{key}` has dtype {dtype}, expected a floating-point type")]
     UnsupportedDtype {

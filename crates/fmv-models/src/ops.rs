@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use crate::checkpoint::Checkpoint;
 use crate::cpu_conv::{self, AddRelu, ConvGeometry, ConvOp, op};
 use crate::cpu_pool::MaxPool;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::grad::{InputGrad, max_pool2d_differentiable};
 use crate::winograd::{self, Tile};
 
@@ -119,7 +119,20 @@ impl Conv {
                 let gamma = ck.load_f64(&format!("{bn}.weight"))?;
                 let beta = ck.load_f64(&format!("{bn}.bias"))?;
                 let mean = ck.load_f64(&format!("{bn}.running_mean"))?;
-                let var = ck.load_f64(&format!("{bn}.running_var"))?;
+                let var_key = format!("{bn}.running_var");
+                let var = ck.load_f64(&var_key)?;
+                if let Some(channel) = var.iter().position(|v| v + BATCH_NORM_EPS <= 0.0) {
+                    return Err(Error::NegativeVariance {
+                        path: ck.path().to_path_buf(),
+                        key: ck
+                            .entries()
+                            .get(&var_key)
+                            .map_or(var_key.clone(), |e| e.file_key.clone()),
+                        channel,
+                        value: var[channel],
+                        eps: BATCH_NORM_EPS,
+                    });
+                }
                 let scale: Vec<f64> = (0..c_out)
                     .map(|o| gamma[o] / (var[o] + BATCH_NORM_EPS).sqrt())
                     .collect();

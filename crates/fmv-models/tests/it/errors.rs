@@ -70,6 +70,28 @@ fn nan_and_inf_weights_are_refused_by_name() {
     }
 }
 
+/// A running variance below −ε makes BatchNorm take the square root of a negative number
+/// (PyTorch computes NaN there, which ReLU would then hide as 0 in fmv): refused by name. Just
+/// above −ε the layer is finite, as in PyTorch, and loads.
+#[test]
+fn a_negative_batch_norm_variance_is_refused_by_name() {
+    let with_var = |value: f32| {
+        let mut t = resnet_tensors();
+        let key = "layer2.0.bn1.running_var";
+        let mut v: Vec<f32> = t[key].to_vec1().unwrap();
+        v[5] = value;
+        t.insert(key.into(), Tensor::new(v, &Device::Cpu).unwrap());
+        t
+    };
+    let msg = load_err(with_var(-1.0), &LoadOptions::new());
+    assert!(
+        msg.contains("tensor `layer2.0.bn1.running_var` holds a variance of -1 at channel 5"),
+        "{msg}"
+    );
+    let ck = Checkpoint::from_tensors("edited.safetensors", with_var(-0.5e-5)).unwrap();
+    assert!(Model::from_checkpoint(ck, &LoadOptions::new()).is_ok());
+}
+
 #[test]
 fn a_wrong_explicit_arch_is_refused() {
     let msg = load_err(resnet_tensors(), &LoadOptions::new().with_arch("vgg16"));
