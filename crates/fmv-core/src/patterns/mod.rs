@@ -180,13 +180,16 @@ impl PatternConfig {
 
     /// Compat: the image side at each scale, `int(factor · side)` each time.
     pub fn sizes(&self) -> Vec<usize> {
-        let mut s = self.init_image.as_ref().map_or(self.init_size, |i| i.width);
-        let mut out = Vec::with_capacity(self.upscaling_steps.min(64));
-        for _ in 0..self.upscaling_steps {
-            out.push(s);
-            s = (self.upscaling_factor * s as f64) as usize;
-        }
-        out
+        std::iter::successors(Some(self.first_size()), |&s| {
+            Some((self.upscaling_factor * s as f64) as usize)
+        })
+        .take(self.upscaling_steps)
+        .collect()
+    }
+
+    /// Compat: the side of the first scale (the initial image's, if one is given).
+    fn first_size(&self) -> usize {
+        self.init_image.as_ref().map_or(self.init_size, |i| i.width)
     }
 
     fn lr(&self) -> f64 {
@@ -245,7 +248,7 @@ impl PatternConfig {
                 if self.init_image.is_none() && self.init_size == 0 {
                     return bad("--init-size", "must be at least 1");
                 }
-                let first = self.init_image.as_ref().map_or(self.init_size, |i| i.width);
+                let first = self.first_size();
                 let last = first as f64
                     * self
                         .upscaling_factor

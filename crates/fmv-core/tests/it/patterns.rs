@@ -190,10 +190,10 @@ fn bad_arguments_name_the_argument() {
     let compat =
         |f: Vec<usize>| PatternConfig::new(LayerRef::Compat(-2), f).with_mode(Mode::Compat);
     assert!(err(compat(vec![256])).contains("channel 256 does not exist in layer `layer4.1`"));
+    let msg = err(compat(vec![3, 1, 3]));
     assert!(
-        err(compat(vec![3, 1, 3])).contains("invalid --filter: channel 3 is listed twice"),
-        "{}",
-        err(compat(vec![3, 1, 3]))
+        msg.contains("invalid --filter: channel 3 is listed twice"),
+        "{msg}"
     );
     assert!(err(compat(vec![1]).with_upscaling_factor(1.0)).contains("--upscaling-factor"));
     assert!(err(compat(vec![1]).with_upscaling_factor(1.01)).contains("does not grow"));
