@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(long)]
     init_size: Option<usize>,
     /// Adam's learning rate [default: 0.2 compat, 0.05 robust].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// Compat: optimisation steps per scale [default: 20].
     #[arg(long)]
@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(long)]
     upscaling_steps: Option<usize>,
     /// Compat: growth factor between scales [default: 1.2].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     upscaling_factor: Option<f64>,
     /// Robust: optimisation steps [default: 256].
     #[arg(long)]
@@ -59,7 +59,8 @@ pub struct Args {
     /// Report how the pattern's activation compares with the highest over these images.
     #[arg(long, value_name = "DIR")]
     reference_images: Option<PathBuf>,
-    /// Output PNG; with several filters, `OUT_K.png` for each filter K.
+    /// Output PNG (a name ending in anything but `.png` is refused); with several filters,
+    /// `OUT_K.png` for each filter K.
     #[arg(short = 'o', long = "output", value_name = "OUT.png")]
     output: PathBuf,
     /// Print one JSON document on stdout (an array with several filters).
@@ -103,6 +104,15 @@ pub fn run(args: Args) -> Result<()> {
         bail!(
             "{flag} applies to --mode {other}, not --mode {}",
             mode.as_str()
+        );
+    }
+    if let Some(ext) = args.output.extension()
+        && !ext.eq_ignore_ascii_case("png")
+    {
+        bail!(
+            "invalid --output {}: fmv writes PNG images, not .{}; name the file with .png",
+            args.output.display(),
+            ext.to_string_lossy()
         );
     }
     if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {

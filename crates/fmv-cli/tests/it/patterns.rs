@@ -168,5 +168,28 @@ fn bad_pattern_arguments_are_named() {
     );
     let msg = with(&["--filter", "1", "--steps", "0"]);
     assert!(msg.contains("--steps"), "{msg}");
+    // A negative number reaches fmv's own check rather than being read as a flag.
+    let msg = with(&["--filter", "1", "--lr", "-1"]);
+    assert!(msg.contains("invalid --lr: must be positive"), "{msg}");
+    let msg = with(&[
+        "--filter",
+        "1",
+        "--mode",
+        "compat",
+        "--upscaling-factor",
+        "-2",
+    ]);
+    assert!(msg.contains("invalid --upscaling-factor"), "{msg}");
     assert!(!std::path::Path::new("/tmp/fmv-never-written.png").exists());
+    // fmv writes PNG only: another extension would name a PNG as something else.
+    let jpg = std::env::temp_dir().join(format!("fmv-never-written-{}.jpg", std::process::id()));
+    let mut a = base.to_vec();
+    a.pop();
+    a.extend_from_slice(&[jpg.to_str().unwrap(), "--filter", "1"]);
+    let msg = stderr_of_failure(&fmv(&a));
+    assert!(
+        msg.contains("fmv writes PNG images, not .jpg") && msg.contains(".png"),
+        "{msg}"
+    );
+    assert!(!jpg.exists());
 }
