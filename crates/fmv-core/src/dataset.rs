@@ -33,7 +33,8 @@ pub struct ImageFolder {
 }
 
 impl ImageFolder {
-    /// Reads the layout of `root`: every class, or only `only` (in that order) if given.
+    /// Reads the layout of `root`: every class, or only `only` (in that order; a class named
+    /// twice is an error) if given.
     pub fn open(root: impl AsRef<Path>, only: Option<&[String]>) -> Result<Self> {
         let root = root.as_ref().to_path_buf();
         if !root.is_dir() {
@@ -71,7 +72,14 @@ impl ImageFolder {
             None => dirs,
             Some(names) => {
                 let mut picked = Vec::new();
-                for n in names {
+                for (i, n) in names.iter().enumerate() {
+                    if names[..i].contains(n) {
+                        // Its maps would count as shared with itself, and none could be unique.
+                        return Err(Error::InvalidArgument {
+                            name: "--classes",
+                            reason: format!("class `{n}` is listed twice; name each class once"),
+                        });
+                    }
                     match dirs.iter().find(|d| &name_of(d) == n) {
                         Some(d) => picked.push(d.clone()),
                         None => {
