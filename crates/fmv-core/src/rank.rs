@@ -331,6 +331,8 @@ impl RankCounts {
         }
         out.shards.sort_unstable();
         out.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+        // A file the listing left out is listed by every shard.
+        out.skipped.dedup();
         Ok(out)
     }
 

@@ -72,9 +72,20 @@ fn rank_json_is_the_original_result() {
 #[test]
 fn shards_merge_into_exactly_one_run() {
     let w = weights("vgg16_small_seed1");
-    let train = dsa("train");
     let dir = scratch("shards");
+    // With a file that is no image: the listing leaves it out for every shard, and the merged
+    // result lists it once, as one run does.
+    let train_dir = dir.join("train");
+    copy_tree(Path::new(&dsa("train")), &train_dir);
+    std::fs::write(train_dir.join("cat/notes.txt"), "not an image").unwrap();
+    let train = train_dir.display().to_string();
     let whole = json_of(&fmv(&rank_args(&w, &train, &["--json"])));
+    assert_eq!(
+        whole["skipped"].as_array().unwrap().len(),
+        1,
+        "{}",
+        whole["skipped"]
+    );
     let mut parts = Vec::new();
     for i in 0..3 {
         let part = dir.join(format!("part-{i}.json")).display().to_string();
@@ -233,6 +244,12 @@ fn empty_class_and_missing_root_are_errors_naming_the_folder() {
         msg.contains("no class `dog`") && msg.contains("cat, coffee"),
         "{msg}"
     );
+    let msg = stderr_of_failure(&fmv(&rank_args(
+        &w,
+        &dsa("train"),
+        &["--classes", "cat,coffee,cat"],
+    )));
+    assert!(msg.contains("class `cat` is listed twice"), "{msg}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
