@@ -108,11 +108,34 @@ fn output_names(root: &Path, files: &[PathBuf], out: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Fails if an overlay would replace one of the input images (`-o` is the images' folder, or
+/// holds them), before anything is computed.
+fn refuse_overwriting_inputs(files: &[PathBuf], outputs: &[PathBuf], out: &Path) -> Result<()> {
+    let inputs: std::collections::HashSet<PathBuf> = files
+        .iter()
+        .filter_map(|f| std::fs::canonicalize(f).ok())
+        .collect();
+    // An output that does not exist yet replaces nothing.
+    if let Some(target) = outputs
+        .iter()
+        .find(|o| std::fs::canonicalize(o).is_ok_and(|o| inputs.contains(&o)))
+    {
+        anyhow::bail!(
+            "invalid --output {}: the overlay {} would replace that input image; choose an \
+             output folder outside the images",
+            out.display(),
+            target.display()
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: Args) -> Result<()> {
     ensure_writable_dir(&args.output)?;
     let preprocess = args.preprocess.build()?;
     let (files, mut skipped) = collect_images(&args.images)?;
     let outputs = output_names(&args.images, &files, &args.output);
+    refuse_overwriting_inputs(&files, &outputs, &args.output)?;
     let out_of: HashMap<&PathBuf, &PathBuf> = files.iter().zip(&outputs).collect();
     let model = args.model.load()?;
     let family = model.family();

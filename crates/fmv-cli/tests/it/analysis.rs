@@ -344,6 +344,33 @@ fn overlay_writes_one_png_per_image_with_its_mean() {
     );
     let msg = fail("1", "/proc/fmv-overlays");
     assert!(msg.contains("/proc/fmv-overlays"), "{msg}");
+    // Overlays written over the input images themselves: refused, and the inputs kept.
+    let own = dir.join("own");
+    std::fs::create_dir_all(&own).unwrap();
+    let input = own.join("x.png");
+    image::RgbImage::from_pixel(32, 24, image::Rgb([200, 30, 30]))
+        .save(&input)
+        .unwrap();
+    let before = std::fs::read(&input).unwrap();
+    let own_dir = own.to_str().unwrap();
+    let msg = stderr_of_failure(&fmv(&[
+        "overlay",
+        "--weights",
+        &w,
+        "--layer",
+        "-2",
+        "--filters",
+        "1",
+        "--images",
+        own_dir,
+        "-o",
+        own_dir,
+    ]));
+    assert!(
+        msg.contains("would replace that input image") && msg.contains("x.png"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read(&input).unwrap(), before);
     std::fs::remove_dir_all(&dir).ok();
 }
 
