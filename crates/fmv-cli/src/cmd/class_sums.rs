@@ -79,6 +79,21 @@ fn read_top_maps(path: &PathBuf) -> Result<Vec<(String, Vec<usize>)>> {
         .collect()
 }
 
+/// Warns of each class of the maps that is no class of the test folder (a ranking of another
+/// dataset, or a typo): its sums are computed, but no image is its own, so its ROC AUC is
+/// undefined.
+fn warn_of_classes_without_images(top_maps: &[(String, Vec<usize>)], test: &ImageFolder) {
+    let names = test.class_names();
+    for (class, _) in top_maps.iter().filter(|(c, _)| !names.contains(c)) {
+        eprintln!(
+            "warning: class `{class}` of the maps is no class of {} (classes there: {}); its \
+             ROC AUC is undefined",
+            test.root.display(),
+            names.join(", ")
+        );
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     let preprocess = args.preprocess.build()?;
     let test = ImageFolder::open(&args.test_dir, None)?;
@@ -106,6 +121,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         (None, None) => unreachable!("clap requires --top-maps or --train-dir"),
     };
+    warn_of_classes_without_images(&top_maps, &test);
     let sums = viz.class_sums(&test, &layer, &top_maps, args.strict, &mut |e| {
         progress.on_event(e)
     })?;

@@ -451,6 +451,19 @@ fn class_sums_take_rank_json_or_a_plain_dict() {
             .iter()
             .all(|s| s.as_f64() == Some(0.0))
     );
+    // A class the test folder lacks is summed, with a warning and no ROC AUC.
+    std::fs::write(&plain, r#"{"cat": [1], "dog": [47]}"#).unwrap();
+    let out = fmv(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: class `dog` of the maps is no class of")
+            && stderr.contains("classes there: cat, coffee"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("class `cat`"), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["separability"]["dog"].is_null(), "{}", v["separability"]);
     std::fs::write(&plain, r#"{"cat": [300]}"#).unwrap();
     let msg = stderr_of_failure(&fmv(&args));
     assert!(msg.contains("channel 300 does not exist"), "{msg}");
