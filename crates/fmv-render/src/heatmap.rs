@@ -57,7 +57,7 @@ pub fn heatmap(
         ));
     }
     let (w, h) = (image.width() as usize, image.height() as usize);
-    let resized = resize_map_bilinear(map, map_w, map_h, w, h);
+    let resized = resize_map_bilinear(map, map_w, map_h, w, h)?;
     let max = style
         .max
         .unwrap_or_else(|| map.iter().copied().fold(0.0, f32::max));

@@ -14,13 +14,22 @@ pub enum MaskScale {
 
 /// Resizes a `w`×`h` map to `out_w`×`out_h` as OpenCV's `INTER_LINEAR` does (half-pixel
 /// centres, edge clamped), which is what the original uses for its masks.
+///
+/// A `map` that does not hold `w`×`h` values (or holds none) is an error.
+///
+/// ```
+/// let up = fmv_render::resize_map_bilinear(&[0.0, 1.0], 2, 1, 4, 1).unwrap();
+/// assert_eq!(up, vec![0.0, 0.25, 0.75, 1.0]);
+/// assert!(fmv_render::resize_map_bilinear(&[0.0, 1.0], 3, 1, 4, 1).is_err());
+/// ```
 pub fn resize_map_bilinear(
     map: &[f32],
     w: usize,
     h: usize,
     out_w: usize,
     out_h: usize,
-) -> Vec<f32> {
+) -> Result<Vec<f32>, RenderError> {
+    check_map_shape(map, w, h)?;
     let axis = |n_in: usize, n_out: usize| -> Vec<(usize, usize, f32)> {
         let scale = n_in as f64 / n_out as f64;
         (0..n_out)
@@ -51,7 +60,7 @@ pub fn resize_map_bilinear(
             out.push(top * (1.0 - ty) + bottom * ty);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Draws a `map_w`×`map_h` feature map over `image`: the map is resized bilinearly to the
@@ -66,7 +75,7 @@ pub fn overlay(
 ) -> Result<image::RgbImage, RenderError> {
     check_map_shape(map, map_w, map_h)?;
     let (w, h) = (image.width() as usize, image.height() as usize);
-    let mut mask = resize_map_bilinear(map, map_w, map_h, w, h);
+    let mut mask = resize_map_bilinear(map, map_w, map_h, w, h)?;
     match scale {
         MaskScale::Factor(f) => mask.iter_mut().for_each(|m| *m *= f),
         MaskScale::DivideByMax => {
