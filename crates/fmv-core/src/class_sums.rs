@@ -46,6 +46,10 @@ pub struct ClassSums {
 
 /// The original's sum: `float32`, accumulated left to right; an empty list sums to 0.
 ///
+/// # Panics
+///
+/// If a channel is not an index of `means` (fmv checks the channels against the layer first).
+///
 /// ```
 /// assert_eq!(fmv_core::sum_f32(&[1.0, 2.0, 4.0], &[2, 0]), 5.0);
 /// assert_eq!(fmv_core::sum_f32(&[1.0], &[]), 0.0);

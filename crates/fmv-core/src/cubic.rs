@@ -29,6 +29,10 @@ fn taps(n_in: usize, n_out: usize) -> Vec<([usize; 4], [f32; 4])> {
 
 /// Resizes one `h`×`w` plane (row-major) to `oh`×`ow`.
 ///
+/// # Panics
+///
+/// If `src` does not hold `h`×`w` values.
+///
 /// ```
 /// let flat = vec![0.25f32; 5 * 5];
 /// let out = fmv_core::resize_cubic_opencv(&flat, 5, 5, 6, 6);

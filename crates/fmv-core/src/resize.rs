@@ -109,6 +109,11 @@ fn vertical(src: &[u8], w: usize, h_in: usize, ch: usize, h_out: usize) -> Vec<u
 /// 224×224 targets; older Pillow always went horizontal first). A pass whose size does not
 /// change is skipped.
 ///
+/// # Panics
+///
+/// If `src` does not hold `w_in`×`h_in`×`ch` bytes (a caller's mistake, not bad input: fmv
+/// passes the decoded image's own buffer).
+///
 /// ```
 /// let src = vec![0u8; 640 * 480 * 3]; // RGB
 /// let out = fmv_core::resize_bilinear_pillow(&src, 640, 480, 3, 224, 224);
