@@ -330,7 +330,8 @@ impl RankCounts {
             out.skipped.extend(p.skipped.iter().cloned());
         }
         out.shards.sort_unstable();
-        out.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+        out.skipped
+            .sort_by(|a, b| (&a.path, &a.reason).cmp(&(&b.path, &b.reason)));
         // A file the listing left out is listed by every shard.
         out.skipped.dedup();
         Ok(out)

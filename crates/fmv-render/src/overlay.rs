@@ -73,7 +73,6 @@ pub fn overlay(
     map_h: usize,
     scale: MaskScale,
 ) -> Result<image::RgbImage, RenderError> {
-    check_map_shape(map, map_w, map_h)?;
     let (w, h) = (image.width() as usize, image.height() as usize);
     let mut mask = resize_map_bilinear(map, map_w, map_h, w, h)?;
     match scale {
