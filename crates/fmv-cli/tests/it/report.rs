@@ -293,6 +293,28 @@ fn report_needs_weights_and_both_folders_together() {
         "neon",
     ]));
     assert!(e.contains("unknown --style `neon`"), "{e}");
+    // A test folder without one of the training folder's classes.
+    let data = super::testdata().join("reference/data/dsA");
+    let test = dir.join("test");
+    super::copy_tree(&data.join("test/cat"), &test.join("cat"));
+    let e = stderr_of_failure(&fmv(&[
+        "report",
+        "--weights",
+        &weights("resnet50_small_seed1"),
+        "--train-dir",
+        data.join("train").to_str().unwrap(),
+        "--test-dir",
+        test.to_str().unwrap(),
+        "-o",
+        dir.join("out").to_str().unwrap(),
+    ]));
+    assert!(
+        e.contains("has the classes cat, the training folder")
+            && e.contains("has cat, coffee")
+            && e.contains("--classes"),
+        "{e}"
+    );
+    assert!(!dir.join("out/index.html").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
 

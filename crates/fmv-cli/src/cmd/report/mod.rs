@@ -213,6 +213,17 @@ pub fn run(args: Args) -> Result<()> {
     let family = viz.backbone().family();
     let train = ImageFolder::open(&s.train, args.classes.as_deref())?;
     let test = ImageFolder::open(&s.test, args.classes.as_deref())?;
+    let (train_classes, test_classes) = (train.class_names(), test.class_names());
+    if train_classes != test_classes {
+        bail!(
+            "the test folder {} has the classes {}, the training folder {} has {}: the report \
+             needs the same classes in both (pick shared ones with --classes)",
+            s.test.display(),
+            test_classes.join(", "),
+            s.train.display(),
+            train_classes.join(", ")
+        );
+    }
     let ctx = figures::Ctx {
         out: &out,
         layer: s.layer.clone(),
