@@ -175,6 +175,12 @@ impl Tile {
     }
 }
 
+/// `[f(0), …, f(n − 1)]`, then zeros: the first `n` values of a tile's row or column.
+#[inline(always)]
+fn first<T: Float>(n: usize, f: impl Fn(usize) -> T) -> [T; 6] {
+    std::array::from_fn(|i| if i < n { f(i) } else { T::zero() })
+}
+
 /// `Σ_r c[r] · x[r]` over the first `n` entries, skipping zero coefficients (with `c` constant
 /// and the loop unrolled, the skips and the multiplications by ±1 fold away).
 #[inline(always)]
@@ -487,8 +493,7 @@ fn input_row<T: Float, S: Scheme>(
     let width = m * len;
     // Vertical: t[i] = Σ_r Bᵀ[i, r] · d[r], one pass over the columns.
     for col in 0..width {
-        let dc: [T; 6] =
-            std::array::from_fn(|r| if r < a { d[r * width + col] } else { T::zero() });
+        let dc = first(a, |r| d[r * width + col]);
         for i in 0..a {
             t[i * width + col] = dot(&S::BT[i], &dc, a);
         }
@@ -497,13 +502,7 @@ fn input_row<T: Float, S: Scheme>(
     for i in 0..a {
         let ti = &t[i * width..][..width];
         for tx in 0..tw {
-            let e: [T; 6] = std::array::from_fn(|c| {
-                if c < a {
-                    ti[(c % m) * len + tx + c / m]
-                } else {
-                    T::zero()
-                }
-            });
+            let e = first(a, |c| ti[(c % m) * len + tx + c / m]);
             for j in 0..a {
                 row_out[(i * a + j) * tiles + tx] = dot(&S::BT[j], &e, a);
             }
@@ -561,13 +560,7 @@ fn output_row<T: Float, S: Scheme>(
     // Σ_j Aᵀ[j', j] · s[i'][j], at columns tx·m + j'.
     for j in 0..a {
         for tx in 0..tw {
-            let col: [T; 6] = std::array::from_fn(|i| {
-                if i < a {
-                    row_in[(i * a + j) * tiles + tx]
-                } else {
-                    T::zero()
-                }
-            });
+            let col = first(a, |i| row_in[(i * a + j) * tiles + tx]);
             for ii in 0..m {
                 s[(ii * a + j) * tw + tx] = dot(&S::AT[ii], &col, a);
             }
@@ -575,13 +568,7 @@ fn output_row<T: Float, S: Scheme>(
     }
     for (ii, line) in lines.chunks_exact_mut(m * tw).enumerate() {
         for tx in 0..tw {
-            let e: [T; 6] = std::array::from_fn(|j| {
-                if j < a {
-                    s[(ii * a + j) * tw + tx]
-                } else {
-                    T::zero()
-                }
-            });
+            let e = first(a, |j| s[(ii * a + j) * tw + tx]);
             for jj in 0..m {
                 let val = dot(&S::AT[jj], &e, a) + bias;
                 line[tx * m + jj] = if relu { relu_of(val) } else { val };
