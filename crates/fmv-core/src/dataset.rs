@@ -71,15 +71,15 @@ impl ImageFolder {
         let dirs = match only {
             None => dirs,
             Some(names) => {
+                if let Some(n) = crate::lists::first_repeated(names) {
+                    // Its maps would count as shared with itself, and none could be unique.
+                    return Err(Error::InvalidArgument {
+                        name: "--classes",
+                        reason: format!("class `{n}` is listed twice; name each class once"),
+                    });
+                }
                 let mut picked = Vec::new();
-                for (i, n) in names.iter().enumerate() {
-                    if names[..i].contains(n) {
-                        // Its maps would count as shared with itself, and none could be unique.
-                        return Err(Error::InvalidArgument {
-                            name: "--classes",
-                            reason: format!("class `{n}` is listed twice; name each class once"),
-                        });
-                    }
+                for n in names {
                     match dirs.iter().find(|d| &name_of(d) == n) {
                         Some(d) => picked.push(d.clone()),
                         None => {

@@ -38,6 +38,7 @@ pub mod demo;
 mod error;
 mod inputs;
 mod lanes;
+mod lists;
 mod maps;
 mod memory;
 mod patterns;

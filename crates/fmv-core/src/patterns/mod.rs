@@ -209,12 +209,7 @@ impl PatternConfig {
         if self.filters.is_empty() {
             return bad("--filter", "give at least one channel");
         }
-        if let Some(f) = self
-            .filters
-            .iter()
-            .enumerate()
-            .find_map(|(i, f)| self.filters[..i].contains(f).then_some(f))
-        {
+        if let Some(f) = crate::lists::first_repeated(&self.filters) {
             return bad(
                 "--filter",
                 &format!("channel {f} is listed twice; its pattern (and file) would be made twice"),
