@@ -126,7 +126,7 @@ impl ModelArgs {
     /// Loads the network.
     pub fn load(&self) -> Result<Model> {
         let device = parse_device(self.device.as_deref().unwrap_or("cpu"))?;
-        let opts = LoadOptions::new()
+        let opts = load_options()?
             .with_arch(self.arch.as_deref().unwrap_or("auto"))
             .with_device(device);
         Ok(match self.source()? {
@@ -134,6 +134,21 @@ impl ModelArgs {
             WeightsSource::Demo(d) => d.load(&opts)?,
         })
     }
+}
+
+/// Load options with the algorithms the environment names: `FMV_CONV`
+/// (`winograd`, the default; `winograd2`, `winograd4`, `gemm`, `candle`) and `FMV_INPUT_GRAD`
+/// (`flipped`, the default; `transposed`), for comparing fmv's kernels.
+pub fn load_options() -> Result<LoadOptions> {
+    let var = |name: &str| std::env::var(name).ok();
+    let algorithms = fmv::models::Algorithms::from_names(
+        var("FMV_CONV").as_deref(),
+        var("FMV_INPUT_GRAD").as_deref(),
+    )
+    .context("invalid FMV_CONV or FMV_INPUT_GRAD")?;
+    Ok(LoadOptions::new()
+        .with_conv_algorithm(algorithms.conv)
+        .with_input_grad_algorithm(algorithms.input_grad))
 }
 
 /// The layer whose maps a command reads.

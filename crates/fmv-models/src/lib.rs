@@ -31,28 +31,20 @@
 
 mod arch;
 mod checkpoint;
-mod cpu_block;
-mod cpu_conv;
-mod cpu_pool;
 pub mod demo;
 mod error;
-mod grad;
 mod layer;
 mod model;
 mod ops;
 mod resnet;
 mod taps;
-#[cfg(test)]
-mod test_data;
 mod vgg;
-mod winograd;
 
 pub use arch::{ARCH_NAMES, Arch, BlockKind, ResNetConfig, Stage, VggConfig, VggHead, VggItem};
 pub use candle_core::{DType, Device, Tensor};
 pub use checkpoint::{Checkpoint, Entry, KeyScheme};
 pub use error::{Error, Result};
-pub use grad::max_pool2d_differentiable;
+pub use fmv_kernels::{Algorithms, ConvAlgorithm, InputGradAlgorithm, Tile};
 pub use layer::{Family, LayerId, LayerInfo, LayerKind, LayerRef};
 pub use model::{Backbone, LoadOptions, Model, parse_device};
 pub use ops::BATCH_NORM_EPS;
-pub use ops::adaptive_avg_pool2d;

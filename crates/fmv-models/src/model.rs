@@ -10,7 +10,9 @@ use crate::arch::{ARCH_NAMES, Arch};
 use crate::checkpoint::Checkpoint;
 use crate::error::{BackendContext, Error, Result};
 use crate::layer::{Family, LayerId, LayerInfo, LayerKind, LayerRef};
-use crate::ops::Linear;
+use fmv_kernels::{Algorithms, ConvAlgorithm, InputGradAlgorithm, Linear};
+
+use crate::ops::Build;
 use crate::resnet::{self, ResNet};
 use crate::taps::Tapper;
 use crate::vgg::{Vgg, VggHead};
@@ -79,6 +81,7 @@ pub struct LoadOptions {
     arch: Option<String>,
     device: Device,
     dtype: DType,
+    algorithms: Algorithms,
 }
 
 impl Default for LoadOptions {
@@ -88,12 +91,13 @@ impl Default for LoadOptions {
 }
 
 impl LoadOptions {
-    /// Automatic architecture, CPU, `f32`.
+    /// Automatic architecture, CPU, `f32`, the default algorithms.
     pub fn new() -> Self {
         LoadOptions {
             arch: None,
             device: Device::Cpu,
             dtype: DType::F32,
+            algorithms: Algorithms::default(),
         }
     }
 
@@ -118,9 +122,28 @@ impl LoadOptions {
         self
     }
 
+    /// Runs the convolutions on the CPU with this algorithm (they round differently; see
+    /// [`ConvAlgorithm`]). By default, [`ConvAlgorithm::Winograd`].
+    pub fn with_conv_algorithm(mut self, algorithm: ConvAlgorithm) -> Self {
+        self.algorithms.conv = algorithm;
+        self
+    }
+
+    /// Computes input gradients this way where fmv's CPU convolution does not run (see
+    /// [`InputGradAlgorithm`]). By default, [`InputGradAlgorithm::Flipped`].
+    pub fn with_input_grad_algorithm(mut self, algorithm: InputGradAlgorithm) -> Self {
+        self.algorithms.input_grad = algorithm;
+        self
+    }
+
     /// The required architecture, if any.
     pub fn arch(&self) -> Option<&str> {
         self.arch.as_deref()
+    }
+
+    /// The algorithms asked for.
+    pub fn algorithms(&self) -> Algorithms {
+        self.algorithms
     }
 }
 
@@ -149,6 +172,7 @@ enum Head {
 /// ```
 pub struct Model {
     arch: Arch,
+    algorithms: Algorithms,
     net: Net,
     layers: Vec<LayerInfo>,
     checkpoint: Arc<Checkpoint>,
@@ -164,6 +188,7 @@ impl std::fmt::Debug for Model {
             .field("checkpoint", &self.checkpoint)
             .field("device", &self.device)
             .field("dtype", &self.dtype)
+            .field("algorithms", &self.algorithms)
             .finish()
     }
 }
@@ -213,15 +238,21 @@ impl Model {
         }
         check_tensors(&checkpoint, &arch)?;
         let (device, dtype) = (&opts.device, opts.dtype);
+        let algorithms = Algorithms {
+            conv: opts.algorithms.conv.effective(device, dtype),
+            ..opts.algorithms
+        };
+        let build = Build {
+            device,
+            dtype,
+            algorithms,
+        };
         let (net, mut layers) = match &arch {
             Arch::ResNet(c) => (
-                Net::ResNet(ResNet::load(&checkpoint, c, device, dtype)?),
+                Net::ResNet(ResNet::load(&checkpoint, c, build)?),
                 ResNet::layers(c),
             ),
-            Arch::Vgg(c) => (
-                Net::Vgg(Vgg::load(&checkpoint, c, device, dtype)?),
-                Vgg::layers(c),
-            ),
+            Arch::Vgg(c) => (Net::Vgg(Vgg::load(&checkpoint, c, build)?), Vgg::layers(c)),
         };
         let n_classes = match &arch {
             Arch::ResNet(c) => c.num_classes,
@@ -237,6 +268,7 @@ impl Model {
         checkpoint.release_pages();
         Ok(Model {
             arch,
+            algorithms,
             net,
             layers,
             checkpoint: Arc::new(checkpoint),
@@ -249,6 +281,20 @@ impl Model {
     /// The architecture, with its widths.
     pub fn arch(&self) -> &Arch {
         &self.arch
+    }
+
+    /// The algorithms the layers run (the convolution's as it runs on the model's device: on
+    /// other devices than the CPU, [`ConvAlgorithm::Candle`]).
+    pub fn algorithms(&self) -> Algorithms {
+        self.algorithms
+    }
+
+    fn build(&self) -> Build<'_> {
+        Build {
+            device: &self.device,
+            dtype: self.dtype,
+            algorithms: self.algorithms,
+        }
     }
 
     /// Every tensor the network computes with (BatchNorm folded; the classifier's only once it
@@ -279,12 +325,8 @@ impl Model {
             return Ok(h.clone());
         }
         let head = Arc::new(match &self.net {
-            Net::ResNet(_) => Head::ResNet(resnet::load_head(
-                &self.checkpoint,
-                &self.device,
-                self.dtype,
-            )?),
-            Net::Vgg(_) => Head::Vgg(VggHead::load(&self.checkpoint, &self.device, self.dtype)?),
+            Net::ResNet(_) => Head::ResNet(resnet::load_head(&self.checkpoint, self.build())?),
+            Net::Vgg(_) => Head::Vgg(VggHead::load(&self.checkpoint, self.build())?),
         });
         *slot = Some(head.clone());
         Ok(head)

@@ -1,27 +1,27 @@
 //! torchvision's ResNet (BasicBlock and Bottleneck, any depth and width) with a tap after the
 //! stem, the stem pool, every block and stage, the global pool and the classifier.
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::Tensor;
+use fmv_kernels::{Conv2d, Linear, max_pool2d, residual};
 
 use crate::arch::{BlockKind, ResNetConfig, conv_out};
 use crate::checkpoint::Checkpoint;
-use crate::cpu_block::Residual;
 use crate::error::Result;
 use crate::layer::{LayerInfo, LayerKind};
-use crate::ops::{Conv, ConvSpec, Linear, add_relu, max_pool2d};
+use crate::ops::{Build, ConvSpec, load_conv, load_linear};
 use crate::taps::Tapper;
 
 enum Block {
     Basic {
-        conv1: Conv,
-        conv2: Conv,
-        downsample: Option<Conv>,
+        conv1: Conv2d,
+        conv2: Conv2d,
+        downsample: Option<Conv2d>,
     },
     Bottleneck {
-        conv1: Conv,
-        conv2: Conv,
-        conv3: Conv,
-        downsample: Option<Conv>,
+        conv1: Conv2d,
+        conv2: Conv2d,
+        conv3: Conv2d,
+        downsample: Option<Conv2d>,
     },
 }
 
@@ -30,12 +30,12 @@ impl Block {
         let (main, shortcut) = self.convs();
         main.into_iter()
             .chain(shortcut)
-            .flat_map(Conv::tensors)
+            .flat_map(Conv2d::tensors)
             .collect()
     }
 
     /// The convolutions of the main branch in order, and the shortcut's.
-    fn convs(&self) -> (Vec<&Conv>, Option<&Conv>) {
+    fn convs(&self) -> (Vec<&Conv2d>, Option<&Conv2d>) {
         match self {
             Block::Basic {
                 conv1,
@@ -53,80 +53,20 @@ impl Block {
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (main, shortcut) = self.convs();
-        if x.track_op() && main.iter().chain(shortcut.as_ref()).all(|c| c.runs_own(x)) {
-            return self.forward_as_one_op(x, &main, shortcut);
-        }
-        self.forward_op_by_op(x)
-    }
-
-    /// The block as separate ops: inference, and tracked inputs off the CPU.
-    fn forward_op_by_op(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (out, downsample) = match self {
-            Block::Basic {
-                conv1,
-                conv2,
-                downsample,
-            } => {
-                let y = conv1.forward_relu(x)?;
-                (conv2.forward(&y)?, downsample)
-            }
-            Block::Bottleneck {
-                conv1,
-                conv2,
-                conv3,
-                downsample,
-            } => {
-                let y = conv1.forward_relu(x)?;
-                let y = conv2.forward_relu(&y)?;
-                (conv3.forward(&y)?, downsample)
-            }
-        };
-        let identity = match downsample {
-            Some(d) => d.forward(x)?,
-            None => x.clone(),
-        };
-        add_relu(&out, &identity)
-    }
-
-    /// The block as one op whose backward pass gives the input's gradient ([`Residual`]): on
-    /// the CPU, for a tracked input.
-    fn forward_as_one_op(
-        &self,
-        x: &Tensor,
-        main: &[&Conv],
-        shortcut: Option<&Conv>,
-    ) -> candle_core::Result<Tensor> {
-        let x = x.contiguous()?;
-        let (_, _, in_h, in_w) = x.dims4()?;
-        let (mut h, mut w) = (in_h, in_w);
-        let last = main.len() - 1;
-        let mut ops = Vec::with_capacity(main.len());
-        for (k, conv) in main.iter().enumerate() {
-            ops.push(conv.op((h, w), true, k < last)?);
-            (h, w) = conv.out_hw(h, w)?;
-        }
-        let shortcut = shortcut
-            .map(|c| c.op((in_h, in_w), true, false))
-            .transpose()?;
-        x.apply_op1(Residual::new(ops, shortcut))
+        residual(x, &main, shortcut)
     }
 }
 
 /// The network's backbone (everything before `fc`).
 pub(crate) struct ResNet {
-    stem: Conv,
+    stem: Conv2d,
     stages: Vec<Vec<Block>>,
 }
 
 impl ResNet {
-    pub fn load(
-        ck: &Checkpoint,
-        config: &ResNetConfig,
-        device: &Device,
-        dtype: DType,
-    ) -> Result<Self> {
+    pub fn load(ck: &Checkpoint, config: &ResNetConfig, build: Build<'_>) -> Result<Self> {
         let conv = |w: &str, bn: &str, stride, padding, groups| {
-            Conv::load(
+            load_conv(
                 ck,
                 &ConvSpec {
                     weight: w,
@@ -136,8 +76,7 @@ impl ResNet {
                     padding,
                     groups,
                 },
-                device,
-                dtype,
+                build,
             )
         };
         let stem = conv("conv1.weight", "bn1", 2, 3, 1)?;
@@ -281,99 +220,6 @@ impl ResNet {
 }
 
 /// The classifier `fc`.
-pub(crate) fn load_head(ck: &Checkpoint, device: &Device, dtype: DType) -> Result<Linear> {
-    Linear::load(ck, "fc", device, dtype)
-}
-
-#[cfg(test)]
-mod tests {
-    //! The block as one op against the same block as separate ops (each with its own backward
-    //! pass, as before the one op existed): the same output and the same input gradient, bit
-    //! for bit, so that the one op changes no result.
-
-    use candle_core::{DType, Tensor, Var};
-
-    use super::Block;
-    use crate::ops::Conv;
-    use crate::test_data::{max_abs_diff, random};
-
-    fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, seed: u64, dtype: DType) -> Conv {
-        let weight = (random(&[c_out, c_in, k, k], seed) * 0.5).unwrap();
-        let bias = random(&[1, c_out, 1, 1], seed + 1);
-        let (weight, bias) = (
-            weight.to_dtype(dtype).unwrap(),
-            bias.to_dtype(dtype).unwrap(),
-        );
-        Conv::from_parts(weight, Some(bias), stride, k / 2, 1).unwrap()
-    }
-
-    /// A first bottleneck block (strided 3×3, downsampling shortcut), a later one (Winograd
-    /// 3×3, identity shortcut) and a basic block, with their input channels.
-    fn blocks(dtype: DType) -> [(Block, usize); 3] {
-        let c = |c_in, c_out, k, stride, seed| conv(c_in, c_out, k, stride, seed, dtype);
-        [
-            (
-                Block::Bottleneck {
-                    conv1: c(8, 4, 1, 1, 1),
-                    conv2: c(4, 4, 3, 2, 3),
-                    conv3: c(4, 16, 1, 1, 5),
-                    downsample: Some(c(8, 16, 1, 2, 7)),
-                },
-                8,
-            ),
-            (
-                Block::Bottleneck {
-                    conv1: c(16, 4, 1, 1, 9),
-                    conv2: c(4, 4, 3, 1, 11),
-                    conv3: c(4, 16, 1, 1, 13),
-                    downsample: None,
-                },
-                16,
-            ),
-            (
-                Block::Basic {
-                    conv1: c(8, 8, 3, 1, 15),
-                    conv2: c(8, 8, 3, 1, 17),
-                    downsample: None,
-                },
-                8,
-            ),
-        ]
-    }
-
-    fn f64s(t: &Tensor) -> Tensor {
-        t.to_dtype(DType::F64).unwrap()
-    }
-
-    #[test]
-    fn a_block_as_one_op_equals_its_ops_one_by_one() {
-        for dtype in [DType::F32, DType::F64] {
-            for (i, (block, c_in)) in blocks(dtype).iter().enumerate() {
-                let x = random(&[2, *c_in, 10, 9], 20 + i as u64);
-                let var = Var::from_tensor(&x.to_dtype(dtype).unwrap()).unwrap();
-                let one = block.forward(var.as_tensor()).unwrap();
-                let by_ops = block.forward_op_by_op(var.as_tensor()).unwrap();
-                assert_eq!(
-                    max_abs_diff(&f64s(&one), &f64s(&by_ops)),
-                    0.0,
-                    "block {i} {dtype:?}"
-                );
-                let dy = random(one.dims(), 30 + i as u64).to_dtype(dtype).unwrap();
-                let dx = |y: &Tensor| {
-                    let grads = (y * &dy).unwrap().sum_all().unwrap().backward().unwrap();
-                    f64s(grads.get(var.as_tensor()).unwrap())
-                };
-                let (a, b) = (dx(&one), dx(&by_ops));
-                let size = a
-                    .abs()
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .to_scalar::<f64>()
-                    .unwrap();
-                assert!(size > 0.0, "block {i} {dtype:?}: no gradient at all");
-                assert_eq!(max_abs_diff(&a, &b), 0.0, "block {i} {dtype:?}");
-            }
-        }
-    }
+pub(crate) fn load_head(ck: &Checkpoint, build: Build<'_>) -> Result<Linear> {
+    load_linear(ck, "fc", build)
 }

@@ -1,20 +1,21 @@
 //! torchvision's VGG (any configuration, with or without BatchNorm) with a tap after every
 //! convolution's ReLU (`features.N`), every pool, the adaptive pool and the classifier.
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{Module, Tensor};
+use fmv_kernels::{Conv2d, Linear, adaptive_avg_pool2d, max_pool2d};
 
 use crate::arch::{VggConfig, VggItem, conv_out};
 use crate::checkpoint::Checkpoint;
 use crate::error::Result;
 use crate::layer::{LayerInfo, LayerKind};
-use crate::ops::{Conv, ConvSpec, Linear, adaptive_avg_pool2d, max_pool2d};
+use crate::ops::{Build, ConvSpec, load_conv, load_linear};
 use crate::taps::Tapper;
 
 /// The spatial size of torchvision's `AdaptiveAvgPool2d((7, 7))` before the classifier.
 pub(crate) const HEAD_GRID: usize = 7;
 
 enum Item {
-    Conv(Conv),
+    Conv(Conv2d),
     Pool,
 }
 
@@ -24,18 +25,13 @@ pub(crate) struct Vgg {
 }
 
 impl Vgg {
-    pub fn load(
-        ck: &Checkpoint,
-        config: &VggConfig,
-        device: &Device,
-        dtype: DType,
-    ) -> Result<Self> {
+    pub fn load(ck: &Checkpoint, config: &VggConfig, build: Build<'_>) -> Result<Self> {
         let mut items = Vec::new();
         for item in &config.features {
             items.push(match *item {
                 VggItem::Conv { index, .. } => {
                     let bn = format!("features.{}", index + 1);
-                    Item::Conv(Conv::load(
+                    Item::Conv(load_conv(
                         ck,
                         &ConvSpec {
                             weight: &format!("features.{index}.weight"),
@@ -45,8 +41,7 @@ impl Vgg {
                             padding: 1,
                             groups: 1,
                         },
-                        device,
-                        dtype,
+                        build,
                     )?)
                 }
                 VggItem::Pool { .. } => Item::Pool,
@@ -144,11 +139,11 @@ pub(crate) struct VggHead {
 }
 
 impl VggHead {
-    pub fn load(ck: &Checkpoint, device: &Device, dtype: DType) -> Result<Self> {
+    pub fn load(ck: &Checkpoint, build: Build<'_>) -> Result<Self> {
         Ok(VggHead {
-            fc1: Linear::load(ck, "classifier.0", device, dtype)?,
-            fc2: Linear::load(ck, "classifier.3", device, dtype)?,
-            fc3: Linear::load(ck, "classifier.6", device, dtype)?,
+            fc1: load_linear(ck, "classifier.0", build)?,
+            fc2: load_linear(ck, "classifier.3", build)?,
+            fc3: load_linear(ck, "classifier.6", build)?,
         })
     }
 }

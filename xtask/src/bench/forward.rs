@@ -80,11 +80,14 @@ pub fn random_model(arch: &Arch, seed: u64, device: &Device) -> Result<Model> {
 }
 
 fn random_model_in(arch: &Arch, seed: u64, dtype: DType, device: &Device) -> Result<Model> {
+    let algorithms = super::algorithms_from_env()?;
     Ok(Model::from_checkpoint(
         Checkpoint::from_tensors(arch.name(), random_tensors(arch, seed)?)?,
         &LoadOptions::new()
             .with_dtype(dtype)
-            .with_device(device.clone()),
+            .with_device(device.clone())
+            .with_conv_algorithm(algorithms.conv)
+            .with_input_grad_algorithm(algorithms.input_grad),
     )?)
 }
 

@@ -33,6 +33,14 @@ use fmv_models::Arch;
 pub use forward::{random_model, random_tensors, resnet50};
 use original::Original;
 
+/// The algorithms `FMV_CONV` and `FMV_INPUT_GRAD` name (the defaults where unset), for the
+/// in-process rows; the `fmv` processes the benchmark starts read the same variables.
+pub(crate) fn algorithms_from_env() -> Result<fmv_models::Algorithms> {
+    let var = |name: &str| std::env::var(name).ok();
+    fmv_models::Algorithms::from_names(var("FMV_CONV").as_deref(), var("FMV_INPUT_GRAD").as_deref())
+        .context("FMV_CONV or FMV_INPUT_GRAD")
+}
+
 /// What `cargo xtask bench` measures.
 pub struct Options {
     /// Timed repetitions of each forward pass (the minimum is reported).

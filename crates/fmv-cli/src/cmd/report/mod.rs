@@ -15,8 +15,8 @@ use anyhow::{Context, Result, bail};
 use fmv::core::demo::{DEMO_SIZE, write_image_folder};
 use fmv::models::demo::DemoNet;
 use fmv::{
-    ActivationsConfig, ImageFolder, LayerRef, LoadOptions, Mode, Model, PatternConfig, Preprocess,
-    RankConfig, Visualizer,
+    ActivationsConfig, ImageFolder, LayerRef, Mode, Model, PatternConfig, Preprocess, RankConfig,
+    Visualizer,
 };
 use serde_json::{Value, json};
 
@@ -147,7 +147,7 @@ fn demo_setup(args: &Args) -> Result<Setup> {
     let net = DemoNet::from_name(&args.demo)
         .with_context(|| format!("unknown --demo `{}`: use resnet or vgg", args.demo))?;
     let device = fmv::models::parse_device(args.model.device.as_deref().unwrap_or("cpu"))?;
-    let model: Model = net.load(&LoadOptions::new().with_device(device))?;
+    let model: Model = net.load(&crate::args::load_options()?.with_device(device))?;
     let arch = model.arch().to_string();
     let data = args.output.join("data");
     let (train, test) = (data.join("train"), data.join("test"));

@@ -9,7 +9,7 @@
 //! - [`Tile::F2`], F(2×2, 3×3): 2.25× fewer multiplications than the direct GEMM; transforms
 //!   of 0, ±1 and ±½ only, so it rounds like the direct algorithm.
 //! - [`Tile::F4`], F(4×4, 3×3): 4× fewer; its transforms hold coefficients up to 8 and 1/24, so
-//!   f32 rounding grows (measured in `docs/PERFORMANCE.md`).
+//!   f32 rounding grows.
 //!
 //! The input gradient of such a convolution is again one: `dx = conv(dy, w')` with
 //! `w'[ci, co] = w[co, ci]` rotated by 180° and padding `2 − p`; it reuses the same code and,
@@ -21,7 +21,10 @@
 
 use rayon::prelude::*;
 
-use crate::cpu_conv::{Float, SharedOut, matmul_into, relu_of, zeroed};
+use crate::algorithm::Tile;
+use crate::buffer::{SharedOut, zeroed};
+use crate::float::{Float, relu_of};
+use crate::matmul::matmul_into;
 
 #[cfg(target_arch = "x86_64")]
 mod sse;
@@ -51,15 +54,6 @@ mod sse {
     ) -> bool {
         false
     }
-}
-
-/// The output tile of a Winograd transform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Tile {
-    /// F(2×2, 3×3): 4×4 input tiles.
-    F2,
-    /// F(4×4, 3×3): 6×6 input tiles.
-    F4,
 }
 
 /// One F(m×m, 3×3) transform: its sizes and matrices as compile-time constants, so that the
@@ -452,8 +446,7 @@ fn input_transform<T: Float, S: Scheme>(
 /// One input row `input` (`None`: a row of the padding), padded by `p` zeros on each side,
 /// written into `dr` as `m` phases of `dr.len() / m` values: padded column `j` goes to phase
 /// `j % m` at `j / m`, and every other value of `dr` is zero. Wide rows are copied one phase at
-/// a time, narrow ones value by value, which costs less to set up (attempt 33 in
-/// `docs/PERFORMANCE.md`).
+/// a time, narrow ones value by value, which costs less to set up.
 fn into_phases<T: Float>(input: Option<&[T]>, p: usize, m: usize, dr: &mut [T]) {
     /// The narrowest row copied a phase at a time.
     const COPY_FROM: usize = 64;

@@ -1,21 +1,91 @@
-//! Max pooling on the CPU as one op, torch's `MaxPool2d(k, s, p)` (floor mode) with its
-//! backward pass: each output's gradient goes to the first maximum of its window, scanned row
-//! by row, as torch's CPU kernel does.
+//! Pooling as torch does it. [`max_pool2d`], `MaxPool2d(k, s, p)` (floor mode), runs fmv's own
+//! op on the CPU, forward and backward, and candle's ops elsewhere; [`adaptive_avg_pool2d`] is
+//! candle's ops everywhere.
 //!
-//! Why: the differentiable pool that runs on every device
-//! ([`max_pool2d_differentiable`](crate::grad::max_pool2d_differentiable)) is some twenty
-//! candle ops, each of whose backward passes is several more full passes over the stem's maps
-//! (the largest of ResNet's), one thread each. At 448 px they took about a tenth of a patterns
-//! step, and at 986 px their intermediates about 170 MB (`docs/PERFORMANCE.md`, attempt 19).
-//! Here the forward pass is one parallel sweep over the planes (two passes per plane: rows,
-//! then columns) and the backward pass finds each window's maximum again (so nothing is kept
-//! besides the input) and adds the gradient there.
+//! On the CPU the op's backward pass gives each output's gradient to the first maximum of its
+//! window, scanned row by row, as torch's CPU kernel does. The differentiable pool that runs
+//! on every device ([`max_pool2d_differentiable`]) is some twenty candle ops, each of whose
+//! backward passes is several more full passes over the stem's maps (the largest of ResNet's),
+//! one thread each; here the forward pass is one parallel sweep over the planes (two passes per
+//! plane: rows, then columns) and the backward pass finds each window's maximum again (so
+//! nothing is kept besides the input) and adds the gradient there.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_conv::{Float, host_slice, in_float_type, zeroed};
+use crate::buffer::{host_slice, in_float_type, zeroed};
+use crate::float::{Float, serves};
+use crate::input_grad::max_pool2d_differentiable;
+
+/// Max pooling as torch's `MaxPool2d(k, s, p)` (floor mode), differentiable with respect to a
+/// tracked input on every device.
+///
+/// On the CPU (`f32`, `f64`), fmv's own op, forward and backward. Elsewhere candle's, after
+/// padding that repeats the edge (`pad_with_same`), which gives the same maxima as torch's −∞
+/// padding because torch requires `p ≤ k/2`: every window that covers a padded position also
+/// covers the edge value it repeats; a tracked input takes [`max_pool2d_differentiable`] there.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// let x = Tensor::new(&[[[[1f32, 5.], [3., 2.]]]], &Device::Cpu)?;
+/// let y = fmv_kernels::max_pool2d(&x, 2, 2, 0)?;
+/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, [5.0]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn max_pool2d(x: &Tensor, k: usize, s: usize, p: usize) -> candle_core::Result<Tensor> {
+    if serves(x) {
+        let pool = MaxPool { k, s, p };
+        let x = x.contiguous()?;
+        return if x.track_op() {
+            x.apply_op1(pool)
+        } else {
+            x.apply_op1_no_bwd(&pool)
+        };
+    }
+    if x.track_op() {
+        return max_pool2d_differentiable(x, k, s, p);
+    }
+    let x = if p > 0 {
+        x.pad_with_same(2, p, p)?.pad_with_same(3, p, p)?
+    } else {
+        x.clone()
+    };
+    x.max_pool2d_with_stride(k, s)
+}
+
+/// `AdaptiveAvgPool2d((oh, ow))` as torch computes it: output cell `i` averages input rows
+/// `floor(i·H/oh) .. ceil((i+1)·H/oh)`; likewise for columns. candle's ops, so differentiable
+/// on every device.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// let x = Tensor::new(&[[[[1f32, 2., 3.]]]], &Device::Cpu)?; // 1×3
+/// let y = fmv_kernels::adaptive_avg_pool2d(&x, 1, 2)?;
+/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, [1.5, 2.5]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn adaptive_avg_pool2d(x: &Tensor, oh: usize, ow: usize) -> candle_core::Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    if h == oh && w == ow {
+        return Ok(x.clone());
+    }
+    if h % oh == 0 && w % ow == 0 {
+        return x.avg_pool2d((h / oh, w / ow));
+    }
+    let pool_axis = |x: &Tensor, dim: usize, n_in: usize, n_out: usize| {
+        let cells = (0..n_out)
+            .map(|i| {
+                let start = i * n_in / n_out;
+                let end = ((i + 1) * n_in).div_ceil(n_out);
+                x.narrow(dim, start, end - start)?.mean_keepdim(dim)
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Tensor::cat(&cells, dim)
+    };
+    let x = pool_axis(x, 2, h, oh)?;
+    pool_axis(&x, 3, w, ow)
+}
 
 /// `MaxPool2d(k, s, p)`; see the module's documentation.
 #[derive(Debug, Clone, Copy)]
@@ -324,7 +394,8 @@ mod tests {
             let x = random(&[2, 4, h, w], 11 * i as u64).relu().unwrap();
             let var = Var::from_tensor(&x).unwrap();
             let ours = var.as_tensor().apply_op1(MaxPool { k, s, p }).unwrap();
-            let theirs = crate::grad::max_pool2d_differentiable(var.as_tensor(), k, s, p).unwrap();
+            let theirs =
+                crate::input_grad::max_pool2d_differentiable(var.as_tensor(), k, s, p).unwrap();
             assert_eq!(max_abs_diff(&ours, &theirs), 0.0, "case {i}");
             let dy = random(ours.dims(), 11 * i as u64 + 1);
             let dx = |y: &Tensor| {

@@ -14,8 +14,7 @@ use super::{Float, Scheme};
 const LANES: usize = 4;
 
 /// The widest tile row whose F(2×2, 3×3) input transform takes this path: on wider rows the
-/// scalar path measured faster (that transform is additions only; attempt 33 in
-/// `docs/PERFORMANCE.md`), on narrower ones this one.
+/// scalar path measured faster (that transform is additions only), on narrower ones this one.
 const F2_INPUT_TILES_UP_TO: usize = 16;
 
 /// Computes one tile row's input transform ([`super::input_row`]) when `T` is `f32` and the

@@ -1,7 +1,7 @@
 //! The ops that make the network differentiable with respect to its input, and only its
-//! input, where fmv's CPU convolution (`cpu_conv`, which has its own backward pass) does not
-//! run: on other devices, with `FMV_CONV=candle`, and for linear layers everywhere. Used
-//! whenever the input is tracked (a `Var` or derived from one).
+//! input, where fmv's CPU convolution (which has its own backward pass) does not run: on other
+//! devices, with [`ConvAlgorithm::Candle`](crate::ConvAlgorithm::Candle), and for linear layers
+//! everywhere. Used whenever the input is tracked (a `Var` or derived from one).
 //!
 //! - [`InputGrad`]: a convolution (candle's) or linear layer whose backward pass computes the
 //!   input's gradient only (candle's computes the weights' gradients too, about 60 % of the
@@ -14,6 +14,8 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CudaStorage, CustomOp2, Layout, MetalStorage, Shape, Tensor};
 
+use crate::algorithm::InputGradAlgorithm;
+
 /// A layer as a graph node whose backward pass gives the input's gradient only. Applied as
 /// `x.apply_op2(&y_detached, op)`: the forward pass returns `y_detached` (the layer's output,
 /// bias included, computed by stock ops on a detached input), the backward pass the
@@ -25,6 +27,8 @@ pub(crate) enum InputGrad {
         stride: usize,
         padding: usize,
         groups: usize,
+        /// How the gradient is computed.
+        algorithm: InputGradAlgorithm,
     },
     /// `y = x·wᵀ + b`, with `wᵀ` stored.
     Linear { weight_t: Tensor },
@@ -82,30 +86,28 @@ impl CustomOp2 for InputGrad {
                 stride,
                 padding,
                 groups,
-            } => conv_input_grad(x, grad, weight, *stride, *padding, *groups)?,
+                algorithm,
+            } => conv_input_grad(x, grad, weight, (*stride, *padding, *groups), *algorithm)?,
             InputGrad::Linear { weight_t } => grad.matmul(&weight_t.t()?)?,
         };
         Ok((Some(dx), None))
     }
 }
 
-/// `dx` of a convolution. A stride-1 layer with a square kernel runs it as a convolution of
-/// `dy` with the kernel flipped in space and transposed (`c_in` ↔ `c_out`, group by group),
-/// padded by `k − 1 − p`: on CUDA that is candle's im2col + cuBLAS convolution, where its
-/// `conv_transpose2d` is a direct kernel. Strided layers take
-/// [`conv_input_grad_transposed`], and so does every layer when the environment variable
-/// `FMV_INPUT_GRAD` is `transposed` (read once; for benchmarks).
+/// `dx` of a convolution of `(stride, padding, groups)`. With [`InputGradAlgorithm::Flipped`],
+/// a stride-1 layer with a square kernel runs it as a convolution of `dy` with the kernel
+/// flipped in space and transposed (`c_in` ↔ `c_out`, group by group), padded by `k − 1 − p`:
+/// on CUDA that is candle's im2col + cuBLAS convolution, where its `conv_transpose2d` is a
+/// direct kernel. Strided layers, and every layer with [`InputGradAlgorithm::Transposed`], take
+/// [`conv_input_grad_transposed`].
 pub(crate) fn conv_input_grad(
     x: &Tensor,
     grad: &Tensor,
     weight: &Tensor,
-    stride: usize,
-    padding: usize,
-    groups: usize,
+    (stride, padding, groups): (usize, usize, usize),
+    algorithm: InputGradAlgorithm,
 ) -> candle_core::Result<Tensor> {
-    static TRANSPOSED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let transposed_only = *TRANSPOSED
-        .get_or_init(|| std::env::var("FMV_INPUT_GRAD").is_ok_and(|v| v == "transposed"));
+    let transposed_only = algorithm == InputGradAlgorithm::Transposed;
     let (c_out, _, kh, kw) = weight.dims4()?;
     if transposed_only || stride != 1 || kh != kw || padding >= kh {
         return conv_input_grad_transposed(x, grad, weight, stride, padding, groups);
@@ -207,6 +209,7 @@ pub fn max_pool2d_differentiable(
 
 #[cfg(test)]
 mod tests {
+    use crate::algorithm::InputGradAlgorithm;
     use crate::test_data::{max_abs_diff, random};
 
     /// The convolution form of the input gradient (stride 1) against candle's transposed
@@ -232,7 +235,14 @@ mod tests {
             let weight = random(&[c_out, c_in / groups, k, k], seed + 1);
             let y = x.conv2d(&weight, padding, stride, 1, groups).unwrap();
             let dy = random(y.dims(), seed + 2);
-            let ours = super::conv_input_grad(&x, &dy, &weight, stride, padding, groups).unwrap();
+            let ours = super::conv_input_grad(
+                &x,
+                &dy,
+                &weight,
+                (stride, padding, groups),
+                InputGradAlgorithm::Flipped,
+            )
+            .unwrap();
             let theirs =
                 super::conv_input_grad_transposed(&x, &dy, &weight, stride, padding, groups)
                     .unwrap();

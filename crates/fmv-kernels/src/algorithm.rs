@@ -1,0 +1,260 @@
+//! Which algorithm a convolution and its input gradient run: a choice made when a model loads,
+//! recorded with every result that depends on it (the algorithms round differently).
+
+use std::fmt;
+use std::str::FromStr;
+
+use candle_core::{DType, Device};
+
+/// The output tile of a Winograd transform, F(m×m, 3×3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tile {
+    /// F(2×2, 3×3): 4×4 input tiles, 2.25× fewer multiplications than the direct algorithm,
+    /// transforms of 0, ±1 and ±½ only, so it rounds like the direct algorithm.
+    F2,
+    /// F(4×4, 3×3): 6×6 input tiles, 4× fewer multiplications; coefficients up to 8 and 1/24
+    /// make its f32 rounding larger.
+    F4,
+}
+
+/// How the convolutions of a model run on the CPU.
+///
+/// Every choice computes the same convolution; they differ in speed and in rounding (which
+/// activation maximisation amplifies), so a result records the one that made it. On other
+/// devices, and in other float types than `f32`/`f64`, convolutions always run on candle's own
+/// ops ([`ConvAlgorithm::Candle`]).
+///
+/// ```
+/// use fmv_kernels::{ConvAlgorithm, Tile};
+/// assert_eq!("winograd4".parse::<ConvAlgorithm>().unwrap(), ConvAlgorithm::WinogradOnly(Tile::F4));
+/// assert_eq!(ConvAlgorithm::default().to_string(), "winograd");
+/// assert!("fft".parse::<ConvAlgorithm>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ConvAlgorithm {
+    /// fmv's CPU convolution, with Winograd for the 3×3 stride-1 ungrouped layers: F(4×4, 3×3)
+    /// for inference on maps of at least 24 pixels a side, F(2×2, 3×3) otherwise. A tracked
+    /// input (a gradient step) always takes F(2×2, 3×3), which rounds like the direct
+    /// algorithm, so that the compat patterns follow the original's trajectory. The default.
+    #[default]
+    Winograd,
+    /// As [`ConvAlgorithm::Winograd`], with one tile for every 3×3 layer's inference (a
+    /// tracked input still takes F(2×2, 3×3)).
+    WinogradOnly(Tile),
+    /// fmv's CPU convolution, im2col + GEMM for every layer.
+    Gemm,
+    /// candle's `conv2d` (and, for input gradients, its transposed convolution).
+    Candle,
+}
+
+/// The smallest output side on which inference takes F(4×4, 3×3): below it, padding the map to
+/// whole 4×4 tiles wastes more than the larger tile saves (ResNet's 14×14 and 7×7 stages).
+const F4_FROM: usize = 24;
+
+impl ConvAlgorithm {
+    /// Every algorithm's name, as [`FromStr`] reads it.
+    pub const NAMES: [&'static str; 5] = ["winograd", "winograd2", "winograd4", "gemm", "candle"];
+
+    /// The algorithm that runs for weights on `device` in `dtype`: this one on the CPU in
+    /// `f32`/`f64`, [`ConvAlgorithm::Candle`] elsewhere.
+    pub fn effective(self, device: &Device, dtype: DType) -> Self {
+        if device.is_cpu() && matches!(dtype, DType::F32 | DType::F64) {
+            self
+        } else {
+            ConvAlgorithm::Candle
+        }
+    }
+
+    /// The Winograd tile for a layer whose output's smaller side is `side`, `None` when the
+    /// algorithm has no Winograd (the layer's geometry decides separately whether it can take
+    /// one).
+    pub(crate) fn tile(self, tracked: bool, side: usize) -> Option<Tile> {
+        match self {
+            _ if tracked && self.has_winograd() => Some(Tile::F2),
+            ConvAlgorithm::Winograd if side >= F4_FROM => Some(Tile::F4),
+            ConvAlgorithm::Winograd => Some(Tile::F2),
+            ConvAlgorithm::WinogradOnly(tile) => Some(tile),
+            _ => None,
+        }
+    }
+
+    fn has_winograd(self) -> bool {
+        matches!(
+            self,
+            ConvAlgorithm::Winograd | ConvAlgorithm::WinogradOnly(_)
+        )
+    }
+}
+
+impl fmt::Display for ConvAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConvAlgorithm::Winograd => "winograd",
+            ConvAlgorithm::WinogradOnly(Tile::F2) => "winograd2",
+            ConvAlgorithm::WinogradOnly(Tile::F4) => "winograd4",
+            ConvAlgorithm::Gemm => "gemm",
+            ConvAlgorithm::Candle => "candle",
+        })
+    }
+}
+
+impl FromStr for ConvAlgorithm {
+    type Err = UnknownAlgorithm;
+
+    /// `winograd`, `winograd2`, `winograd4`, `gemm` or `candle`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "winograd" => ConvAlgorithm::Winograd,
+            "winograd2" => ConvAlgorithm::WinogradOnly(Tile::F2),
+            "winograd4" => ConvAlgorithm::WinogradOnly(Tile::F4),
+            "gemm" => ConvAlgorithm::Gemm,
+            "candle" => ConvAlgorithm::Candle,
+            _ => {
+                return Err(UnknownAlgorithm {
+                    name: s.to_string(),
+                    valid: &ConvAlgorithm::NAMES,
+                });
+            }
+        })
+    }
+}
+
+/// How a convolution computes its input's gradient where fmv's CPU convolution does not run
+/// (other devices, or [`ConvAlgorithm::Candle`]); fmv's CPU convolution has its own.
+///
+/// ```
+/// use fmv_kernels::InputGradAlgorithm;
+/// assert_eq!("transposed".parse::<InputGradAlgorithm>().unwrap(), InputGradAlgorithm::Transposed);
+/// assert_eq!(InputGradAlgorithm::default().to_string(), "flipped");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum InputGradAlgorithm {
+    /// A stride-1 layer with a square kernel runs its gradient as a convolution of the
+    /// gradient with the flipped, transposed kernel (on CUDA: im2col + cuBLAS); strided layers
+    /// take candle's transposed convolution. The default.
+    #[default]
+    Flipped,
+    /// Every layer takes candle's transposed convolution (on CUDA a direct kernel).
+    Transposed,
+}
+
+impl InputGradAlgorithm {
+    /// Every algorithm's name, as [`FromStr`] reads it.
+    pub const NAMES: [&'static str; 2] = ["flipped", "transposed"];
+}
+
+impl fmt::Display for InputGradAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InputGradAlgorithm::Flipped => "flipped",
+            InputGradAlgorithm::Transposed => "transposed",
+        })
+    }
+}
+
+impl FromStr for InputGradAlgorithm {
+    type Err = UnknownAlgorithm;
+
+    /// `flipped` or `transposed`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "flipped" => Ok(InputGradAlgorithm::Flipped),
+            "transposed" => Ok(InputGradAlgorithm::Transposed),
+            _ => Err(UnknownAlgorithm {
+                name: s.to_string(),
+                valid: &InputGradAlgorithm::NAMES,
+            }),
+        }
+    }
+}
+
+/// The algorithms a model's layers run, chosen when it loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Algorithms {
+    /// How convolutions run on the CPU.
+    pub conv: ConvAlgorithm,
+    /// How input gradients run where fmv's CPU convolution does not.
+    pub input_grad: InputGradAlgorithm,
+}
+
+impl Algorithms {
+    /// The algorithms of these names, the default for a name not given: how a binary reads
+    /// its settings (`fmv` reads `FMV_CONV` and `FMV_INPUT_GRAD`).
+    ///
+    /// ```
+    /// use fmv_kernels::{Algorithms, ConvAlgorithm};
+    /// let a = Algorithms::from_names(Some("gemm"), None).unwrap();
+    /// assert_eq!(a.conv, ConvAlgorithm::Gemm);
+    /// assert!(Algorithms::from_names(None, Some("direct")).is_err());
+    /// ```
+    pub fn from_names(
+        conv: Option<&str>,
+        input_grad: Option<&str>,
+    ) -> Result<Self, UnknownAlgorithm> {
+        Ok(Algorithms {
+            conv: conv.map(str::parse).transpose()?.unwrap_or_default(),
+            input_grad: input_grad.map(str::parse).transpose()?.unwrap_or_default(),
+        })
+    }
+}
+
+/// A name that is no algorithm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownAlgorithm {
+    /// The name given.
+    pub name: String,
+    /// The valid names.
+    pub valid: &'static [&'static str],
+}
+
+impl fmt::Display for UnknownAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown algorithm `{}`; valid: {}",
+            self.name,
+            self.valid.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownAlgorithm {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every name reads back as the algorithm that prints it.
+    #[test]
+    fn names_round_trip() {
+        for name in ConvAlgorithm::NAMES {
+            assert_eq!(name.parse::<ConvAlgorithm>().unwrap().to_string(), name);
+        }
+        for name in InputGradAlgorithm::NAMES {
+            assert_eq!(
+                name.parse::<InputGradAlgorithm>().unwrap().to_string(),
+                name
+            );
+        }
+        let err = "winograd3".parse::<ConvAlgorithm>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown algorithm `winograd3`; valid: winograd, winograd2, winograd4, gemm, candle"
+        );
+    }
+
+    /// A gradient step takes F(2×2, 3×3) whatever the choice; inference takes F(4×4, 3×3) on
+    /// large maps only.
+    #[test]
+    fn tiles_follow_the_algorithm_and_the_map_size() {
+        let w = ConvAlgorithm::Winograd;
+        assert_eq!(w.tile(true, 100), Some(Tile::F2));
+        assert_eq!(w.tile(false, F4_FROM), Some(Tile::F4));
+        assert_eq!(w.tile(false, F4_FROM - 1), Some(Tile::F2));
+        let f4 = ConvAlgorithm::WinogradOnly(Tile::F4);
+        assert_eq!(f4.tile(false, 7), Some(Tile::F4));
+        assert_eq!(f4.tile(true, 7), Some(Tile::F2));
+        assert_eq!(ConvAlgorithm::Gemm.tile(false, 100), None);
+        assert_eq!(ConvAlgorithm::Candle.tile(true, 100), None);
+    }
+}

@@ -1,0 +1,202 @@
+//! [`Conv2d`]: a convolution with its weights, the one dispatcher every network layer calls.
+//! On the CPU it runs fmv's own convolution ([`crate::conv_op`]) as the model's
+//! [`ConvAlgorithm`] says; elsewhere candle's, made differentiable with respect to the input
+//! only ([`crate::input_grad`]).
+
+use std::sync::{Arc, OnceLock};
+
+use candle_core::{Module, Tensor};
+
+use crate::algorithm::{Algorithms, ConvAlgorithm, Tile};
+use crate::conv_op::ConvOp;
+use crate::float::serves;
+use crate::geometry::ConvGeometry;
+use crate::input_grad::InputGrad;
+use crate::winograd;
+
+/// A 2-D convolution with its weight `(c_out, c_in/groups, kh, kw)` and bias, ready to run on
+/// any device. Its output is differentiable with respect to a tracked input only: no backward
+/// pass ever computes a weight's gradient.
+///
+/// ```
+/// use candle_core::{DType, Device, Module, Tensor};
+/// use fmv_kernels::{Algorithms, Conv2d};
+/// let weight = Tensor::ones((4, 3, 3, 3), DType::F32, &Device::Cpu)?;
+/// let conv = Conv2d::new(weight, None, 1, 1, 1, Algorithms::default())?;
+/// let y = conv.forward_relu(&Tensor::ones((2, 3, 8, 8), DType::F32, &Device::Cpu)?)?;
+/// assert_eq!(y.dims(), &[2, 4, 8, 8]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    weight: Tensor,
+    /// Shape `(1, C, 1, 1)`.
+    bias: Option<Tensor>,
+    geometry: ConvGeometry,
+    algorithms: Algorithms,
+    /// The Winograd-transformed kernels for F(2×2, 3×3) (which the input gradient reads too)
+    /// and F(4×4, 3×3), each made on first use (most layers only ever need one of them).
+    winograd: Arc<[OnceLock<Tensor>; 2]>,
+}
+
+impl Conv2d {
+    /// The convolution of `weight` (`(c_out, c_in/groups, kh, kw)`) and `bias` (`c_out`
+    /// values, any shape), with this stride, zero padding on every side and number of groups.
+    /// `algorithms` chooses how it runs; off the CPU, convolutions run on candle's ops.
+    pub fn new(
+        weight: Tensor,
+        bias: Option<Tensor>,
+        stride: usize,
+        padding: usize,
+        groups: usize,
+        algorithms: Algorithms,
+    ) -> candle_core::Result<Self> {
+        let (c_out, c_in_g, kh, kw) = weight.dims4()?;
+        if stride == 0 || groups == 0 || c_out % groups != 0 {
+            candle_core::bail!(
+                "fmv conv: stride {stride} and {groups} group(s) do not fit {c_out} output channels"
+            );
+        }
+        let bias = bias.map(|b| b.reshape((1, c_out, 1, 1))).transpose()?;
+        Ok(Conv2d {
+            geometry: ConvGeometry {
+                c_in: c_in_g * groups,
+                c_out,
+                kh,
+                kw,
+                stride,
+                padding,
+                groups,
+            },
+            algorithms: Algorithms {
+                conv: algorithms.conv.effective(weight.device(), weight.dtype()),
+                ..algorithms
+            },
+            weight,
+            bias,
+            winograd: Arc::default(),
+        })
+    }
+
+    /// The weight and the bias (shape `(1, C, 1, 1)`), if any.
+    pub fn tensors(&self) -> Vec<&Tensor> {
+        std::iter::once(&self.weight)
+            .chain(self.bias.as_ref())
+            .collect()
+    }
+
+    /// The algorithms this convolution runs (its convolution algorithm as it runs on the
+    /// weights' device).
+    pub fn algorithms(&self) -> Algorithms {
+        self.algorithms
+    }
+
+    /// `max(conv(x), 0)`: fmv's CPU convolution applies the ReLU in its own pass (and its mask
+    /// in the backward pass).
+    pub fn forward_relu(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if self.runs_own(x) {
+            return self.own(x, true);
+        }
+        self.forward(x)?.relu()
+    }
+
+    /// The output's `(h, w)` for an input of `(h, w)`, or the error saying why the layer
+    /// cannot take it.
+    pub fn out_hw(&self, h: usize, w: usize) -> candle_core::Result<(usize, usize)> {
+        match self.geometry.out_hw(h, w) {
+            Some(hw) => Ok(hw),
+            None => candle_core::bail!(
+                "fmv conv: a {h}×{w} input is smaller than the {}×{} kernel",
+                self.geometry.kh,
+                self.geometry.kw
+            ),
+        }
+    }
+
+    /// Whether fmv's CPU convolution runs this layer on `x`.
+    pub fn runs_own(&self, x: &Tensor) -> bool {
+        self.algorithms.conv != ConvAlgorithm::Candle && serves(x)
+    }
+
+    /// fmv's CPU convolution; differentiable with respect to a tracked input only.
+    fn own(&self, x: &Tensor, relu: bool) -> candle_core::Result<Tensor> {
+        let x = x.contiguous()?;
+        let (_, _, h, w) = x.dims4()?;
+        let op = self.op((h, w), x.track_op(), relu)?;
+        if x.track_op() {
+            x.apply_op1(op)
+        } else {
+            x.apply_op1_no_bwd(&op)
+        }
+    }
+
+    /// fmv's CPU convolution as an op for an input of `(h, w)`, with its ReLU fused when
+    /// `relu`; a `tracked` input takes the kernels whose input gradient is exact enough.
+    pub(crate) fn op(
+        &self,
+        (h, w): (usize, usize),
+        tracked: bool,
+        relu: bool,
+    ) -> candle_core::Result<ConvOp> {
+        let side = self.geometry.out_hw(h, w).map_or(0, |(ho, wo)| ho.min(wo));
+        let tile = self
+            .algorithms
+            .conv
+            .tile(tracked, side)
+            .filter(|_| self.geometry.takes_winograd());
+        Ok(ConvOp {
+            geometry: self.geometry,
+            weight: self.weight.clone(),
+            bias: self.bias.clone(),
+            tile: tile.unwrap_or(Tile::F2),
+            winograd: tile.map(|t| self.winograd_kernels(t)).transpose()?,
+            relu,
+        })
+    }
+
+    /// The Winograd kernels of `tile`, made once.
+    fn winograd_kernels(&self, tile: Tile) -> candle_core::Result<Tensor> {
+        let slot = &self.winograd[match tile {
+            Tile::F2 => 0,
+            Tile::F4 => 1,
+        }];
+        if let Some(k) = slot.get() {
+            return Ok(k.clone());
+        }
+        let k = winograd::kernels(&self.weight, tile)?;
+        Ok(slot.get_or_init(|| k).clone())
+    }
+
+    /// candle's convolution and bias on a detached input.
+    fn stock(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let g = &self.geometry;
+        let y = x.conv2d(&self.weight, g.padding, g.stride, 1, g.groups)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if self.runs_own(x) {
+            return self.own(x, false);
+        }
+        if !x.track_op() {
+            return self.stock(x);
+        }
+        // Differentiable with respect to the input only.
+        let g = &self.geometry;
+        x.apply_op2(
+            &self.stock(&x.detach())?,
+            InputGrad::Conv {
+                weight: self.weight.clone(),
+                stride: g.stride,
+                padding: g.padding,
+                groups: g.groups,
+                algorithm: self.algorithms.input_grad,
+            },
+        )
+    }
+}
