@@ -5,8 +5,9 @@
 
 use fmv::core::demo::{DEMO_SIZE, write_image_folder};
 use fmv::models::demo::DemoNet;
-use fmv::render::{ClassSumsPanel, ClassSumsPlot, PlotFormat};
-use fmv::{ImageFolder, LoadOptions, Preprocess, RankConfig, Visualizer};
+use fmv::prelude::*;
+use fmv::render::PlotFormat;
+use fmv::report::draw::class_sums_plot;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("fmv-example-class-sums-{}", std::process::id()));
@@ -20,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = RankConfig::new(net.layer())
         .with_n_each_img(8)
         .with_n_each_class(8);
-    let ranking = viz.rank(&train, &config, &mut |_| {})?;
+    let ranking = viz.rank(&train, &config, &mut ())?;
     let top: Vec<(String, Vec<usize>)> = ranking
         .classes
         .iter()
@@ -28,30 +29,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
 
     let test = ImageFolder::open(dir.join("test"), None)?;
-    let sums = viz.class_sums(&test, &net.layer(), &top, false, &mut |_| {})?;
+    let sums = viz.class_sums(&test, &ClassSumsConfig::new(net.layer(), top), &mut ())?;
     for ((class, maps), auc) in sums.top_maps.iter().zip(&sums.separability) {
         println!("maps of {class} {maps:?}: ROC AUC {auc:?}");
     }
 
-    let plot = ClassSumsPlot {
-        title: format!("class sums · {}", sums.layer),
-        classes: sums.classes.iter().map(|c| c.name.clone()).collect(),
-        panels: sums
-            .top_maps
-            .iter()
-            .enumerate()
-            .map(|(k, (name, _))| ClassSumsPanel {
-                map_class: name.clone(),
-                points: sums
-                    .classes
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(i, c)| c.sums[k].iter().map(move |&v| (i, v)))
-                    .collect(),
-                auc: sums.separability[k],
-            })
-            .collect(),
-    };
+    let plot = class_sums_plot(&sums);
     std::fs::write(dir.join("class_sums.png"), plot.render(PlotFormat::Png)?)?;
     std::fs::remove_dir_all(&dir)?;
     Ok(())

@@ -5,8 +5,9 @@
 
 use fmv::core::demo::{DEMO_SIZE, write_image_folder};
 use fmv::models::demo::DemoNet;
-use fmv::render::{MaskScale, image, overlay, png_bytes};
-use fmv::{FilterMapsConfig, ImageFolder, LoadOptions, Preprocess, Visualizer};
+use fmv::prelude::*;
+use fmv::render::png_bytes;
+use fmv::report::draw::original_overlay;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("fmv-example-one-map-{}", std::process::id()));
@@ -15,50 +16,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files: Vec<_> = test.classes.iter().flat_map(|c| c.files.clone()).collect();
 
     let net = DemoNet::ResNet;
-    let viz = Visualizer::new(net.load(&LoadOptions::new())?)
+    let model = net.load(&LoadOptions::new())?;
+    let family = model.family();
+    let viz = Visualizer::new(model)
         .with_preprocess(Preprocess::original().with_size(DEMO_SIZE, DEMO_SIZE));
     let config = FilterMapsConfig::new(net.layer(), vec![4]);
-    let skipped = viz.filter_maps(
-        &files,
-        &config,
-        &mut |maps| {
-            // The original's drawing: the map as a grey mask, ×2 for a ResNet.
-            let input = image::RgbImage::from_raw(
-                maps.input.width as u32,
-                maps.input.height as u32,
-                maps.input.pixels.clone(),
-            )
-            .expect("width × height × 3 bytes");
-            let drawn = overlay(
-                &input,
-                &maps.maps[0],
-                maps.width,
-                maps.height,
-                MaskScale::Factor(2.0),
-            )
-            .map_err(|e| fmv::core::Error::Io {
-                path: maps.path.clone(),
-                source: std::io::Error::other(e),
-            })?;
-            let name = maps
-                .path
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
+    // Each image's map arrives as an event: draw it the original's way (a grey mask, ×2 for a
+    // ResNet) and save it, then let it go.
+    let mut written = Vec::new();
+    let maps = viz.filter_maps(&files, &config, &mut |event: &Event| {
+        if let Event::Maps(maps) = event {
+            let name = maps.path.file_name().unwrap_or_default().to_string_lossy();
             let out = dir.join(format!("filter4_{name}"));
-            std::fs::write(&out, png_bytes(&drawn).expect("PNG encoding")).map_err(|e| {
-                fmv::core::Error::Io {
-                    path: out,
-                    source: e,
-                }
-            })?;
+            let drawn = original_overlay(maps, family).and_then(|img| png_bytes(&img));
+            written.push(drawn.map(|png| std::fs::write(&out, png)));
             println!("{name}: mean activation of filter 4 = {:.3}", maps.mean);
-            Ok(())
-        },
-        &mut |_| {},
-    )?;
-    assert!(skipped.is_empty());
+        }
+    })?;
+    assert!(maps.skipped.is_empty());
+    for w in written {
+        w??;
+    }
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

@@ -5,8 +5,8 @@
 
 use fmv::core::demo::DEMO_SIZE;
 use fmv::models::demo::DemoNet;
+use fmv::prelude::*;
 use fmv::render::{image, png_bytes};
-use fmv::{LoadOptions, Mode, PatternConfig, Preprocess, Visualizer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let net = DemoNet::ResNet;
@@ -15,13 +15,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Two maps of the demo layer, optimised together; few steps keep the example quick
     // (the default is 256).
-    let config = PatternConfig::new(net.layer(), vec![4, 33])
-        .with_mode(Mode::Robust)
-        .with_seed(7)
-        .with_steps(32);
+    let config = PatternConfig::new(net.layer(), vec![4, 33], RobustConfig::new().with_steps(32))
+        .with_seed(7);
     let out = std::env::temp_dir().join(format!("fmv-example-patterns-{}", std::process::id()));
     std::fs::create_dir_all(&out)?;
-    for pattern in viz.maximize(&config, &mut |_| {}, &|| false)? {
+    for pattern in viz.maximize(&config, &mut ())? {
         let rgb = pattern.to_rgb8();
         let img = image::RgbImage::from_raw(rgb.width as u32, rgb.height as u32, rgb.pixels)
             .ok_or("pattern size")?;

@@ -5,7 +5,7 @@
 
 use fmv::core::demo::{DEMO_SIZE, write_image_folder};
 use fmv::models::demo::DemoNet;
-use fmv::{ImageFolder, LoadOptions, Preprocess, RankConfig, Visualizer};
+use fmv::prelude::*;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A training ImageFolder: the demo's generated pictures, 16 per class.
@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = RankConfig::new(net.layer())
         .with_n_each_img(8)
         .with_n_each_class(8);
-    let ranking = viz.rank(&train, &config, &mut |_| {})?;
+    let ranking = viz.rank(&train, &config, &mut ())?;
     println!("layer {}:", ranking.layer);
     for class in &ranking.classes {
         println!("  {:>12}: unique maps {:?}", class.name, class.unique);

@@ -5,8 +5,9 @@
 
 use fmv::core::demo::{DEMO_SIZE, write_image_folder};
 use fmv::models::demo::DemoNet;
-use fmv::render::{HeatmapStyle, Tile, grid, heatmap, image, png_bytes};
-use fmv::{FilterMapsConfig, ImageFolder, LoadOptions, Preprocess, RankConfig, Visualizer};
+use fmv::prelude::*;
+use fmv::render::{HeatmapStyle, Tile, grid, heatmap, png_bytes};
+use fmv::report::draw::{sum_maps, to_image};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("fmv-example-summed-{}", std::process::id()));
@@ -23,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &RankConfig::new(net.layer())
             .with_n_each_img(8)
             .with_n_each_class(8),
-        &mut |_| {},
+        &mut (),
     )?;
     let rings = ranking
         .classes
@@ -38,39 +39,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let test = ImageFolder::open(dir.join("test"), None)?;
     let files: Vec<_> = test.classes.iter().flat_map(|c| c.files.clone()).collect();
     let mut tiles = Vec::new();
+    let style = HeatmapStyle {
+        colour_bar: false,
+        ..HeatmapStyle::default()
+    };
+    // Each image's maps arrive as an event: sum them and draw the sum as a heat map.
     viz.filter_maps(
         &files,
         &FilterMapsConfig::new(net.layer(), rings.unique.clone()),
-        &mut |maps| {
-            let mut sum = vec![0f32; maps.width * maps.height];
-            for m in &maps.maps {
-                sum.iter_mut().zip(m).for_each(|(s, v)| *s += v);
+        &mut |event: &Event| {
+            if let Event::Maps(maps) = event {
+                let sum = sum_maps(&maps.maps, maps.width * maps.height);
+                let input = to_image(&maps.input);
+                let drawn =
+                    heatmap(&input, &sum, maps.width, maps.height, &style).expect("map shape");
+                let name = maps.path.file_name().unwrap_or_default().to_string_lossy();
+                println!("{name}: summed mean activation {:.3}", maps.mean);
+                tiles.push(Tile {
+                    image: drawn,
+                    title: format!("{name} · {:.2}", maps.mean),
+                });
             }
-            let input = image::RgbImage::from_raw(
-                maps.input.width as u32,
-                maps.input.height as u32,
-                maps.input.pixels.clone(),
-            )
-            .expect("width × height × 3 bytes");
-            let style = HeatmapStyle {
-                colour_bar: false,
-                ..HeatmapStyle::default()
-            };
-            let drawn = heatmap(&input, &sum, maps.width, maps.height, &style).expect("map shape");
-            let name = maps
-                .path
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            println!("{name}: summed mean activation {:.3}", maps.mean);
-            tiles.push(Tile {
-                image: drawn,
-                title: format!("{name} · {:.2}", maps.mean),
-            });
-            Ok(())
         },
-        &mut |_| {},
     )?;
     std::fs::write(dir.join("summed.png"), png_bytes(&grid(&tiles, 4, 128)?)?)?;
     std::fs::remove_dir_all(&dir)?;

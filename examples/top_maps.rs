@@ -5,10 +5,9 @@
 
 use fmv::core::demo::{DEMO_SIZE, DemoClass, generate};
 use fmv::models::demo::DemoNet;
-use fmv::render::{
-    HeatmapStyle, MeanActivationPlot, PlotFormat, Tile, grid, heatmap, image, png_bytes,
-};
-use fmv::{ActivationsConfig, LoadOptions, Preprocess, Visualizer};
+use fmv::prelude::*;
+use fmv::render::{HeatmapStyle, PlotFormat, Tile, grid, heatmap, image, png_bytes};
+use fmv::report::draw::mean_activation_plot;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::env::temp_dir().join(format!("fmv-example-top-maps-{}", std::process::id()));
@@ -26,7 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = ActivationsConfig::new(net.layer())
         .with_top(5)
         .with_maps(true);
-    let acts = viz.activations(&[file], &config, &mut |_| {})?;
+    let acts = viz.activations(&[file], &config, &mut ())?;
     let image = &acts.images[0];
     println!("most active maps of {}: {:?}", acts.layer, image.top);
 
@@ -50,11 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
     }
     std::fs::write(out.join("top_maps.png"), png_bytes(&grid(&tiles, 3, 128)?)?)?;
-    let plot = MeanActivationPlot {
-        title: format!("rings · {}", acts.layer),
-        means: image.mean.clone(),
-        top: image.top.clone(),
-    };
+    let plot = mean_activation_plot(image, format!("rings · {}", acts.layer));
     std::fs::write(out.join("means.svg"), plot.render(PlotFormat::Svg)?)?;
     println!("wrote top_maps.png and means.svg to {}", out.display());
     std::fs::remove_dir_all(&out)?;

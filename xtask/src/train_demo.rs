@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use candle_core::{D, Device, Tensor, Var};
-use fmv_core::Rng;
 use fmv_core::demo::{DEMO_SIZE, DemoClass, generate};
+use fmv_core::rng::Rng;
 use fmv_kernels::{adaptive_avg_pool2d, max_pool2d_differentiable};
 use fmv_models::{
     Arch, BATCH_NORM_EPS, BlockKind, ResNetConfig, Stage, VggConfig, VggHead, VggItem,

@@ -1,14 +1,14 @@
-//! Options shared by several subcommands.
+//! Options shared by several subcommands, each parsed by clap into its type: the network, the
+//! layer, the preprocessing.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use fmv::models::demo::DemoNet;
-use fmv::models::{Model, parse_device};
-
-use crate::output::{sha256_file, sha256_hex};
-use fmv::{LayerRef, LoadOptions, Preprocess};
+use fmv::models::{ARCH_NAMES, parse_device};
+use fmv::{Device, LayerRef, LoadOptions, Model, Preprocess, Visualizer};
 
 /// Which network to load, and where to run it.
 #[derive(Debug, Clone, Args)]
@@ -23,11 +23,18 @@ pub struct ModelArgs {
     pub model: Option<String>,
     /// Architecture: `auto` (the default) infers it from the file; a name (resnet18/34/50/101/152,
     /// vgg11/13/16/19 with optional `_bn`) is checked against the file.
-    #[arg(long, value_name = "ARCH")]
+    #[arg(long, value_name = "ARCH", value_parser = arch_names())]
     pub arch: Option<String>,
     /// Where to compute: cpu (the default), cuda, cuda:N or metal.
-    #[arg(long, value_name = "DEVICE")]
-    pub device: Option<String>,
+    #[arg(long, value_name = "DEVICE", value_parser = parse_device)]
+    pub device: Option<Device>,
+}
+
+/// `auto` and every architecture name, for `--arch`.
+fn arch_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        std::iter::once("auto").chain(ARCH_NAMES.iter().copied()),
+    )
 }
 
 /// Where a network's weights come from.
@@ -37,19 +44,6 @@ pub enum WeightsSource {
     File(PathBuf),
     /// An embedded demo network.
     Demo(DemoNet),
-}
-
-impl WeightsSource {
-    /// The file (or the embedded network's name) and its sha256.
-    pub fn fingerprint(&self) -> Result<(String, String)> {
-        Ok(match self {
-            WeightsSource::File(p) => (crate::output::show(p), sha256_file(p)?),
-            WeightsSource::Demo(d) => (
-                format!("(embedded) models/demo/{}", d.file_name()),
-                sha256_hex(d.bytes()),
-            ),
-        })
-    }
 }
 
 /// The manifest of fetchable models, compiled in so that `--model` can name them offline.
@@ -71,17 +65,26 @@ fn model_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// The names in `models/manifest.json`.
+#[derive(serde::Deserialize)]
+struct Manifest {
+    models: Vec<ManifestModel>,
+}
+
+/// One model of `models/manifest.json` (the fields `--model` reads).
+#[derive(serde::Deserialize)]
+struct ManifestModel {
+    name: String,
+}
+
 /// Resolves `--model NAME`.
 fn named_model(name: &str) -> Result<WeightsSource> {
     if let Some(demo) = name.strip_prefix("demo-").and_then(DemoNet::from_name) {
         return Ok(WeightsSource::Demo(demo));
     }
-    let manifest: serde_json::Value =
-        serde_json::from_str(MANIFEST).context("models/manifest.json is not valid JSON")?;
-    let known: Vec<&str> = manifest["models"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|m| m["name"].as_str()).collect())
-        .unwrap_or_default();
+    let manifest: Manifest =
+        serde_json::from_str(MANIFEST).context("models/manifest.json is not valid")?;
+    let known: Vec<&str> = manifest.models.iter().map(|m| m.name.as_str()).collect();
     if !known.contains(&name) {
         bail!(
             "unknown --model `{name}`: use demo-resnet, demo-vgg or one of {}",
@@ -118,17 +121,16 @@ impl ModelArgs {
         self.weights.is_some() || self.model.is_some()
     }
 
-    /// What the weights are, for manifests and merge checks ([`WeightsSource::fingerprint`]).
-    pub fn fingerprint(&self) -> Result<(String, String)> {
-        self.source()?.fingerprint()
+    /// The device, the CPU unless `--device` says otherwise.
+    pub fn device(&self) -> Device {
+        self.device.clone().unwrap_or(Device::Cpu)
     }
 
     /// Loads the network.
     pub fn load(&self) -> Result<Model> {
-        let device = parse_device(self.device.as_deref().unwrap_or("cpu"))?;
         let opts = load_options()?
             .with_arch(self.arch.as_deref().unwrap_or("auto"))
-            .with_device(device);
+            .with_device(self.device());
         Ok(match self.source()? {
             WeightsSource::File(p) => Model::load(p, &opts)?,
             WeightsSource::Demo(d) => d.load(&opts)?,
@@ -141,14 +143,18 @@ impl ModelArgs {
 /// (`flipped`, the default; `transposed`), for comparing fmv's kernels.
 pub fn load_options() -> Result<LoadOptions> {
     let var = |name: &str| std::env::var(name).ok();
-    let algorithms = fmv::models::Algorithms::from_names(
-        var("FMV_CONV").as_deref(),
-        var("FMV_INPUT_GRAD").as_deref(),
-    )
-    .context("invalid FMV_CONV or FMV_INPUT_GRAD")?;
+    let algorithms =
+        fmv::Algorithms::from_names(var("FMV_CONV").as_deref(), var("FMV_INPUT_GRAD").as_deref())
+            .context("invalid FMV_CONV or FMV_INPUT_GRAD")?;
     Ok(LoadOptions::new()
         .with_conv_algorithm(algorithms.conv)
         .with_input_grad_algorithm(algorithms.input_grad))
+}
+
+/// The one parser of a layer argument: a name (`layer4.1`, `features.28`, `logits`) or the
+/// original package's integer.
+pub fn layer(s: &str) -> Result<LayerRef, std::convert::Infallible> {
+    s.parse()
 }
 
 /// The layer whose maps a command reads.
@@ -156,18 +162,17 @@ pub fn load_options() -> Result<LoadOptions> {
 pub struct LayerArg {
     /// Layer: a name (`layer4.1`, `features.28`, `logits`; see `fmv layers`) or the original
     /// package's integer (ResNet: block of the last stage, `-2` = second-to-last; VGG: n-th conv).
-    #[arg(long = "layer", allow_hyphen_values = true, value_name = "LAYER")]
-    pub name: String,
+    #[arg(long = "layer", allow_hyphen_values = true, value_name = "LAYER", value_parser = layer)]
+    pub layer: LayerRef,
 }
 
-impl LayerArg {
-    /// The layer as fmv addresses it.
-    pub fn get(&self) -> LayerRef {
-        match self.name.parse() {
-            Ok(l) => l,
-            Err(never) => match never {},
-        }
-    }
+/// A preprocessing preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// ImageNet mean/std normalisation, for pretrained weights.
+    Imagenet,
+    /// FeatureMapVisualizer's: inputs in [0, 1].
+    Original,
 }
 
 /// How images become inputs.
@@ -175,44 +180,54 @@ impl LayerArg {
 pub struct PreprocessArgs {
     /// Preprocessing preset: `imagenet` (mean/std normalisation, for pretrained weights) or
     /// `original` (FeatureMapVisualizer's: inputs in [0, 1]).
-    #[arg(long, default_value = "imagenet", value_name = "PRESET")]
-    pub preprocess: String,
+    #[arg(long, default_value = "imagenet", value_name = "PRESET", value_enum)]
+    pub preprocess: Preset,
     /// Input size: `N` or `WxH` (images are squashed to it). Default: 224.
-    #[arg(long, value_name = "SIZE")]
-    pub size: Option<String>,
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub size: Option<(usize, usize)>,
     /// Per-channel mean subtracted after /255, as `R,G,B`. Default: the preset's.
-    #[arg(long, value_name = "R,G,B")]
-    pub mean: Option<String>,
+    #[arg(long, value_name = "R,G,B", value_parser = parse_triple)]
+    pub mean: Option<[f32; 3]>,
     /// Per-channel standard deviation, as `R,G,B`. Default: the preset's.
-    #[arg(long, value_name = "R,G,B")]
-    pub std: Option<String>,
+    #[arg(long, value_name = "R,G,B", value_parser = parse_triple)]
+    pub std: Option<[f32; 3]>,
     /// Images per forward pass. Default: 8 on the CPU, 32 on a GPU. Results do not depend on it.
     #[arg(long, value_name = "N")]
-    pub batch_size: Option<usize>,
+    pub batch_size: Option<NonZeroUsize>,
 }
 
 impl PreprocessArgs {
     /// The preprocessing these options describe.
     pub fn build(&self) -> Result<Preprocess> {
-        let mut p = Preprocess::from_preset(&self.preprocess)?;
-        if let Some(s) = &self.size {
-            let (w, h) = parse_size(s).with_context(|| format!("invalid --size `{s}`"))?;
+        let mut p = match self.preprocess {
+            Preset::Imagenet => Preprocess::imagenet(),
+            Preset::Original => Preprocess::original(),
+        };
+        if let Some((w, h)) = self.size {
             p = p.with_size(w, h);
         }
-        if let Some(m) = &self.mean {
-            p = p.with_mean(parse_triple(m).with_context(|| format!("invalid --mean `{m}`"))?);
+        if let Some(m) = self.mean {
+            p = p.with_mean(m);
         }
-        if let Some(s) = &self.std {
-            p = p.with_std(parse_triple(s).with_context(|| format!("invalid --std `{s}`"))?);
+        if let Some(s) = self.std {
+            p = p.with_std(s);
         }
         p.validate()?;
-        if self.batch_size == Some(0) {
-            bail!("invalid --batch-size: must be at least 1");
-        }
         Ok(p)
+    }
+
+    /// The visualiser of a loaded model with this preprocessing (`preprocess`, which a command
+    /// may have changed) and `--batch-size` if given.
+    pub fn visualizer(&self, model: Model, preprocess: Preprocess) -> Visualizer {
+        let viz = Visualizer::new(model).with_preprocess(preprocess);
+        match self.batch_size {
+            Some(b) => viz.with_batch_size(b.get()),
+            None => viz,
+        }
     }
 }
 
+/// `N` or `WxH`, each at least 1.
 fn parse_size(s: &str) -> Result<(usize, usize)> {
     let parse = |t: &str| {
         t.trim()
@@ -232,6 +247,7 @@ fn parse_size(s: &str) -> Result<(usize, usize)> {
     Ok((w, h))
 }
 
+/// `R,G,B`: three numbers.
 fn parse_triple(s: &str) -> Result<[f32; 3]> {
     let v: Vec<f32> = s
         .split(',')
@@ -244,19 +260,6 @@ fn parse_triple(s: &str) -> Result<[f32; 3]> {
     match v.as_slice() {
         [a, b, c] => Ok([*a, *b, *c]),
         _ => bail!("expected three numbers `R,G,B`, got {}", v.len()),
-    }
-}
-
-/// The visualiser for a loaded model: this preprocessing, and `--batch-size` if given.
-pub fn visualizer(
-    model: Model,
-    preprocess: fmv::Preprocess,
-    args: &PreprocessArgs,
-) -> fmv::Visualizer {
-    let viz = fmv::Visualizer::new(model).with_preprocess(preprocess);
-    match args.batch_size {
-        Some(b) => viz.with_batch_size(b),
-        None => viz,
     }
 }
 

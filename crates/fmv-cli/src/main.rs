@@ -1,9 +1,14 @@
 //! `fmv`: see what the feature maps of a CNN image classifier respond to.
+//!
+//! The only crate that speaks in `--flags`: it parses arguments (clap), runs the libraries,
+//! words their errors with the flags that set each setting (`wording`), shows progress and
+//! warnings (`session`), and writes files atomically (`output`).
 
 mod args;
 mod cmd;
 mod output;
-mod progress;
+mod session;
+mod wording;
 
 use clap::{Parser, Subcommand};
 
@@ -33,11 +38,21 @@ enum Command {
     Report(cmd::report::Args),
 }
 
+/// How a command ended, when it did not fail.
+pub enum Outcome {
+    /// Everything was done.
+    Done,
+    /// Ctrl-C stopped it; what was done is kept (exit code 130).
+    Interrupted,
+}
+
 fn main() -> std::process::ExitCode {
-    fmv::core::tune_glibc_malloc();
-    // SAFETY: the first thing `main` does; no other thread exists yet.
-    unsafe { fmv::core::disable_candle_thread_pool() };
+    fmv::core::process::tune_glibc_malloc();
+    // SAFETY: the first thing `main` does after the allocator settings; no other thread exists
+    // yet.
+    unsafe { fmv::core::process::disable_candle_thread_pool() };
     let cli = Cli::parse();
+    session::stop_on_ctrl_c();
     let result = match cli.command {
         Command::Layers(a) => cmd::layers::run(a),
         Command::Activations(a) => cmd::activations::run(a),
@@ -48,15 +63,32 @@ fn main() -> std::process::ExitCode {
         Command::Report(a) => cmd::report::run(a),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(Outcome::Done) => std::process::ExitCode::SUCCESS,
+        Ok(Outcome::Interrupted) => std::process::ExitCode::from(130),
+        Err(e) if is_stop(&e) => {
+            eprintln!("interrupted");
+            std::process::ExitCode::from(130)
+        }
         Err(e) => {
-            eprintln!("error: {e}");
-            let mut source = e.source();
-            while let Some(s) = source {
-                eprintln!("  caused by: {s}");
-                source = s.source();
+            let mut chain = e.chain();
+            if let Some(top) = chain.next() {
+                eprintln!("error: {}", wording::describe(top));
+            }
+            for cause in chain {
+                eprintln!("  caused by: {}", wording::describe(cause));
             }
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Whether an error is a run stopped on request (Ctrl-C).
+fn is_stop(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(c.downcast_ref(), Some(fmv::core::Error::Stopped))
+            || matches!(
+                c.downcast_ref(),
+                Some(fmv::report::Error::Analysis(fmv::core::Error::Stopped))
+            )
+    })
 }

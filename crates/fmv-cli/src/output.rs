@@ -1,13 +1,11 @@
-//! Writing files atomically, fingerprinting weights, and the shapes shared by several JSON
-//! outputs.
+//! Writing files: atomically (a temporary file and a rename), JSON, and the checks made before
+//! any work.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use fmv::Skipped;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
 /// reader never sees half a file and an interrupted run leaves the previous version.
@@ -50,46 +48,6 @@ pub fn ensure_writable_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("output folder {} is not writable", dir.display()))?;
     std::fs::remove_file(&probe).ok();
     Ok(())
-}
-
-/// The sha256 of a file, hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(format!("{:x}", h.finalize()))
-}
-
-/// The sha256 of some bytes, hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
-}
-
-/// A skipped file in JSON.
-#[derive(Debug, Serialize)]
-pub struct SkippedJson {
-    pub path: String,
-    pub reason: String,
-}
-
-/// Converts skipped files for JSON and prints one warning line for each.
-pub fn report_skipped(skipped: &[Skipped]) -> Vec<SkippedJson> {
-    skipped
-        .iter()
-        .map(|s| {
-            eprintln!("warning: skipping {}: {}", s.path.display(), s.reason);
-            SkippedJson {
-                path: s.path.display().to_string(),
-                reason: s.reason.clone(),
-            }
-        })
-        .collect()
-}
-
-/// A path as shown in JSON.
-pub fn show(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// `OUT` for the ranking result and `OUT.partial.json` for the state of an unfinished run.

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use fmv_models::LayerRef;
 
 use crate::decode::RgbImage;
-use crate::error::{Error, Result};
+use crate::error::{Error, Field, Problem, Result};
+use crate::observer::{Dyn, Observer};
 use crate::stream::{Item, StreamSpec};
 use crate::topk::top_n;
-use crate::visualizer::{Event, Visualizer};
+use crate::visualizer::Visualizer;
 
 /// What [`Visualizer::activations`] computes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,19 +100,27 @@ pub struct Activations {
 
 impl Visualizer {
     /// Each channel's mean activation at one layer, and the top channels, for each image, in
-    /// the order given. Every file must be a readable image.
+    /// the order given. Every file must be a readable image. Stopped, it returns
+    /// [`Error::Stopped`].
+    ///
+    /// ```no_run
+    /// use fmv_core::{ActivationsConfig, Visualizer};
+    /// use fmv_models::{LoadOptions, Model};
+    /// let viz = Visualizer::new(Model::load("resnet50.safetensors", &LoadOptions::new())?);
+    /// let cfg = ActivationsConfig::new("layer4.1".parse()?).with_top(5);
+    /// let acts = viz.activations(&["cat.jpg".into()], &cfg, &mut ())?;
+    /// println!("most active maps: {:?}", acts.images[0].top);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn activations(
         &self,
         images: &[PathBuf],
         config: &ActivationsConfig,
-        on_event: &mut dyn FnMut(&Event),
+        observer: &mut (impl Observer + ?Sized),
     ) -> Result<Activations> {
         let layer = self.resolve(config.layer())?;
         if config.top() == 0 {
-            return Err(Error::InvalidArgument {
-                name: "--top",
-                reason: "must be at least 1".into(),
-            });
+            return Err(Error::invalid(Field::Top, Problem::Zero));
         }
         if images.is_empty() {
             return Err(Error::NoImages {
@@ -124,30 +133,28 @@ impl Visualizer {
             ..StreamSpec::default()
         };
         let mut out = Vec::with_capacity(images.len());
-        let mut on_item = |path: &std::path::Path, item: Item| -> Result<()> {
-            match item {
-                Item::Image(o) => {
-                    let (height, width) = o.map_size;
-                    out.push(ImageActivations {
-                        path: path.to_path_buf(),
-                        top: top_n(&o.means, config.top()),
-                        mean: o.means,
-                        maps: o
-                            .top_maps
-                            .into_iter()
-                            .map(|(channel, values)| ChannelMap {
-                                channel,
-                                width,
-                                height,
-                                values,
-                            })
-                            .collect(),
-                        input: o.resized,
-                    });
-                    Ok(())
-                }
-                Item::Failed { error, .. } => Err(error),
+        let mut on_item = |path: &std::path::Path, item: Item, _: &mut dyn Observer| match item {
+            Item::Image(o) => {
+                let (height, width) = o.map_size;
+                out.push(ImageActivations {
+                    path: path.to_path_buf(),
+                    top: top_n(&o.means, config.top()),
+                    mean: o.means,
+                    maps: o
+                        .top_maps
+                        .into_iter()
+                        .map(|(channel, values)| ChannelMap {
+                            channel,
+                            width,
+                            height,
+                            values,
+                        })
+                        .collect(),
+                    input: o.resized,
+                });
+                Ok(())
             }
+            Item::Failed { error, .. } => Err(error),
         };
         self.stream(
             images,
@@ -155,7 +162,7 @@ impl Visualizer {
             &spec,
             (0, images.len()),
             &mut on_item,
-            on_event,
+            &mut Dyn(observer),
         )?;
         Ok(Activations {
             layer: self.backbone().layer(layer).name.clone(),

@@ -8,9 +8,54 @@ use fmv_models::LayerRef;
 use crate::dataset::ImageFolder;
 use crate::error::Result;
 use crate::inputs::Skipped;
+use crate::observer::{Dyn, Event, Observer};
 use crate::rank::strict_error;
 use crate::stream::{Item, StreamSpec};
-use crate::visualizer::{Event, Visualizer};
+use crate::visualizer::Visualizer;
+
+/// What [`Visualizer::class_sums`] computes: the maps of each class (from a ranking's
+/// [`crate::ClassRanking::unique`], or any lists), summed per test image at one layer.
+///
+/// ```
+/// use fmv_core::ClassSumsConfig;
+/// let cfg = ClassSumsConfig::new("layer4.1".parse().unwrap(), vec![("cat".into(), vec![3, 17])])
+///     .with_strict(true);
+/// assert_eq!(cfg.top_maps()[0].1, [3, 17]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassSumsConfig {
+    layer: LayerRef,
+    top_maps: Vec<(String, Vec<usize>)>,
+    strict: bool,
+}
+
+impl ClassSumsConfig {
+    /// Sums, for each `(class, maps)` of `top_maps`, the mean activations of its maps of
+    /// `layer`.
+    pub fn new(layer: LayerRef, top_maps: Vec<(String, Vec<usize>)>) -> Self {
+        ClassSumsConfig {
+            layer,
+            top_maps,
+            strict: false,
+        }
+    }
+
+    /// Fails on the first file that cannot be used instead of skipping it. By default, off.
+    pub fn with_strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// The layer.
+    pub fn layer(&self) -> &LayerRef {
+        &self.layer
+    }
+
+    /// The maps of each class.
+    pub fn top_maps(&self) -> &[(String, Vec<usize>)] {
+        &self.top_maps
+    }
+}
 
 /// One test class's sums.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,8 +96,8 @@ pub struct ClassSums {
 /// If a channel is not an index of `means` (fmv checks the channels against the layer first).
 ///
 /// ```
-/// assert_eq!(fmv_core::sum_f32(&[1.0, 2.0, 4.0], &[2, 0]), 5.0);
-/// assert_eq!(fmv_core::sum_f32(&[1.0], &[]), 0.0);
+/// assert_eq!(fmv_core::stats::sum_f32(&[1.0, 2.0, 4.0], &[2, 0]), 5.0);
+/// assert_eq!(fmv_core::stats::sum_f32(&[1.0], &[]), 0.0);
 /// ```
 pub fn sum_f32(means: &[f32], channels: &[usize]) -> f32 {
     channels.iter().fold(0.0f32, |s, &c| s + means[c])
@@ -62,8 +107,8 @@ pub fn sum_f32(means: &[f32], channels: &[usize]) -> f32 {
 /// either is empty.
 ///
 /// ```
-/// assert_eq!(fmv_core::roc_auc(&[3.0, 4.0], &[1.0, 2.0]), Some(1.0));
-/// assert_eq!(fmv_core::roc_auc(&[1.0], &[1.0]), Some(0.5));
+/// assert_eq!(fmv_core::stats::roc_auc(&[3.0, 4.0], &[1.0, 2.0]), Some(1.0));
+/// assert_eq!(fmv_core::stats::roc_auc(&[1.0], &[1.0]), Some(0.5));
 /// ```
 pub fn roc_auc(positive: &[f32], negative: &[f32]) -> Option<f64> {
     if positive.is_empty() || negative.is_empty() {
@@ -86,25 +131,27 @@ pub fn roc_auc(positive: &[f32], negative: &[f32]) -> Option<f64> {
 
 impl Visualizer {
     /// Per test image (an ImageFolder of true classes), the sum of its mean activations over
-    /// each class's top maps. `strict` fails on a file that cannot be used instead of
-    /// skipping it.
+    /// each class's maps. Stopped, it returns [`crate::Error::Stopped`].
     pub fn class_sums(
         &self,
         test: &ImageFolder,
-        layer: &LayerRef,
-        top_maps: &[(String, Vec<usize>)],
-        strict: bool,
-        on_event: &mut dyn FnMut(&Event),
+        config: &ClassSumsConfig,
+        observer: &mut (impl Observer + ?Sized),
     ) -> Result<ClassSums> {
-        let id = self.resolve(layer)?;
+        let observer = &mut Dyn(observer);
+        let (top_maps, strict) = (config.top_maps(), config.strict);
+        let id = self.resolve(config.layer())?;
         for (_, maps) in top_maps {
             for &c in maps {
                 self.check_channel(id, c)?;
             }
         }
         let mut skipped = test.skipped.clone();
-        if strict && let Some(s) = skipped.first() {
-            return Err(strict_error(s));
+        for s in &skipped {
+            if strict {
+                return Err(strict_error(s));
+            }
+            observer.on_event(&Event::Skipped(s));
         }
         let total = test.n_files();
         let mut done = 0;
@@ -112,7 +159,7 @@ impl Visualizer {
         for class in &test.classes {
             let mut images = Vec::new();
             let mut sums = vec![Vec::new(); top_maps.len()];
-            let mut on_item = |path: &std::path::Path, item: Item| -> Result<()> {
+            let mut on_item = |path: &std::path::Path, item: Item, obs: &mut dyn Observer| {
                 match item {
                     Item::Image(o) => {
                         images.push(path.to_path_buf());
@@ -124,6 +171,7 @@ impl Visualizer {
                         if strict {
                             return Err(strict_error(&s));
                         }
+                        obs.on_event(&Event::Skipped(&s));
                         skipped.push(s);
                     }
                 }
@@ -135,7 +183,7 @@ impl Visualizer {
                 &StreamSpec::default(),
                 (done, total),
                 &mut on_item,
-                on_event,
+                observer,
             )?;
             done += class.files.len();
             classes.push(TestClassSums {

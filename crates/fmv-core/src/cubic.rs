@@ -35,7 +35,7 @@ fn taps(n_in: usize, n_out: usize) -> Vec<([usize; 4], [f32; 4])> {
 ///
 /// ```
 /// let flat = vec![0.25f32; 5 * 5];
-/// let out = fmv_core::resize_cubic_opencv(&flat, 5, 5, 6, 6);
+/// let out = fmv_core::pixels::resize_cubic_opencv(&flat, 5, 5, 6, 6);
 /// assert!(out.iter().all(|v| (v - 0.25).abs() < 1e-6));
 /// ```
 pub fn resize_cubic_opencv(src: &[f32], h: usize, w: usize, oh: usize, ow: usize) -> Vec<f32> {

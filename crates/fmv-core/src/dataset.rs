@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Field, Problem, Result};
 use crate::inputs::{Skipped, looks_like_image, sorted_files};
 
 /// One class of an [`ImageFolder`].
@@ -73,27 +73,24 @@ impl ImageFolder {
             Some(names) => {
                 if let Some(n) = crate::lists::first_repeated(names) {
                     // Its maps would count as shared with itself, and none could be unique.
-                    return Err(Error::InvalidArgument {
-                        name: "--classes",
-                        reason: format!("class `{n}` is listed twice; name each class once"),
-                    });
+                    return Err(Error::invalid(
+                        Field::Classes,
+                        Problem::ClassTwice(n.clone()),
+                    ));
                 }
                 let mut picked = Vec::new();
                 for n in names {
                     match dirs.iter().find(|d| &name_of(d) == n) {
                         Some(d) => picked.push(d.clone()),
                         None => {
-                            return Err(Error::InvalidArgument {
-                                name: "--classes",
-                                reason: format!(
-                                    "no class `{n}` in {}; classes there: {}",
-                                    root.display(),
-                                    dirs.iter()
-                                        .map(|d| name_of(d))
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                ),
-                            });
+                            return Err(Error::invalid(
+                                Field::Classes,
+                                Problem::UnknownClass {
+                                    name: n.clone(),
+                                    root: root.clone(),
+                                    available: dirs.iter().map(|d| name_of(d)).collect(),
+                                },
+                            ));
                         }
                     }
                 }

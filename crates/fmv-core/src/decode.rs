@@ -67,7 +67,7 @@ fn check_pixels(width: u64, height: u64) -> Result<(), String> {
 /// Decodes an image file's bytes to RGB.
 ///
 /// ```
-/// use fmv_core::{decode_rgb8, DecodeError, Gray16};
+/// use fmv_core::pixels::{decode_rgb8, DecodeError, Gray16};
 /// assert_eq!(decode_rgb8(b"just some text", Gray16::HighByte), Err(DecodeError::NotAnImage));
 /// ```
 pub fn decode_rgb8(bytes: &[u8], gray16: Gray16) -> Result<RgbImage, DecodeError> {

@@ -3,9 +3,8 @@
 //! never wait for each other.
 //!
 //! Why: splitting every GEMM and every loop of one network pass across the threads makes the
-//! cores wait for each other at every layer's joins; on this project's 2-core machine two
-//! threads ran a ranking only 1.3–1.5× faster than one, and lanes 1.9× (`docs/PERFORMANCE.md`,
-//! attempt 14). Results do not depend on it: the batch-size and thread-count invariants hold
+//! cores wait for each other at every layer's joins, where lanes never do (measured in
+//! `docs/PERFORMANCE.md`). Results do not depend on it: the batch-size and thread-count invariants hold
 //! for every job.
 
 use std::sync::Mutex;

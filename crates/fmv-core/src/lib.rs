@@ -1,24 +1,32 @@
 //! Feature-map analysis for CNN image classifiers, without any rendering dependency.
 //!
 //! The principal type is [`Visualizer`]: a network ([`fmv_models::Backbone`]) plus the way
-//! images become its inputs ([`Preprocess`]). Every analysis is a method on it and returns
-//! plain data (no tensors):
+//! images become its inputs ([`Preprocess`]). Every analysis is a method on it of one shape,
+//! `viz.analysis(inputs, &AnalysisConfig, &mut observer) -> Result<Analysis>`, whose result is
+//! plain data (no tensors) and whose [`Observer`] receives progress and skipped files and can
+//! stop the run:
 //!
-//! - [`Visualizer::rank`]: per class of a training [`ImageFolder`], the maps most often among
-//!   each image's most active maps, minus those other classes share (shardable and resumable
-//!   through [`RankCounts`]);
-//! - [`Visualizer::activations`]: each channel's mean activation and the most active channels
-//!   (and their maps) of each image;
-//! - [`Visualizer::filter_maps`]: one or several maps over many images, streamed;
-//! - [`Visualizer::class_sums`]: per test image, the summed activation of each class's maps,
-//!   with a separability figure per class.
+//! - [`Visualizer::rank`] ([`RankConfig`]): per class of a training [`ImageFolder`], the maps
+//!   most often among each image's most active maps, minus those other classes share
+//!   (shardable and resumable through [`RankCounts`]);
+//! - [`Visualizer::activations`] ([`ActivationsConfig`]): each channel's mean activation and
+//!   the most active channels (and their maps) of each image;
+//! - [`Visualizer::filter_maps`] ([`FilterMapsConfig`]): one or several maps over many images,
+//!   streamed to the observer;
+//! - [`Visualizer::class_sums`] ([`ClassSumsConfig`]): per test image, the summed activation of
+//!   each class's maps, with a separability figure per class;
+//! - [`Visualizer::maximize`] ([`PatternConfig`]): activation maximisation, the original's
+//!   algorithm ([`CompatConfig`]) or the field's ([`RobustConfig`]).
 //!
 //! Preprocessing reproduces FeatureMapVisualizer's (Pillow's decode, `convert('RGB')` and
 //! antialiased bilinear resize) bit for bit with [`Preprocess::original`]; the default,
-//! [`Preprocess::imagenet`], adds the normalisation pretrained weights expect.
+//! [`Preprocess::imagenet`], adds the normalisation pretrained weights expect. The modules
+//! [`pixels`], [`files`] and [`stats`] hold the building blocks (decoding and resizing as
+//! Pillow and OpenCV do, listing image files, the ranking rule), [`process`] the start-up
+//! settings binaries make, and [`demo`] the generated demo images.
 //!
 //! ```
-//! use fmv_core::{top_n, Preprocess, RgbImage};
+//! use fmv_core::{Preprocess, stats::top_n, pixels::RgbImage};
 //! let img = RgbImage { width: 2, height: 2, pixels: vec![255; 12] };
 //! let x = Preprocess::original().apply(&img); // 3×224×224, all 1.0
 //! assert_eq!(x.len(), 3 * 224 * 224);
@@ -29,7 +37,6 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod activations;
-mod alloc;
 mod class_sums;
 mod cubic;
 mod dataset;
@@ -41,32 +48,53 @@ mod lanes;
 mod lists;
 mod maps;
 mod memory;
+mod observer;
 mod patterns;
 mod preprocess;
+pub mod process;
 mod rank;
 mod relay;
 mod resize;
-mod rng;
+pub mod rng;
 mod stream;
 mod topk;
 mod visualizer;
 
 pub use activations::{Activations, ActivationsConfig, ChannelMap, ImageActivations};
-pub use alloc::{disable_candle_thread_pool, tune_glibc_malloc};
-pub use class_sums::{ClassSums, TestClassSums, roc_auc, sum_f32};
-pub use cubic::resize_cubic_opencv;
+pub use class_sums::{ClassSums, ClassSumsConfig, TestClassSums};
 pub use dataset::{ClassFolder, ImageFolder};
-pub use decode::{DecodeError, Gray16, MAX_PIXELS, RgbImage, decode_rgb8};
-pub use error::{Error, Result};
-pub use inputs::{Skipped, expand_inputs, looks_like_image, sorted_files};
-pub use maps::{FilterMapsConfig, ImageMaps};
-pub use patterns::{Mode, Objective, Pattern, PatternConfig};
-pub use preprocess::{IMAGENET_MEAN, IMAGENET_STD, Preprocess, load_rgb8};
-pub use rank::{
-    ClassCounts, ClassRanking, RANK_COUNTS_VERSION, RankConfig, RankCounts, Ranking, Shard,
-    select_unique,
+pub use decode::RgbImage;
+pub use error::{Error, Field, Problem, Result};
+pub use inputs::Skipped;
+pub use maps::{FilterMaps, FilterMapsConfig, ImageMaps};
+pub use observer::{Event, Observer};
+pub use patterns::{
+    CompatConfig, MaxActivations, MaxActivationsConfig, Mode, Objective, Pattern, PatternAlgorithm,
+    PatternConfig, RobustConfig,
 };
-pub use resize::resize_bilinear_pillow;
-pub use rng::Rng;
-pub use topk::top_n;
-pub use visualizer::{Event, Visualizer, default_batch_size};
+pub use preprocess::Preprocess;
+pub use rank::{ClassCounts, ClassRanking, RankConfig, RankCounts, Ranking, Shard};
+pub use visualizer::Visualizer;
+
+/// Decoding and resizing images exactly as the original's libraries do: Pillow's decode and
+/// `convert('RGB')`, Pillow's antialiased bilinear resize, OpenCV's bicubic resize.
+pub mod pixels {
+    pub use crate::cubic::resize_cubic_opencv;
+    pub use crate::decode::{DecodeError, Gray16, MAX_PIXELS, RgbImage, decode_rgb8};
+    pub use crate::preprocess::{IMAGENET_MEAN, IMAGENET_STD, load_rgb8};
+    pub use crate::resize::resize_bilinear_pillow;
+}
+
+/// Which files an analysis reads: files given by name, and the image files of a folder
+/// (sorted by name, recognised by content).
+pub mod files {
+    pub use crate::inputs::{expand_inputs, looks_like_image, sorted_files};
+}
+
+/// The rules the analyses share: the ranking order, the original's class selection and sum,
+/// and the separability figure.
+pub mod stats {
+    pub use crate::class_sums::{roc_auc, sum_f32};
+    pub use crate::rank::select_unique;
+    pub use crate::topk::top_n;
+}

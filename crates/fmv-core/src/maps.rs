@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use fmv_models::LayerRef;
 
 use crate::decode::RgbImage;
-use crate::error::{Error, Result};
+use crate::error::{Error, Field, Problem, Result};
 use crate::inputs::Skipped;
+use crate::observer::{Dyn, Event, Observer};
 use crate::rank::strict_error;
 use crate::stream::{Item, StreamSpec};
-use crate::visualizer::{Event, Visualizer};
+use crate::visualizer::Visualizer;
 
 /// What [`Visualizer::filter_maps`] computes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,10 +37,29 @@ impl FilterMapsConfig {
         self
     }
 
+    /// The layer.
+    pub fn layer(&self) -> &LayerRef {
+        &self.layer
+    }
+
     /// The channels.
     pub fn filters(&self) -> &[usize] {
         &self.filters
     }
+}
+
+/// What [`Visualizer::filter_maps`] returns once every image's maps went to the observer.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct FilterMaps {
+    /// The layer's name.
+    pub layer: String,
+    /// The channels.
+    pub filters: Vec<usize>,
+    /// Images whose maps were sent ([`Event::Maps`]).
+    pub n_images: usize,
+    /// Files left out, with the reason.
+    pub skipped: Vec<Skipped>,
 }
 
 /// One image's maps.
@@ -61,21 +81,33 @@ pub struct ImageMaps {
 }
 
 impl Visualizer {
-    /// Streams the maps of some filters over images: `on_image` receives each image's maps in
-    /// file order (write it out and drop it: memory stays flat). Returns the files skipped.
+    /// Streams the maps of some filters over images: the observer receives each image's maps
+    /// as [`Event::Maps`], in file order (draw or save them there and let them go: memory stays
+    /// flat however many images there are). Stopped, it returns [`Error::Stopped`] after the
+    /// images of the batch at hand.
+    ///
+    /// ```no_run
+    /// use fmv_core::{Event, FilterMapsConfig, Visualizer};
+    /// use fmv_models::{LoadOptions, Model};
+    /// let viz = Visualizer::new(Model::load("resnet50.safetensors", &LoadOptions::new())?);
+    /// let cfg = FilterMapsConfig::new("layer4.1".parse()?, vec![113]);
+    /// let images = ["cat.jpg".into(), "dog.jpg".into()];
+    /// viz.filter_maps(&images, &cfg, &mut |e: &Event| {
+    ///     if let Event::Maps(m) = e {
+    ///         println!("{}: mean {}", m.path.display(), m.mean);
+    ///     }
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn filter_maps(
         &self,
         images: &[PathBuf],
         config: &FilterMapsConfig,
-        on_image: &mut dyn FnMut(ImageMaps) -> Result<()>,
-        on_event: &mut dyn FnMut(&Event),
-    ) -> Result<Vec<Skipped>> {
+        observer: &mut (impl Observer + ?Sized),
+    ) -> Result<FilterMaps> {
         let layer = self.resolve(&config.layer)?;
         if config.filters.is_empty() {
-            return Err(Error::InvalidArgument {
-                name: "--filters",
-                reason: "give at least one channel".into(),
-            });
+            return Err(Error::invalid(Field::Filters, Problem::NoChannels));
         }
         for &f in &config.filters {
             self.check_channel(layer, f)?;
@@ -86,7 +118,8 @@ impl Visualizer {
             ..StreamSpec::default()
         };
         let mut skipped = Vec::new();
-        let mut on_item = |path: &Path, item: Item| -> Result<()> {
+        let mut n_images = 0;
+        let mut on_item = |path: &Path, item: Item, observer: &mut dyn Observer| -> Result<()> {
             match item {
                 Item::Image(o) => {
                     let mean = if config.filters.len() == 1 {
@@ -98,7 +131,7 @@ impl Visualizer {
                             .map(|&f| o.means[f] as f64)
                             .sum::<f64>() as f32
                     };
-                    on_image(ImageMaps {
+                    let maps = ImageMaps {
                         path: path.to_path_buf(),
                         mean,
                         maps: o.maps,
@@ -107,16 +140,19 @@ impl Visualizer {
                         input: o
                             .resized
                             .expect("the stream keeps the resized input when asked"),
-                    })
+                    };
+                    observer.on_event(&Event::Maps(&maps));
+                    n_images += 1;
                 }
                 Item::Failed { skipped: s, .. } => {
                     if config.strict {
                         return Err(strict_error(&s));
                     }
+                    observer.on_event(&Event::Skipped(&s));
                     skipped.push(s);
-                    Ok(())
                 }
             }
+            Ok(())
         };
         self.stream(
             images,
@@ -124,8 +160,13 @@ impl Visualizer {
             &spec,
             (0, images.len()),
             &mut on_item,
-            on_event,
+            &mut Dyn(observer),
         )?;
-        Ok(skipped)
+        Ok(FilterMaps {
+            layer: self.backbone().layer(layer).name.clone(),
+            filters: config.filters.clone(),
+            n_images,
+            skipped,
+        })
     }
 }

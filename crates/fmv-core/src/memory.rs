@@ -10,7 +10,7 @@
 
 use fmv_models::{LayerId, LayerKind};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Field, Result};
 use crate::visualizer::Visualizer;
 
 /// What the maps of one pass need to be kept at the same time.
@@ -25,7 +25,8 @@ pub(crate) enum Keeps {
 impl Visualizer {
     /// Fails when `batch` inputs of `h`×`w` pixels certainly do not fit in the memory available
     /// (on the CPU, where the system reports it; other devices are not checked). `what` names
-    /// the pass ("a compat step at 986x986 px"), `fix` the arguments that set its size.
+    /// the pass ("a compat step at 986x986 px"), `lower` the settings that set its size and
+    /// `note` what else helps.
     pub(crate) fn check_memory(
         &self,
         layer: LayerId,
@@ -33,7 +34,8 @@ impl Visualizer {
         batch: usize,
         keeps: Keeps,
         what: &str,
-        fix: &'static str,
+        lower: &'static [Field],
+        note: &'static str,
     ) -> Result<()> {
         if !self.backbone().device().is_cpu() {
             return Ok(());
@@ -43,7 +45,7 @@ impl Visualizer {
             need,
             available_bytes(),
             what,
-            fix,
+            (lower, note),
             &self.backbone().layer(layer).name,
         )
     }
@@ -82,7 +84,7 @@ fn fits(
     need: u128,
     available: Option<u64>,
     what: &str,
-    fix: &'static str,
+    (lower, note): (&'static [Field], &'static str),
     layer: &str,
 ) -> Result<()> {
     match available {
@@ -91,7 +93,8 @@ fn fits(
             layer: layer.to_string(),
             need: bytes(need),
             available: bytes(available as u128),
-            fix,
+            lower,
+            note,
         }),
         _ => Ok(()),
     }
@@ -184,12 +187,13 @@ mod tests {
     #[test]
     fn a_need_beyond_the_available_memory_names_both_and_the_fix() {
         let gib = 1u128 << 30;
-        assert!(fits(gib, Some(2 << 30), "a step", "use less", "layer4.1").is_ok());
-        assert!(fits(gib, None, "a step", "use less", "layer4.1").is_ok());
-        let e = fits(3 * gib, Some(2 << 30), "a step", "use less", "layer4.1").unwrap_err();
+        let fix = (&[Field::Size, Field::BatchSize][..], " (or buy memory)");
+        assert!(fits(gib, Some(2 << 30), "a step", fix, "layer4.1").is_ok());
+        assert!(fits(gib, None, "a step", fix, "layer4.1").is_ok());
+        let e = fits(3 * gib, Some(2 << 30), "a step", fix, "layer4.1").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "a step needs at least 3.0 GiB of memory for its maps (up to `layer4.1`) and input, and 2.0 GiB is available; use less"
+            "a step needs at least 3.0 GiB of memory for its maps (up to `layer4.1`) and input, and 2.0 GiB is available; lower `size` or `batch_size` (or buy memory)"
         );
     }
 

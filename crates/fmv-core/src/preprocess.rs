@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::decode::{DecodeError, Gray16, RgbImage, decode_rgb8};
-use crate::error::{Error, Result};
+use crate::error::{Error, Field, Problem, Result};
 use crate::resize::resize_bilinear_pillow;
 
 /// ImageNet's per-channel mean (RGB), as torchvision's pretrained models expect.
@@ -67,10 +67,10 @@ impl Preprocess {
         match name {
             "original" => Ok(Self::original()),
             "imagenet" => Ok(Self::imagenet()),
-            other => Err(Error::InvalidArgument {
-                name: "--preprocess",
-                reason: format!("unknown preset `{other}`; valid: original, imagenet"),
-            }),
+            other => Err(Error::invalid(
+                Field::Preset,
+                Problem::UnknownPreset(other.to_string()),
+            )),
         }
     }
 
@@ -104,22 +104,19 @@ impl Preprocess {
     /// Checks the settings: a size of at least 1×1, finite means, positive finite deviations.
     pub fn validate(&self) -> Result<()> {
         if self.width == 0 || self.height == 0 {
-            return Err(Error::InvalidArgument {
-                name: "--size",
-                reason: format!("{}x{} is empty", self.width, self.height),
-            });
+            return Err(Error::invalid(
+                Field::Size,
+                Problem::EmptySize {
+                    width: self.width,
+                    height: self.height,
+                },
+            ));
         }
         if self.mean.iter().any(|m| !m.is_finite()) {
-            return Err(Error::InvalidArgument {
-                name: "--mean",
-                reason: "every value must be finite".into(),
-            });
+            return Err(Error::invalid(Field::Mean, Problem::NotFinite));
         }
         if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-            return Err(Error::InvalidArgument {
-                name: "--std",
-                reason: "every value must be positive and finite".into(),
-            });
+            return Err(Error::invalid(Field::Std, Problem::NotPositiveEach));
         }
         Ok(())
     }

@@ -7,14 +7,15 @@
 
 use std::path::PathBuf;
 
-use fmv_models::LayerRef;
+use fmv_models::{LayerRef, WeightsId};
 
 use crate::dataset::ImageFolder;
-use crate::error::{Error, Result};
+use crate::error::{Error, Field, Problem, Result};
 use crate::inputs::Skipped;
+use crate::observer::{Dyn, Event, Observer};
 use crate::stream::{Item, StreamSpec};
 use crate::topk::top_n;
-use crate::visualizer::{Event, Visualizer};
+use crate::visualizer::Visualizer;
 
 /// Which part of every class a run processes: image `j` of a class (sorted order) belongs to
 /// shard `j % count`.
@@ -31,37 +32,49 @@ impl std::str::FromStr for Shard {
     type Err = Error;
 
     /// Parses `I/N`.
+    ///
+    /// ```
+    /// use fmv_core::Shard;
+    /// assert_eq!("1/4".parse::<Shard>().unwrap(), Shard { index: 1, count: 4 });
+    /// assert!("4/4".parse::<Shard>().is_err());
+    /// ```
     fn from_str(s: &str) -> Result<Self> {
-        let bad = |reason: String| Error::InvalidArgument {
-            name: "--shard",
-            reason,
-        };
+        let bad = |problem| Error::invalid(Field::Shard, problem);
         let (i, n) = s
             .split_once('/')
-            .ok_or_else(|| bad(format!("expected I/N (e.g. 0/4), got `{s}`")))?;
+            .ok_or_else(|| bad(Problem::ShardSyntax(s.to_string())))?;
         let index: usize = i
             .trim()
             .parse()
-            .map_err(|_| bad(format!("`{i}` is not a shard number")))?;
+            .map_err(|_| bad(Problem::ShardIndex(i.to_string())))?;
         let count: usize = n
             .trim()
             .parse()
-            .map_err(|_| bad(format!("`{n}` is not a shard count")))?;
+            .map_err(|_| bad(Problem::ShardCount(n.to_string())))?;
         if count == 0 || index >= count {
-            return Err(bad(format!("shard {index}/{count}: need 0 <= I < N")));
+            return Err(bad(Problem::ShardOutOfRange { index, count }));
         }
         Ok(Shard { index, count })
     }
 }
 
 /// What [`Visualizer::rank`] computes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// ```
+/// use fmv_core::{RankConfig, Shard};
+/// let cfg = RankConfig::new("layer4.1".parse().unwrap())
+///     .with_n_each_img(10)
+///     .with_shard(Some(Shard { index: 0, count: 4 }));
+/// assert_eq!(cfg.n_each_img(), 10);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
 pub struct RankConfig {
     layer: LayerRef,
     n_each_img: usize,
     n_each_class: usize,
     shard: Option<Shard>,
     strict: bool,
+    resume: Option<RankCounts>,
 }
 
 impl RankConfig {
@@ -73,6 +86,7 @@ impl RankConfig {
             n_each_class: 25,
             shard: None,
             strict: false,
+            resume: None,
         }
     }
 
@@ -103,23 +117,40 @@ impl RankConfig {
         self
     }
 
+    /// Continues an interrupted run from its saved state (the last
+    /// [`Event::RankCheckpoint`]), which must have been made with the same network, layer,
+    /// preprocessing, parameters, classes and shard. By default, a run starts afresh.
+    pub fn with_resume(mut self, state: Option<RankCounts>) -> Self {
+        self.resume = state;
+        self
+    }
+
     /// The layer.
     pub fn layer(&self) -> &LayerRef {
         &self.layer
     }
 
+    /// The per-image cut-off.
+    pub fn n_each_img(&self) -> usize {
+        self.n_each_img
+    }
+
+    /// The per-class cut-off.
+    pub fn n_each_class(&self) -> usize {
+        self.n_each_class
+    }
+
+    /// The shard, if only one is processed.
+    pub fn shard(&self) -> Option<Shard> {
+        self.shard
+    }
+
     fn validate(&self) -> Result<()> {
         if self.n_each_img == 0 {
-            return Err(Error::InvalidArgument {
-                name: "--n-each-img",
-                reason: "must be at least 1".into(),
-            });
+            return Err(Error::invalid(Field::NEachImg, Problem::Zero));
         }
         if self.n_each_class == 0 {
-            return Err(Error::InvalidArgument {
-                name: "--n-each-class",
-                reason: "must be at least 1".into(),
-            });
+            return Err(Error::invalid(Field::NEachClass, Problem::Zero));
         }
         Ok(())
     }
@@ -149,9 +180,8 @@ pub struct ClassCounts {
 pub struct RankCounts {
     /// Version of this format; merging refuses other versions.
     pub format_version: u32,
-    /// What made the numbers, checked when merging: the caller's description of the weights
-    /// (the CLI uses the weights file's sha256).
-    pub weights: String,
+    /// The weights that made the numbers, checked when merging and resuming.
+    pub weights: WeightsId,
     /// The layer's name.
     pub layer: String,
     /// The preprocessing's name.
@@ -171,9 +201,6 @@ pub struct RankCounts {
     /// Files left out, with the reason.
     pub skipped: Vec<Skipped>,
 }
-
-/// The current version of [`RankCounts`].
-pub const RANK_COUNTS_VERSION: u32 = 1;
 
 /// One class's result.
 #[derive(Debug, Clone, PartialEq)]
@@ -218,7 +245,7 @@ pub struct Ranking {
 ///
 /// ```
 /// let counts = vec![vec![3, 0, 2, 2], vec![0, 3, 2, 1]];
-/// let sel = fmv_core::select_unique(&counts, 2);
+/// let sel = fmv_core::stats::select_unique(&counts, 2);
 /// assert_eq!(sel[0], (vec![0, 2], vec![0]));
 /// assert_eq!(sel[1], (vec![1, 2], vec![1]));
 /// ```
@@ -250,14 +277,16 @@ pub fn select_unique(counts: &[Vec<u32>], n_each_class: usize) -> Vec<(Vec<usize
 }
 
 impl RankCounts {
+    /// The current version of the format; merging and resuming refuse other versions.
+    pub const VERSION: u32 = 1;
+
     /// Adds up shards of one ranking. Refuses parts made with different weights, layer,
     /// preprocessing, parameters, classes or shard count, and the same shard twice; the result
     /// over all shards equals one run over all images.
     pub fn merge(parts: &[RankCounts]) -> Result<RankCounts> {
-        let first = parts.first().ok_or_else(|| Error::InvalidArgument {
-            name: "--merge",
-            reason: "no partial results given".into(),
-        })?;
+        let first = parts
+            .first()
+            .ok_or_else(|| Error::invalid(Field::Parts, Problem::NoParts))?;
         let mut out = first.clone();
         out.shards.clear();
         for c in &mut out.classes {
@@ -268,24 +297,30 @@ impl RankCounts {
         }
         out.skipped.clear();
         for (i, p) in parts.iter().enumerate() {
-            let differ = |what: &str, a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
-                Error::InvalidArgument {
-                    name: "--merge",
-                    reason: format!(
-                        "part {} was made with {what} {b:?}, part 1 with {a:?}; only parts of one ranking can be merged",
-                        i + 1
-                    ),
-                }
+            let differ = |what: &'static str, a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
+                Error::invalid(
+                    Field::Parts,
+                    Problem::PartsDiffer {
+                        part: i + 1,
+                        what,
+                        first: format!("{a:?}"),
+                        this: format!("{b:?}"),
+                    },
+                )
             };
-            if p.format_version != RANK_COUNTS_VERSION {
+            if p.format_version != RankCounts::VERSION {
                 return Err(differ(
                     "format version",
-                    &RANK_COUNTS_VERSION,
+                    &RankCounts::VERSION,
                     &p.format_version,
                 ));
             }
             if p.weights != first.weights {
-                return Err(differ("weights", &first.weights, &p.weights));
+                return Err(differ(
+                    "weights",
+                    &first.weights.as_str(),
+                    &p.weights.as_str(),
+                ));
             }
             if p.layer != first.layer {
                 return Err(differ("layer", &first.layer, &p.layer));
@@ -310,10 +345,13 @@ impl RankCounts {
             }
             for s in &p.shards {
                 if out.shards.contains(s) {
-                    return Err(Error::InvalidArgument {
-                        name: "--merge",
-                        reason: format!("shard {s}/{} is given twice", p.shard_count),
-                    });
+                    return Err(Error::invalid(
+                        Field::Parts,
+                        Problem::ShardTwice {
+                            index: *s,
+                            count: p.shard_count,
+                        },
+                    ));
                 }
                 out.shards.push(*s);
             }
@@ -345,18 +383,10 @@ impl RankCounts {
     /// Selects the maps ([`select_unique`]).
     pub fn select(&self) -> Result<Ranking> {
         if self.classes.len() < 2 {
-            return Err(Error::InvalidArgument {
-                name: "--classes",
-                reason: format!(
-                    "ranking finds maps unique to a class among several; found {} class(es): {}",
-                    self.classes.len(),
-                    self.classes
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            });
+            return Err(Error::invalid(
+                Field::Classes,
+                Problem::TooFewClasses(self.classes.iter().map(|c| c.name.clone()).collect()),
+            ));
         }
         let counts: Vec<Vec<u32>> = self.classes.iter().map(|c| c.counts.clone()).collect();
         let sel = select_unique(&counts, self.n_each_class);
@@ -388,52 +418,69 @@ impl RankCounts {
 }
 
 impl Visualizer {
-    /// Ranks the maps of a layer over a training ImageFolder: the whole run of
-    /// [`Visualizer::rank_counts`] then [`RankCounts::select`].
+    /// Ranks the maps of a layer over a training ImageFolder: [`Visualizer::rank_counts`] over
+    /// every image (or the config's shard), then [`RankCounts::select`].
+    ///
+    /// ```no_run
+    /// use fmv_core::{ImageFolder, RankConfig, Visualizer};
+    /// use fmv_models::{LoadOptions, Model};
+    /// let viz = Visualizer::new(Model::load("resnet50.safetensors", &LoadOptions::new())?);
+    /// let train = ImageFolder::open("train", None)?;
+    /// let ranking = viz.rank(&train, &RankConfig::new("-2".parse()?), &mut ())?;
+    /// for class in &ranking.classes {
+    ///     println!("{}: {:?}", class.name, class.unique);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn rank(
         &self,
         folder: &ImageFolder,
         config: &RankConfig,
-        on_event: &mut dyn FnMut(&Event),
+        observer: &mut (impl Observer + ?Sized),
     ) -> Result<Ranking> {
-        self.rank_counts(folder, config, "", None, on_event, &mut |_| Ok(()))?
-            .select()
+        self.rank_counts(folder, config, observer)?.select()
     }
 
     /// Counts, per class, how often each map is among an image's `n_each_img` most active
-    /// maps, over the images of `config`'s shard.
+    /// maps, over the images of the config's shard, from scratch or from the config's saved
+    /// state.
     ///
-    /// `weights` describes the network for [`RankCounts::merge`]'s checks. `resume` continues
-    /// an interrupted run from its saved state. `on_checkpoint` receives the state after every
-    /// batch (the CLI saves it, so an interrupted run loses at most one batch).
+    /// The observer receives [`Event::RankCheckpoint`] after every batch (save it, and an
+    /// interrupted run loses at most one batch). Stopped, the run sends a last checkpoint and
+    /// returns [`Error::Stopped`].
     pub fn rank_counts(
         &self,
         folder: &ImageFolder,
         config: &RankConfig,
-        weights: &str,
-        resume: Option<RankCounts>,
-        on_event: &mut dyn FnMut(&Event),
-        on_checkpoint: &mut dyn FnMut(&RankCounts) -> Result<()>,
+        observer: &mut (impl Observer + ?Sized),
+    ) -> Result<RankCounts> {
+        self.rank_counts_dyn(folder, config, &mut Dyn(observer))
+    }
+
+    fn rank_counts_dyn(
+        &self,
+        folder: &ImageFolder,
+        config: &RankConfig,
+        observer: &mut dyn Observer,
     ) -> Result<RankCounts> {
         config.validate()?;
         let layer = self.resolve(config.layer())?;
         let info = self.backbone().layer(layer).clone();
         let channels = info.channels;
         if config.n_each_img >= channels {
-            return Err(Error::InvalidArgument {
-                name: "--n-each-img",
-                reason: format!(
-                    "{} is not below the {channels} channels of `{}`: every map would be among \
-                     every image's top maps, so none could be unique to a class; use fewer \
-                     than {channels} (the original's default is 25)",
-                    config.n_each_img, info.name
-                ),
-            });
+            return Err(Error::invalid(
+                Field::NEachImg,
+                Problem::NotBelowChannels {
+                    n: config.n_each_img,
+                    channels,
+                    layer: info.name.clone(),
+                },
+            ));
         }
         let shard = config.shard.unwrap_or(Shard { index: 0, count: 1 });
         let mut state = RankCounts {
-            format_version: RANK_COUNTS_VERSION,
-            weights: weights.to_string(),
+            format_version: RankCounts::VERSION,
+            weights: self.backbone().provenance()?.id,
             layer: info.name.clone(),
             preprocess: self.preprocess().name(),
             channels,
@@ -454,22 +501,20 @@ impl Visualizer {
                 .collect(),
             skipped: folder.skipped.clone(),
         };
-        if config.strict
-            && let Some(s) = state.skipped.first()
-        {
-            return Err(strict_error(s));
-        }
-        if let Some(prev) = resume {
+        if let Some(prev) = &config.resume {
             let mut expected = state.clone();
             expected.classes = prev.classes.clone();
             expected.skipped = prev.skipped.clone();
-            if prev != expected {
-                return Err(Error::InvalidArgument {
-                    name: "--resume",
-                    reason: "the saved partial result was made with other weights, layer, preprocessing, parameters, classes or shard; delete it or change -o".into(),
-                });
+            if *prev != expected {
+                return Err(Error::invalid(Field::Resume, Problem::ResumeMismatch));
             }
-            state = prev;
+            state = prev.clone();
+        }
+        for s in &state.skipped {
+            if config.strict {
+                return Err(strict_error(s));
+            }
+            observer.on_event(&Event::Skipped(s));
         }
         let shard_files: Vec<Vec<PathBuf>> = folder
             .classes
@@ -489,7 +534,7 @@ impl Visualizer {
         for (k, files) in shard_files.iter().enumerate() {
             let start = state.classes[k].n_done.min(files.len());
             let remaining = &files[start..];
-            let mut on_item = |_: &std::path::Path, item: Item| -> Result<()> {
+            let mut on_item = |_: &std::path::Path, item: Item, observer: &mut dyn Observer| {
                 match item {
                     Item::Image(out) => {
                         let class = &mut state.classes[k];
@@ -505,25 +550,32 @@ impl Visualizer {
                         if config.strict {
                             return Err(strict_error(&skipped));
                         }
+                        observer.on_event(&Event::Skipped(&skipped));
                         state.skipped.push(skipped);
                     }
                 }
                 state.classes[k].n_done += 1;
                 if state.classes[k].n_done.is_multiple_of(batch) {
-                    on_checkpoint(&state)?;
+                    observer.on_event(&Event::RankCheckpoint(&state));
                 }
                 Ok(())
             };
-            self.stream(
+            let streamed = self.stream(
                 remaining,
                 layer,
                 &StreamSpec::default(),
                 (done, total),
                 &mut on_item,
-                on_event,
-            )?;
+                observer,
+            );
+            if let Err(e) = streamed {
+                if matches!(e, Error::Stopped) {
+                    observer.on_event(&Event::RankCheckpoint(&state));
+                }
+                return Err(e);
+            }
             done += remaining.len();
-            on_checkpoint(&state)?;
+            observer.on_event(&Event::RankCheckpoint(&state));
             if state.classes[k].n_images == 0 && !files.is_empty() {
                 return Err(Error::NoImages {
                     reason: format!(
@@ -542,10 +594,10 @@ impl Visualizer {
     }
 }
 
-/// The error `--strict` turns a skipped file into.
+/// The error a strict run turns a skipped file into.
 pub(crate) fn strict_error(s: &Skipped) -> Error {
-    Error::Decode {
+    Error::Unusable {
         path: s.path.clone(),
-        reason: format!("{} (--strict refuses to skip files)", s.reason),
+        reason: s.reason.clone(),
     }
 }

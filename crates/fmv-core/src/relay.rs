@@ -4,7 +4,7 @@
 //! Why: a CPU computation started from a thread outside rayon's pool pays, for every parallel
 //! op, a cross-thread hand-off: the caller queues the op, wakes a worker and sleeps until the
 //! op is done. A patterns step is some hundred such ops; run on a pool thread instead, their
-//! splits are taken by work-stealing (`docs/PERFORMANCE.md`, attempt 21). But [`Visualizer`]'s
+//! splits are taken by work-stealing (`docs/PERFORMANCE.md`). But [`Visualizer`]'s
 //! callbacks (a progress bar, a Ctrl-C flag) need not be `Send`, so they stay on the caller's
 //! thread and the job reaches them through here. Compat patterns of several filters use it
 //! too: their lanes run on lanes' own threads, and their events pass through here the same way.

@@ -116,7 +116,7 @@ fn vertical(src: &[u8], w: usize, h_in: usize, ch: usize, h_out: usize) -> Vec<u
 ///
 /// ```
 /// let src = vec![0u8; 640 * 480 * 3]; // RGB
-/// let out = fmv_core::resize_bilinear_pillow(&src, 640, 480, 3, 224, 224);
+/// let out = fmv_core::pixels::resize_bilinear_pillow(&src, 640, 480, 3, 224, 224);
 /// assert_eq!(out.len(), 224 * 224 * 3);
 /// ```
 pub fn resize_bilinear_pillow(

@@ -16,13 +16,15 @@ use fmv_models::LayerId;
 use rayon::prelude::*;
 
 use crate::decode::RgbImage;
+use crate::error::Field;
 use crate::error::{Error, Result};
 use crate::inputs::Skipped;
 use crate::lanes::Lanes;
 use crate::memory::Keeps;
+use crate::observer::{Event, Observer};
 use crate::preprocess::load_rgb8;
 use crate::topk::top_n;
-use crate::visualizer::{Event, Visualizer};
+use crate::visualizer::Visualizer;
 
 /// What to keep of each image.
 #[derive(Debug, Clone, Default)]
@@ -68,15 +70,17 @@ type Decoded = (PathBuf, Result<(Vec<f32>, Option<RgbImage>)>);
 
 impl Visualizer {
     /// Runs `files` through the network at `layer` in batches and calls `on_item` once per
-    /// file, in order. `done_before` and `total` only feed the progress events.
+    /// file, in order, with the observer (for its events). `done_before` and `total` only feed
+    /// the progress events. Once the observer asks to stop, the images of the batch at hand are
+    /// handed over, and [`Error::Stopped`] is returned unless every file was done.
     pub(crate) fn stream(
         &self,
         files: &[PathBuf],
         layer: LayerId,
         spec: &StreamSpec,
         progress: (usize, usize),
-        on_item: &mut dyn FnMut(&Path, Item) -> Result<()>,
-        on_event: &mut dyn FnMut(&Event),
+        on_item: &mut dyn FnMut(&Path, Item, &mut dyn Observer) -> Result<()>,
+        observer: &mut dyn Observer,
     ) -> Result<()> {
         self.preprocess().validate()?;
         for &c in &spec.map_channels {
@@ -92,7 +96,8 @@ impl Visualizer {
             batch,
             Keeps::LargestMap,
             &format!("a batch of {batch} image(s) at {w}x{h} px"),
-            "lower --size or --batch-size",
+            &[Field::Size, Field::BatchSize],
+            "",
         )?;
         let preprocess = self.preprocess().clone();
         let keep = spec.keep_resized;
@@ -143,10 +148,13 @@ impl Visualizer {
                             error,
                         },
                     };
-                    on_item(&path, item)?;
+                    on_item(&path, item, observer)?;
                     done += 1;
                 }
-                on_event(&Event::Progress { done, total });
+                observer.on_event(&Event::Progress { done, total });
+                if done < done_before + files.len() && observer.should_stop() {
+                    return Err(Error::Stopped);
+                }
             }
             Ok(())
         })

@@ -5,7 +5,7 @@
 /// NaN ranks below every number.
 ///
 /// ```
-/// assert_eq!(fmv_core::top_n(&[0.5, 2.0, 0.5, 1.0], 3), vec![1, 3, 0]);
+/// assert_eq!(fmv_core::stats::top_n(&[0.5, 2.0, 0.5, 1.0], 3), vec![1, 3, 0]);
 /// ```
 pub fn top_n<T: PartialOrd + Copy>(values: &[T], n: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..values.len()).collect();

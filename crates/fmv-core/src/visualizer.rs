@@ -9,29 +9,11 @@ use fmv_models::{Backbone, LayerId, LayerRef};
 use crate::error::{Error, Result};
 use crate::preprocess::Preprocess;
 
-/// What an analysis reports while it runs; the CLI turns these into progress bars.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Event {
-    /// `done` of `total` images are processed.
-    Progress {
-        /// Images finished.
-        done: usize,
-        /// Images in the run.
-        total: usize,
-    },
-    /// Activation maximisation finished step `done` of `total`.
-    Step {
-        /// Steps finished.
-        done: usize,
-        /// Steps in the run.
-        total: usize,
-        /// The objective at this step's forward pass.
-        activation: f64,
-    },
-}
-
 /// A network and how its inputs are prepared; create it once and run every analysis on it.
+///
+/// Every analysis has one shape: `viz.analysis(inputs, &AnalysisConfig, &mut observer)`,
+/// returning its result as plain data. The observer ([`crate::Observer`]) receives progress
+/// and skipped files, and can stop the run; `&mut ()` observes nothing.
 ///
 /// ```no_run
 /// use fmv_core::{Preprocess, Visualizer};
@@ -57,13 +39,13 @@ impl std::fmt::Debug for Visualizer {
     }
 }
 
-/// The batch size used when none is given: 8 on the CPU (larger batches gain nothing there),
-/// 32 on a GPU.
-pub fn default_batch_size(device: &candle_core::Device) -> usize {
-    if device.is_cpu() { 8 } else { 32 }
-}
-
 impl Visualizer {
+    /// The batch size used when none is given: 8 on the CPU (larger batches gain nothing
+    /// there), 32 on a GPU.
+    pub fn default_batch_size(device: &candle_core::Device) -> usize {
+        if device.is_cpu() { 8 } else { 32 }
+    }
+
     /// Wraps a network, with [`Preprocess::imagenet`] and the device's default batch size.
     pub fn new(model: impl Backbone + 'static) -> Self {
         Self::from_shared(Arc::new(model))
@@ -71,7 +53,7 @@ impl Visualizer {
 
     /// Wraps a network already shared elsewhere.
     pub fn from_shared(model: Arc<dyn Backbone>) -> Self {
-        let batch_size = default_batch_size(model.device());
+        let batch_size = Self::default_batch_size(model.device());
         Visualizer {
             model,
             preprocess: Preprocess::imagenet(),
@@ -86,7 +68,7 @@ impl Visualizer {
     }
 
     /// Runs the network on this many images at once (at least 1). By default,
-    /// [`default_batch_size`] of the model's device. Results do not depend on it.
+    /// [`Visualizer::default_batch_size`] of the model's device. Results do not depend on it.
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size.max(1);
         self

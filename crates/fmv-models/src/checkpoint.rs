@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{BackendContext, Error, Result};
+use crate::identity::{Provenance, WeightsId};
 
 /// How the file names its tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,8 @@ pub struct Checkpoint {
     source: Source,
     scheme: KeyScheme,
     entries: BTreeMap<String, Entry>,
+    /// The weights' identity, computed on first use (hashing a large file takes a while).
+    id: std::sync::OnceLock<WeightsId>,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -129,8 +132,7 @@ impl Checkpoint {
     /// have been copied out (`MADV_PAGEOUT`, a hint: the mapping and its contents stay as they
     /// are, and a later read, such as the lazily loaded classifier's, faults them back in).
     /// The model keeps the file mapped for that classifier, and its pages otherwise stay in the
-    /// process's resident memory: 92 MB for ResNet50, 8 % of the activations of a patterns step
-    /// at 986 px (`docs/PERFORMANCE.md`, attempt 18). Does nothing for other formats or off
+    /// process's resident memory (92 MB for ResNet50). Does nothing for other formats or off
     /// Linux.
     pub(crate) fn release_pages(&self) {
         #[cfg(target_os = "linux")]
@@ -199,6 +201,52 @@ impl Checkpoint {
         Self::from_raw(label.into(), Source::Memory(tensors), raw)
     }
 
+    /// Reads a safetensors file already in memory (an embedded network, say); `label` stands in
+    /// for the file path in error messages and provenance, and the bytes' sha256 is the
+    /// weights' identity, as that of the same file on disk would be.
+    pub fn from_safetensors_bytes(label: impl Into<PathBuf>, bytes: &[u8]) -> Result<Self> {
+        let path = label.into();
+        let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(|e| {
+            Error::BadCheckpoint {
+                path: path.clone(),
+                format: SAFETENSORS,
+                reason: e.to_string(),
+            }
+        })?;
+        let ck = Self::from_tensors(path, tensors)?;
+        let _ = ck.id.set(WeightsId::of_bytes(bytes));
+        Ok(ck)
+    }
+
+    /// The weights' identity: the sha256 of the file (or bytes) they were read from, or of the
+    /// tensors given ([`WeightsId`]); computed once, on first use.
+    pub fn weights_id(&self) -> Result<WeightsId> {
+        if let Some(id) = self.id.get() {
+            return Ok(id.clone());
+        }
+        let id = match &self.source {
+            Source::Safetensors(_) | Source::Pth(_) => WeightsId::of_file(&self.path)?,
+            Source::Memory(tensors) => {
+                let mut names: Vec<&String> = tensors.keys().collect();
+                names.sort();
+                let mut hasher = WeightsId::hasher();
+                for name in names {
+                    hasher.add(name, &tensors[name])?;
+                }
+                hasher.finish()
+            }
+        };
+        Ok(self.id.get_or_init(|| id).clone())
+    }
+
+    /// Where the weights came from: [`Checkpoint::path`] and [`Checkpoint::weights_id`].
+    pub fn provenance(&self) -> Result<Provenance> {
+        Ok(Provenance {
+            file: self.path.display().to_string(),
+            id: self.weights_id()?,
+        })
+    }
+
     fn from_raw(
         path: PathBuf,
         source: Source,
@@ -248,6 +296,7 @@ impl Checkpoint {
             source,
             scheme,
             entries,
+            id: std::sync::OnceLock::new(),
         })
     }
 

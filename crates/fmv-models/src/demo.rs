@@ -11,12 +11,8 @@
 //! # Ok::<(), fmv_models::Error>(())
 //! ```
 
-use std::collections::HashMap;
-
-use candle_core::Device;
-
 use crate::checkpoint::Checkpoint;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::layer::LayerRef;
 use crate::model::{LoadOptions, Model};
 
@@ -81,17 +77,13 @@ impl DemoNet {
         }
     }
 
-    /// Loads the embedded network (on `opts`' device).
+    /// Loads the embedded network (on `opts`' device). Its provenance names the file it was
+    /// made from, `(embedded) models/demo/<file>`, and its identity is that file's sha256.
     pub fn load(self, opts: &LoadOptions) -> Result<Model> {
-        let tensors: HashMap<String, candle_core::Tensor> =
-            candle_core::safetensors::load_buffer(self.bytes(), &Device::Cpu).map_err(|e| {
-                Error::BadCheckpoint {
-                    path: format!("(embedded) models/demo/{}", self.file_name()).into(),
-                    format: "safetensors",
-                    reason: e.to_string(),
-                }
-            })?;
-        let label = format!("demo:{}", self.name());
-        Model::from_checkpoint(Checkpoint::from_tensors(label, tensors)?, opts)
+        let label = format!("(embedded) models/demo/{}", self.file_name());
+        Model::from_checkpoint(
+            Checkpoint::from_safetensors_bytes(label, self.bytes())?,
+            opts,
+        )
     }
 }

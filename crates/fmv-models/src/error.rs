@@ -86,7 +86,7 @@ pub enum Error {
     },
     /// The checkpoint's keys fit neither a ResNet nor a VGG.
     #[error(
-        "{path}: the tensors do not form a torchvision/timm ResNet or VGG (found keys such as {sample}); pass `--arch` only if the file really is one"
+        "{path}: the tensors do not form a torchvision/timm ResNet or VGG (found keys such as {sample})"
     )]
     UnrecognizedArchitecture {
         /// The file.
@@ -95,7 +95,9 @@ pub enum Error {
         sample: String,
     },
     /// The checkpoint holds another architecture than the one asked for.
-    #[error("{path} holds a {found}, not a {requested}; drop `--arch` or pass `--arch {found}`")]
+    #[error(
+        "{path} holds a {found}, not a {requested}; require {found}, or let the architecture be inferred"
+    )]
     ArchMismatch {
         /// The file.
         path: PathBuf,

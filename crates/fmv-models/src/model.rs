@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use crate::arch::{ARCH_NAMES, Arch};
 use crate::checkpoint::Checkpoint;
 use crate::error::{BackendContext, Error, Result};
+use crate::identity::Provenance;
 use crate::layer::{Family, LayerId, LayerInfo, LayerKind, LayerRef};
 use fmv_kernels::{Algorithms, ConvAlgorithm, InputGradAlgorithm, Linear};
 
@@ -40,6 +41,11 @@ pub trait Backbone: Send + Sync {
     /// Runs the network on `x` (`N×3×H×W`) as far as the deepest of `taps` and returns each
     /// tap's value in the order asked: `N×C×h×w` for maps, `N×classes` for `logits`.
     fn forward_taps(&self, x: &Tensor, taps: &[LayerId]) -> Result<Vec<Tensor>>;
+    /// Where the weights came from, and their identity, which results record (computed on
+    /// first use: hashing a large file takes a while).
+    fn provenance(&self) -> Result<Provenance>;
+    /// The algorithms the layers run, which results record (they round differently).
+    fn algorithms(&self) -> Algorithms;
 
     /// Resolves a layer by name or compat integer; an unknown name is an error that lists the
     /// valid ones.
@@ -283,12 +289,6 @@ impl Model {
         &self.arch
     }
 
-    /// The algorithms the layers run (the convolution's as it runs on the model's device: on
-    /// other devices than the CPU, [`ConvAlgorithm::Candle`]).
-    pub fn algorithms(&self) -> Algorithms {
-        self.algorithms
-    }
-
     fn build(&self) -> Build<'_> {
         Build {
             device: &self.device,
@@ -438,6 +438,16 @@ impl Backbone for Model {
             });
         }
         self.resolve(&LayerRef::Name(candidates[pos as usize].to_string()))
+    }
+
+    fn provenance(&self) -> Result<Provenance> {
+        self.checkpoint.provenance()
+    }
+
+    /// The convolution's as it runs on the model's device: on other devices than the CPU,
+    /// [`ConvAlgorithm::Candle`].
+    fn algorithms(&self) -> Algorithms {
+        self.algorithms
     }
 
     fn forward_taps(&self, x: &Tensor, taps: &[LayerId]) -> Result<Vec<Tensor>> {

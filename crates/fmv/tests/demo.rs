@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use fmv::core::demo::{DEMO_SIZE, write_image_folder};
 use fmv::models::Tensor;
 use fmv::models::demo::{DEMO_CLASSES, DemoNet};
-use fmv::{
-    ImageFolder, LayerRef, LoadOptions, Mode, PatternConfig, Preprocess, RankConfig, Visualizer,
-};
+use fmv::prelude::*;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("fmv-demo-{name}-{}", std::process::id()));
@@ -50,7 +48,7 @@ fn run(net: DemoNet, name: &str) -> (usize, usize, f64) {
     let cfg = RankConfig::new(net.layer())
         .with_n_each_img(8)
         .with_n_each_class(8);
-    let ranking = viz.rank(&train, &cfg, &mut |_| {}).unwrap();
+    let ranking = viz.rank(&train, &cfg, &mut ()).unwrap();
     let names: Vec<&str> = ranking.classes.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, DEMO_CLASSES);
     let (mut hits, mut made) = (0, 0);
@@ -59,11 +57,9 @@ fn run(net: DemoNet, name: &str) -> (usize, usize, f64) {
         if maps.is_empty() {
             continue;
         }
-        let cfg = PatternConfig::new(net.layer(), maps)
-            .with_mode(Mode::Robust)
-            .with_seed(3)
-            .with_steps(96);
-        for p in viz.maximize(&cfg, &mut |_| {}, &|| false).unwrap() {
+        let cfg =
+            PatternConfig::new(net.layer(), maps, RobustConfig::new().with_steps(96)).with_seed(3);
+        for p in viz.maximize(&cfg, &mut ()).unwrap() {
             made += 1;
             hits += usize::from(classify(&viz, &p.image) == label);
         }
@@ -73,9 +69,8 @@ fn run(net: DemoNet, name: &str) -> (usize, usize, f64) {
         .iter()
         .map(|c| (c.name.clone(), c.unique.clone()))
         .collect();
-    let sums = viz
-        .class_sums(&test, &net.layer(), &top, true, &mut |_| {})
-        .unwrap();
+    let cfg = ClassSumsConfig::new(net.layer(), top).with_strict(true);
+    let sums = viz.class_sums(&test, &cfg, &mut ()).unwrap();
     let min_auc = sums
         .separability
         .iter()

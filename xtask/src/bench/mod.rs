@@ -194,8 +194,8 @@ fn weights_file(arch: &Arch, seed: u64) -> Result<PathBuf> {
 pub fn run(opts: &Options) -> Result<()> {
     // As `fmv` starts. SAFETY: xtask's main thread, before the benchmark starts any thread or
     // candle op.
-    fmv_core::tune_glibc_malloc();
-    unsafe { fmv_core::disable_candle_thread_pool() };
+    fmv_core::process::tune_glibc_malloc();
+    unsafe { fmv_core::process::disable_candle_thread_pool() };
     let wants = |part: &str| opts.parts.is_empty() || opts.parts.iter().any(|p| p == part);
     let device = fmv_models::parse_device(&opts.device)?;
     let threads = candle_core::utils::get_num_threads();

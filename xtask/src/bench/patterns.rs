@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use fmv_core::{Mode, PatternConfig, Preprocess, Visualizer};
+use fmv_core::{CompatConfig, PatternConfig, Preprocess, Visualizer};
 use fmv_models::{Arch, LayerRef};
 
 use super::{Row, Setup, Table, random_model, resnet50, root, run_measured, weights_file};
@@ -15,7 +15,7 @@ const FILTER: usize = 7;
 
 fn run(viz: &Visualizer, cfg: &PatternConfig) -> Result<(f64, usize)> {
     let start = Instant::now();
-    let p = viz.maximize(cfg, &mut |_| {}, &|| false)?;
+    let p = viz.maximize(cfg, &mut ())?;
     Ok((start.elapsed().as_secs_f64(), p[0].activation_trace.len()))
 }
 
@@ -26,11 +26,11 @@ pub fn rows(setup: &Setup, full: bool, table: &Table) -> Result<()> {
         .with_preprocess(Preprocess::original());
     let layer = LayerRef::Compat(-2);
     for side in [224usize, 448] {
-        let cfg = PatternConfig::new(layer.clone(), vec![FILTER])
-            .with_mode(Mode::Compat)
+        let compat = CompatConfig::new()
             .with_init_size(side)
             .with_upscaling_steps(1)
             .with_opt_steps(5);
+        let cfg = PatternConfig::new(layer.clone(), vec![FILTER], compat);
         run(&viz, &cfg)?; // warm-up
         let (secs, steps) = run(&viz, &cfg)?;
         let per_step = secs / steps as f64;
@@ -52,13 +52,12 @@ pub fn rows(setup: &Setup, full: bool, table: &Table) -> Result<()> {
         runs.push((20, vec![FILTER]));
     }
     for (scales, filters) in runs {
-        let cfg = PatternConfig::new(layer.clone(), filters.clone())
-            .with_mode(Mode::Compat)
-            .with_upscaling_steps(scales);
-        let sizes = cfg.sizes();
+        let compat = CompatConfig::new().with_upscaling_steps(scales);
+        let sizes = compat.sizes();
         let last = *sizes.last().unwrap_or(&0);
         let work: f64 = sizes.iter().map(|&s| resnet50_step_gflop(s)).sum::<f64>()
-            * (cfg.opt_steps() * filters.len()) as f64;
+            * (compat.opt_steps() * filters.len()) as f64;
+        let cfg = PatternConfig::new(layer.clone(), filters.clone(), compat);
         let (secs, _) = run(&viz, &cfg)?;
         let maps = match filters.len() {
             1 => String::new(),

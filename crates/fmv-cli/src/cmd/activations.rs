@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use fmv::core::expand_inputs;
-use fmv::{ActivationsConfig, LayerRef};
+use fmv::ActivationsConfig;
+use fmv::core::files::expand_inputs;
+use fmv::report::documents::{SkippedDocument, show};
 use serde::Serialize;
 
-use crate::args::{LayerArg, ModelArgs, PreprocessArgs, print_json, visualizer};
-use crate::progress::Progress;
+use crate::Outcome;
+use crate::args::{LayerArg, ModelArgs, PreprocessArgs, print_json};
+use crate::session::Session;
 
 /// Options of `fmv activations`.
 #[derive(Debug, clap::Args)]
@@ -30,6 +32,7 @@ pub struct Args {
     inputs: Vec<PathBuf>,
 }
 
+/// One image in `fmv activations --json`.
 #[derive(Serialize)]
 struct Image {
     path: String,
@@ -37,25 +40,20 @@ struct Image {
     top: Vec<usize>,
 }
 
-#[derive(Serialize)]
-struct Skipped {
-    path: String,
-    reason: String,
-}
-
+/// `fmv activations --json`.
 #[derive(Serialize)]
 struct Output {
     layer: String,
     preprocess: String,
     images: Vec<Image>,
-    skipped: Vec<Skipped>,
+    skipped: Vec<SkippedDocument>,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args) -> Result<Outcome> {
     let preprocess = args.preprocess.build()?;
     let model = args.model.load()?;
-    let viz = visualizer(model, preprocess, &args.preprocess);
-    let layer: LayerRef = args.layer.get();
+    let viz = args.preprocess.visualizer(model, preprocess);
+    let layer = args.layer.layer;
     // Resolve before reading any image, so a wrong layer fails at once.
     viz.resolve(&layer)?;
     let (files, skipped) = expand_inputs(&args.inputs)?;
@@ -63,9 +61,7 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("warning: skipping {}: {}", s.path.display(), s.reason);
     }
     let cfg = ActivationsConfig::new(layer).with_top(args.top);
-    let progress = Progress::new("images");
-    let acts = viz.activations(&files, &cfg, &mut |e| progress.on_event(e))?;
-    drop(progress);
+    let acts = viz.activations(&files, &cfg, &mut Session::new("images"))?;
     let out = Output {
         layer: acts.layer,
         preprocess: acts.preprocess,
@@ -73,21 +69,16 @@ pub fn run(args: Args) -> Result<()> {
             .images
             .into_iter()
             .map(|i| Image {
-                path: i.path.display().to_string(),
+                path: show(&i.path),
                 mean: i.mean,
                 top: i.top,
             })
             .collect(),
-        skipped: skipped
-            .into_iter()
-            .map(|s| Skipped {
-                path: s.path.display().to_string(),
-                reason: s.reason,
-            })
-            .collect(),
+        skipped: SkippedDocument::all(&skipped),
     };
     if args.json {
-        return print_json(&out);
+        print_json(&out)?;
+        return Ok(Outcome::Done);
     }
     println!("layer {} (preprocess {})", out.layer, out.preprocess);
     for img in &out.images {
@@ -98,5 +89,5 @@ pub fn run(args: Args) -> Result<()> {
             .collect();
         println!("{}\n  top: {}", img.path, shown.join(" "));
     }
-    Ok(())
+    Ok(Outcome::Done)
 }

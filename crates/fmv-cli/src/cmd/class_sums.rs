@@ -2,13 +2,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use fmv::{ClassSums, ImageFolder, LayerRef, RankConfig};
-use serde_json::{Map, Value, json};
+use anyhow::{Context, Result};
+use fmv::report::documents::{ByClass, ClassSumsDocument};
+use fmv::{ClassSumsConfig, ImageFolder, RankConfig};
+use serde::Deserialize;
 
-use crate::args::{LayerArg, ModelArgs, PreprocessArgs, print_json, visualizer};
-use crate::output::{report_skipped, show};
-use crate::progress::Progress;
+use crate::Outcome;
+use crate::args::{LayerArg, ModelArgs, PreprocessArgs, print_json};
+use crate::session::Session;
 
 /// Options of `fmv class-sums`.
 #[derive(Debug, clap::Args)]
@@ -43,38 +44,41 @@ pub struct Args {
     json: bool,
 }
 
+/// What `--top-maps` holds: the JSON of `fmv rank` (its `classes`), or a plain dict.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TopMapsFile {
+    /// The JSON of `fmv rank`.
+    Ranking {
+        /// Per class, its unique maps.
+        classes: ByClass<serde_json::Value>,
+    },
+    /// `{"class": [indices]}`.
+    Plain(ByClass<serde_json::Value>),
+}
+
 /// Reads `{class: [indices]}` from the JSON of `fmv rank` (its `classes`) or a plain dict.
 fn read_top_maps(path: &PathBuf) -> Result<Vec<(String, Vec<usize>)>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let v: Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    let dict = match v.get("classes") {
-        Some(c @ Value::Object(_)) => c,
-        _ => &v,
-    };
-    let Value::Object(map) = dict else {
-        bail!(
+    let file: TopMapsFile = serde_json::from_str(&text).with_context(|| {
+        format!(
             "{}: expected {{\"class\": [channel indices]}} or the JSON of `fmv rank`",
             path.display()
-        );
-    };
-    map.iter()
+        )
+    })?;
+    let (TopMapsFile::Ranking { classes } | TopMapsFile::Plain(classes)) = file;
+    classes
+        .0
+        .into_iter()
         .map(|(k, v)| {
-            let idx = v
-                .as_array()
-                .and_then(|a| {
-                    a.iter()
-                        .map(|x| x.as_u64().map(|u| u as usize))
-                        .collect::<Option<Vec<_>>>()
-                })
-                .with_context(|| {
-                    format!(
-                        "{}: `{k}` must be a list of channel indices",
-                        path.display()
-                    )
-                })?;
-            Ok((k.clone(), idx))
+            let idx = serde_json::from_value::<Vec<usize>>(v).with_context(|| {
+                format!(
+                    "{}: `{k}` must be a list of channel indices",
+                    path.display()
+                )
+            })?;
+            Ok((k, idx))
         })
         .collect()
 }
@@ -94,15 +98,15 @@ fn warn_of_classes_without_images(top_maps: &[(String, Vec<usize>)], test: &Imag
     }
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args) -> Result<Outcome> {
     let preprocess = args.preprocess.build()?;
     let test = ImageFolder::open(&args.test_dir, None)?;
     let file_maps = args.top_maps.as_ref().map(read_top_maps).transpose()?;
     let model = args.model.load()?;
-    let viz = visualizer(model, preprocess, &args.preprocess);
-    let layer: LayerRef = args.layer.get();
+    let viz = args.preprocess.visualizer(model, preprocess);
+    let layer = args.layer.layer;
     viz.resolve(&layer)?;
-    let progress = Progress::new("images");
+    let mut session = Session::new("images");
     let top_maps = match (file_maps, &args.train_dir) {
         (Some(m), _) => m,
         (None, Some(train)) => {
@@ -111,8 +115,7 @@ pub fn run(args: Args) -> Result<()> {
                 .with_n_each_img(args.n_each_img)
                 .with_n_each_class(args.n_each_class)
                 .with_strict(args.strict);
-            let ranking = viz.rank(&folder, &cfg, &mut |e| progress.on_event(e))?;
-            report_skipped(&ranking.skipped);
+            let ranking = viz.rank(&folder, &cfg, &mut session)?;
             ranking
                 .classes
                 .into_iter()
@@ -122,13 +125,12 @@ pub fn run(args: Args) -> Result<()> {
         (None, None) => unreachable!("clap requires --top-maps or --train-dir"),
     };
     warn_of_classes_without_images(&top_maps, &test);
-    let sums = viz.class_sums(&test, &layer, &top_maps, args.strict, &mut |e| {
-        progress.on_event(e)
-    })?;
-    drop(progress);
-    let value = class_sums_json(&sums);
+    let cfg = ClassSumsConfig::new(layer, top_maps).with_strict(args.strict);
+    let sums = viz.class_sums(&test, &cfg, &mut session)?;
+    drop(session);
     if args.json {
-        return print_json(&value);
+        print_json(&ClassSumsDocument::from(&sums))?;
+        return Ok(Outcome::Done);
     }
     println!("layer {} (preprocess {})", sums.layer, sums.preprocess);
     for ((k, maps), auc) in sums.top_maps.iter().zip(&sums.separability) {
@@ -140,31 +142,5 @@ pub fn run(args: Args) -> Result<()> {
             println!("  {:>12}: {}", c.name, v.join(" "));
         }
     }
-    Ok(())
-}
-
-/// The JSON of class sums (the contract of `fmv class-sums --json`).
-pub fn class_sums_json(sums: &ClassSums) -> Value {
-    let skipped = report_skipped(&sums.skipped);
-    let by_class = |f: &dyn Fn(&fmv::TestClassSums) -> Value| {
-        Value::Object(
-            sums.classes
-                .iter()
-                .map(|c| (c.name.clone(), f(c)))
-                .collect::<Map<_, _>>(),
-        )
-    };
-    json!({
-        "layer": sums.layer,
-        "preprocess": sums.preprocess,
-        "sums": by_class(&|c| Value::Object(
-            sums.top_maps.iter().zip(&c.sums).map(|((k, _), s)| (k.clone(), json!(s))).collect()
-        )),
-        "images": by_class(&|c| json!(c.images.iter().map(|p| show(p)).collect::<Vec<_>>())),
-        "top_maps": Value::Object(sums.top_maps.iter().map(|(k, m)| (k.clone(), json!(m))).collect()),
-        "separability": Value::Object(
-            sums.top_maps.iter().zip(&sums.separability).map(|((k, _), a)| (k.clone(), json!(a))).collect()
-        ),
-        "skipped": skipped,
-    })
+    Ok(Outcome::Done)
 }

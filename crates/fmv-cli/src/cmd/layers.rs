@@ -4,6 +4,7 @@ use anyhow::Result;
 use fmv::Backbone;
 use serde::Serialize;
 
+use crate::Outcome;
 use crate::args::{ModelArgs, print_json};
 
 /// Options of `fmv layers`.
@@ -16,6 +17,7 @@ pub struct Args {
     json: bool,
 }
 
+/// One tap in `fmv layers --json`.
 #[derive(Serialize)]
 struct Layer {
     name: String,
@@ -24,6 +26,7 @@ struct Layer {
     width: usize,
 }
 
+/// `fmv layers --json`.
 #[derive(Serialize)]
 struct Output {
     arch: String,
@@ -31,7 +34,7 @@ struct Output {
     layers: Vec<Layer>,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args) -> Result<Outcome> {
     let model = args.model.load()?;
     let sizes = model.spatial_sizes(224, 224);
     let layers: Vec<Layer> = model
@@ -54,7 +57,8 @@ pub fn run(args: Args) -> Result<()> {
         layers,
     };
     if args.json {
-        return print_json(&out);
+        print_json(&out)?;
+        return Ok(Outcome::Done);
     }
     println!("{}", out.description);
     println!("{:<16} {:>8}  {:>9}", "layer", "channels", "at 224");
@@ -64,5 +68,5 @@ pub fn run(args: Args) -> Result<()> {
             l.name, l.channels, l.height, l.width
         );
     }
-    Ok(())
+    Ok(Outcome::Done)
 }

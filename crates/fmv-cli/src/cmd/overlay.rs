@@ -4,15 +4,19 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use fmv::core::{RgbImage, expand_inputs};
-use fmv::render::{MaskScale, overlay};
-use fmv::{Backbone, Family, FilterMapsConfig, ImageMaps, LayerRef};
+use anyhow::Result;
+use fmv::core::files::expand_inputs;
+use fmv::core::{Error as CoreError, Observer};
+use fmv::render::png_bytes;
+use fmv::report::documents::{SkippedDocument, show};
+use fmv::report::draw::original_overlay;
+use fmv::{Backbone, Event, Family, FilterMapsConfig, ImageMaps};
 use serde::Serialize;
 
-use crate::args::{LayerArg, ModelArgs, PreprocessArgs, print_json, visualizer};
-use crate::output::{SkippedJson, ensure_writable_dir, report_skipped, show, write_atomic};
-use crate::progress::Progress;
+use crate::Outcome;
+use crate::args::{LayerArg, ModelArgs, PreprocessArgs, print_json};
+use crate::output::{ensure_writable_dir, write_atomic};
+use crate::session::Session;
 
 /// Options of `fmv overlay`.
 #[derive(Debug, clap::Args)]
@@ -40,6 +44,7 @@ pub struct Args {
     json: bool,
 }
 
+/// One image in `fmv overlay --json`.
 #[derive(Serialize)]
 struct Image {
     path: String,
@@ -47,12 +52,13 @@ struct Image {
     overlay: String,
 }
 
+/// `fmv overlay --json`.
 #[derive(Serialize)]
 struct Output {
     layer: String,
     filters: Vec<usize>,
     images: Vec<Image>,
-    skipped: Vec<SkippedJson>,
+    skipped: Vec<SkippedDocument>,
 }
 
 /// The images of `dir`: its own image files, then those of each sub-folder (sorted), each
@@ -130,59 +136,103 @@ fn refuse_overwriting_inputs(files: &[PathBuf], outputs: &[PathBuf], out: &Path)
     Ok(())
 }
 
-pub fn run(args: Args) -> Result<()> {
+/// Draws and writes each image's overlay as its maps stream in; a failed write stops the run
+/// and is reported.
+struct Drawing<'a> {
+    session: Session,
+    family: Family,
+    out_of: HashMap<&'a PathBuf, &'a PathBuf>,
+    images: Vec<Image>,
+    failed: Option<anyhow::Error>,
+}
+
+impl Drawing<'_> {
+    fn write(&self, m: &ImageMaps) -> Result<Image> {
+        let target = self.out_of[&m.path];
+        let png = png_bytes(&original_overlay(m, self.family)?)?;
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", parent.display()))?;
+        }
+        write_atomic(target, &png)?;
+        Ok(Image {
+            path: show(&m.path),
+            mean: m.mean,
+            overlay: show(target),
+        })
+    }
+}
+
+impl Observer for Drawing<'_> {
+    fn on_event(&mut self, event: &Event<'_>) {
+        if let Event::Maps(m) = event
+            && self.failed.is_none()
+        {
+            match self.write(m) {
+                Ok(image) => self.images.push(image),
+                Err(e) => self.failed = Some(e),
+            }
+        }
+        self.session.on_event(event);
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.failed.is_some() || self.session.should_stop()
+    }
+}
+
+pub fn run(args: Args) -> Result<Outcome> {
     ensure_writable_dir(&args.output)?;
     let preprocess = args.preprocess.build()?;
     let (files, mut skipped) = collect_images(&args.images)?;
     let outputs = output_names(&args.images, &files, &args.output);
     refuse_overwriting_inputs(&files, &outputs, &args.output)?;
-    let out_of: HashMap<&PathBuf, &PathBuf> = files.iter().zip(&outputs).collect();
     let model = args.model.load()?;
     let family = model.family();
-    let viz = visualizer(model, preprocess, &args.preprocess);
-    let layer: LayerRef = args.layer.get();
+    let viz = args.preprocess.visualizer(model, preprocess);
+    let layer = args.layer.layer;
     let id = viz.resolve(&layer)?;
     let cfg = FilterMapsConfig::new(layer, args.filters.clone()).with_strict(args.strict);
-    let mut images = Vec::new();
-    let progress = Progress::new("images");
-    let more_skipped = viz.filter_maps(
-        &files,
-        &cfg,
-        &mut |m: ImageMaps| {
-            let target = out_of[&m.path];
-            let png = draw(&m, family).map_err(|e| fmv::core::Error::InvalidArgument {
-                name: "--filters",
-                reason: e.to_string(),
-            })?;
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(|source| fmv::core::Error::Io {
-                    path: parent.to_path_buf(),
-                    source,
-                })?;
-            }
-            write_atomic(target, &png).map_err(|e| fmv::core::Error::Io {
-                path: target.clone(),
-                source: std::io::Error::other(format!("{e:#}")),
-            })?;
-            images.push(Image {
-                path: show(&m.path),
-                mean: m.mean,
-                overlay: show(target),
-            });
-            Ok(())
-        },
-        &mut |e| progress.on_event(e),
-    )?;
-    drop(progress);
-    skipped.extend(more_skipped);
+    let mut drawing = Drawing {
+        session: Session::new("images"),
+        family,
+        out_of: files.iter().zip(&outputs).collect(),
+        images: Vec::new(),
+        failed: None,
+    };
+    for s in &skipped {
+        drawing.session.say(&format!(
+            "warning: skipping {}: {}",
+            s.path.display(),
+            s.reason
+        ));
+    }
+    let result = viz.filter_maps(&files, &cfg, &mut drawing);
+    drop(drawing.session);
+    if let Some(e) = drawing.failed {
+        return Err(e);
+    }
+    let interrupted = matches!(result, Err(CoreError::Stopped));
+    if !interrupted {
+        skipped.extend(result?.skipped);
+    }
     let out = Output {
         layer: viz.backbone().layer(id).name.clone(),
         filters: args.filters.clone(),
-        images,
-        skipped: report_skipped(&skipped),
+        images: drawing.images,
+        skipped: SkippedDocument::all(&skipped),
     };
+    if interrupted {
+        eprintln!(
+            "interrupted: {} overlays written to {}",
+            out.images.len(),
+            args.output.display()
+        );
+        return Ok(Outcome::Interrupted);
+    }
     if args.json {
-        return print_json(&out);
+        print_json(&out)?;
+        return Ok(Outcome::Done);
     }
     println!(
         "layer {} · filters {:?} · {} overlays in {}",
@@ -194,37 +244,5 @@ pub fn run(args: Args) -> Result<()> {
     for i in &out.images {
         println!("{:>10.4}  {}", i.mean, i.path);
     }
-    Ok(())
-}
-
-/// The original's overlay: the map (several maps summed) resized bilinearly to the image,
-/// ×2 for ResNet, ÷max for VGG with one filter, multiplied onto the image, clipped.
-fn draw(m: &ImageMaps, family: Family) -> Result<Vec<u8>> {
-    let (map, scale) = if m.maps.len() == 1 {
-        let scale = match family {
-            Family::ResNet => MaskScale::Factor(2.0),
-            Family::Vgg => MaskScale::DivideByMax,
-        };
-        (m.maps[0].clone(), scale)
-    } else {
-        let mut sum = vec![0f32; m.width * m.height];
-        for map in &m.maps {
-            for (s, v) in sum.iter_mut().zip(map) {
-                *s += v;
-            }
-        }
-        (sum, MaskScale::Factor(1.0))
-    };
-    let img = to_image(&m.input)?;
-    let drawn = overlay(&img, &map, m.width, m.height, scale)?;
-    let mut png = Vec::new();
-    drawn
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .context("cannot encode PNG")?;
-    Ok(png)
-}
-
-fn to_image(img: &RgbImage) -> Result<image::RgbImage> {
-    image::RgbImage::from_raw(img.width as u32, img.height as u32, img.pixels.clone())
-        .context("image buffer has the wrong size")
+    Ok(Outcome::Done)
 }

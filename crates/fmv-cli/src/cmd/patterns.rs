@@ -1,17 +1,50 @@
 //! `fmv patterns`: activation maximisation (viz 1).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
-use fmv::Preprocess;
-use fmv::core::{Mode, Objective, Pattern, PatternConfig, expand_inputs, load_rgb8};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::{Value, json};
+use clap::ValueEnum;
+use fmv::core::files::expand_inputs;
+use fmv::core::pixels::{Gray16, load_rgb8};
+use fmv::report::documents::show;
+use fmv::{
+    CompatConfig, MaxActivationsConfig, Mode, Objective, Pattern, PatternAlgorithm, PatternConfig,
+    Preprocess, RobustConfig,
+};
+use serde::Serialize;
 
-use crate::args::{LayerArg, ModelArgs, PreprocessArgs, print_json, visualizer};
-use crate::output::{report_skipped, show, write_atomic};
+use crate::Outcome;
+use crate::args::{LayerArg, ModelArgs, PreprocessArgs, print_json};
+use crate::output::write_atomic;
+use crate::session::Session;
+
+/// `--mode`: which algorithm draws the pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Fourier/decorrelated parameterisation, random transformations, the model's normalisation.
+    Robust,
+    /// FeatureMapVisualizer's algorithm step for step.
+    Compat,
+}
+
+impl ModeArg {
+    /// The library's mode.
+    pub fn mode(self) -> Mode {
+        match self {
+            ModeArg::Robust => Mode::Robust,
+            ModeArg::Compat => Mode::Compat,
+        }
+    }
+}
+
+/// `--objective`: what robust mode maximises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ObjectiveArg {
+    /// The map's mean.
+    Channel,
+    /// The map's centre unit.
+    Neuron,
+}
 
 /// Options of `fmv patterns`.
 #[derive(Debug, clap::Args)]
@@ -27,8 +60,8 @@ pub struct Args {
     filter: Vec<usize>,
     /// `robust` (default): Fourier/decorrelated parameterisation, random transformations, the
     /// model's normalisation; `compat`: FeatureMapVisualizer's algorithm step for step.
-    #[arg(long, default_value = "robust", value_parser = ["robust", "compat"])]
-    mode: String,
+    #[arg(long, default_value = "robust", value_enum)]
+    mode: ModeArg,
     /// Seed of fmv's random generator (initial image, transformations).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -54,8 +87,8 @@ pub struct Args {
     #[arg(long)]
     steps: Option<usize>,
     /// Robust: maximise the map's mean (`channel`) or its centre unit (`neuron`) [default: channel].
-    #[arg(long, value_parser = ["channel", "neuron"])]
-    objective: Option<String>,
+    #[arg(long, value_enum)]
+    objective: Option<ObjectiveArg>,
     /// Report how the pattern's activation compares with the highest over these images.
     #[arg(long, value_name = "DIR")]
     reference_images: Option<PathBuf>,
@@ -79,12 +112,50 @@ fn output_for(out: &Path, filter: usize, several: bool) -> PathBuf {
     out.with_file_name(format!("{stem}_{filter}.{ext}"))
 }
 
-pub fn run(args: Args) -> Result<()> {
-    let mode = if args.mode == "compat" {
-        Mode::Compat
-    } else {
-        Mode::Robust
-    };
+/// One pattern in `fmv patterns --json`.
+#[derive(Serialize)]
+struct PatternDocument {
+    layer: String,
+    filter: usize,
+    mode: String,
+    seed: u64,
+    activation_trace: Vec<f64>,
+    final_activation: f64,
+    width: usize,
+    height: usize,
+    output: String,
+    interrupted: bool,
+    /// With `--reference-images`: the highest value of the objective over those images.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference_max_activation: Option<f32>,
+    /// With `--reference-images`: the pattern's activation over that (null unless positive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratio_to_reference: Option<Option<f64>>,
+}
+
+impl PatternDocument {
+    fn new(p: &Pattern, out: &Path, reference: Option<f32>) -> Self {
+        PatternDocument {
+            layer: p.layer.clone(),
+            filter: p.filter,
+            mode: p.mode.clone(),
+            seed: p.seed,
+            activation_trace: p.activation_trace.clone(),
+            final_activation: p.final_activation,
+            width: p.width,
+            height: p.height,
+            output: show(out),
+            interrupted: p.interrupted,
+            reference_max_activation: reference,
+            ratio_to_reference: reference.map(|r| (r > 0.0).then(|| p.final_activation / r as f64)),
+        }
+    }
+}
+
+/// The algorithm and its settings, from the flags of its mode (those of the other mode are
+/// refused by name).
+fn algorithm(args: &Args) -> Result<PatternAlgorithm> {
+    let mode = args.mode.mode();
     let compat_only = [
         ("--init-image", args.init_image.is_some()),
         ("--init-size", args.init_size.is_some()),
@@ -106,6 +177,55 @@ pub fn run(args: Args) -> Result<()> {
             mode.as_str()
         );
     }
+    Ok(match mode {
+        Mode::Compat => {
+            let init = args
+                .init_image
+                .as_ref()
+                .map(|p| load_rgb8(p, Gray16::HighByte))
+                .transpose()?;
+            let mut c = CompatConfig::new().with_init_image(init);
+            if let Some(v) = args.init_size {
+                c = c.with_init_size(v);
+            }
+            if let Some(v) = args.lr {
+                c = c.with_lr(v);
+            }
+            if let Some(v) = args.opt_steps {
+                c = c.with_opt_steps(v);
+            }
+            if let Some(v) = args.upscaling_steps {
+                c = c.with_upscaling_steps(v);
+            }
+            if let Some(v) = args.upscaling_factor {
+                c = c.with_upscaling_factor(v);
+            }
+            c.into()
+        }
+        Mode::Robust => {
+            let mut r = RobustConfig::new().with_objective(objective(args));
+            if let Some(v) = args.lr {
+                r = r.with_lr(v);
+            }
+            if let Some(v) = args.steps {
+                r = r.with_steps(v);
+            }
+            r.into()
+        }
+    })
+}
+
+/// What robust mode maximises (and what `--reference-images` compares).
+fn objective(args: &Args) -> Objective {
+    match args.objective {
+        Some(ObjectiveArg::Neuron) => Objective::Neuron,
+        _ => Objective::Channel,
+    }
+}
+
+pub fn run(args: Args) -> Result<Outcome> {
+    let algorithm = algorithm(&args)?;
+    let mode = algorithm.mode();
     if let Some(ext) = args.output.extension()
         && !ext.eq_ignore_ascii_case("png")
     {
@@ -124,128 +244,66 @@ pub fn run(args: Args) -> Result<()> {
         Mode::Compat => Preprocess::original(),
         Mode::Robust => args.preprocess.build()?,
     };
-    let init = args
-        .init_image
-        .as_ref()
-        .map(|p| load_rgb8(p, fmv::core::Gray16::HighByte))
-        .transpose()?;
-    let mut cfg = PatternConfig::new(args.layer.get(), args.filter.clone())
-        .with_mode(mode)
-        .with_seed(args.seed)
-        .with_init_image(init);
-    if let Some(v) = args.init_size {
-        cfg = cfg.with_init_size(v);
-    }
-    if let Some(v) = args.lr {
-        cfg = cfg.with_lr(v);
-    }
-    if let Some(v) = args.opt_steps {
-        cfg = cfg.with_opt_steps(v);
-    }
-    if let Some(v) = args.upscaling_steps {
-        cfg = cfg.with_upscaling_steps(v);
-    }
-    if let Some(v) = args.upscaling_factor {
-        cfg = cfg.with_upscaling_factor(v);
-    }
-    if let Some(v) = args.steps {
-        cfg = cfg.with_steps(v);
-    }
-    let objective = match args.objective.as_deref() {
-        Some("neuron") => Objective::Neuron,
-        _ => Objective::Channel,
-    };
-    cfg = cfg.with_objective(objective);
+    let cfg = PatternConfig::new(args.layer.layer.clone(), args.filter.clone(), algorithm)
+        .with_seed(args.seed);
     let model = args.model.load()?;
-    let viz = visualizer(model, preprocess, &args.preprocess);
-
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        // A second Ctrl-C ends the process at once.
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!(
-                "\ninterrupted: finishing with the best image so far (Ctrl-C again to abort)"
-            );
-        });
-    }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} steps ({elapsed}, eta {eta}) {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let patterns = viz.maximize(
-        &cfg,
-        &mut |e| {
-            if let fmv::Event::Step {
-                done,
-                total,
-                activation,
-            } = e
-            {
-                bar.set_length(*total as u64);
-                bar.set_position(*done as u64);
-                bar.set_message(format!("activation {activation:.4}"));
-            }
-        },
-        &|| stop.load(Ordering::SeqCst),
-    )?;
-    bar.finish_and_clear();
-
+    let viz = args.preprocess.visualizer(model, preprocess);
+    let patterns = viz.maximize(&cfg, &mut Session::new("images"))?;
+    let interrupted = patterns.iter().any(|p| p.interrupted) || patterns.len() < args.filter.len();
+    // An interrupted run writes its patterns at once, without the reference.
     let reference = match &args.reference_images {
-        None => None,
-        Some(dir) => {
-            let (files, mut skipped) = expand_inputs(std::slice::from_ref(dir))?;
-            let (best, more) = viz.max_activations(
-                &files,
-                &args.layer.get(),
-                &args.filter,
-                objective,
-                &mut |_| {},
-            )?;
-            skipped.extend(more);
-            report_skipped(&skipped);
-            Some(best)
+        Some(dir) if !interrupted => {
+            let (files, skipped) = expand_inputs(std::slice::from_ref(dir))?;
+            for s in &skipped {
+                eprintln!("warning: skipping {}: {}", s.path.display(), s.reason);
+            }
+            let cfg = MaxActivationsConfig::new(args.layer.layer.clone(), args.filter.clone())
+                .with_objective(objective(&args));
+            Some(
+                viz.max_activations(&files, &cfg, &mut Session::new("images"))?
+                    .maxima,
+            )
         }
+        _ => None,
     };
     let several = patterns.len() > 1;
     let mut docs = Vec::new();
     for (k, p) in patterns.iter().enumerate() {
         let out = output_for(&args.output, p.filter, several);
         write_png(&out, p)?;
-        docs.push(pattern_json(p, &out, reference.as_ref().map(|r| r[k])));
+        docs.push(PatternDocument::new(
+            p,
+            &out,
+            reference.as_ref().map(|r| r[k]),
+        ));
     }
-    let interrupted = patterns.iter().any(|p| p.interrupted) || patterns.len() < args.filter.len();
     if args.json {
-        print_json(&if several {
-            Value::Array(docs)
-        } else {
-            docs.remove(0)
-        })?;
+        match docs.as_slice() {
+            [one] if !several => print_json(one)?,
+            all => print_json(&all)?,
+        }
     } else {
         for d in &docs {
             println!(
                 "{} filter {} ({}): activation {:.4}{} -> {}",
-                d["layer"].as_str().unwrap_or_default(),
-                d["filter"],
-                d["mode"].as_str().unwrap_or_default(),
-                d["final_activation"].as_f64().unwrap_or_default(),
-                d.get("ratio_to_reference")
-                    .and_then(Value::as_f64)
+                d.layer,
+                d.filter,
+                d.mode,
+                d.final_activation,
+                d.ratio_to_reference
+                    .flatten()
                     .map_or(String::new(), |r| format!(
                         ", {r:.2}x the best reference image"
                     )),
-                d["output"].as_str().unwrap_or_default()
+                d.output
             );
         }
     }
-    if interrupted {
-        std::process::exit(130);
-    }
-    Ok(())
+    Ok(if interrupted {
+        Outcome::Interrupted
+    } else {
+        Outcome::Done
+    })
 }
 
 fn write_png(path: &Path, p: &Pattern) -> Result<()> {
@@ -256,28 +314,4 @@ fn write_png(path: &Path, p: &Pattern) -> Result<()> {
     img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .context("cannot encode PNG")?;
     write_atomic(path, &png)
-}
-
-fn pattern_json(p: &Pattern, out: &Path, reference: Option<f32>) -> Value {
-    let mut v = json!({
-        "layer": p.layer,
-        "filter": p.filter,
-        "mode": p.mode,
-        "seed": p.seed,
-        "activation_trace": p.activation_trace,
-        "final_activation": p.final_activation,
-        "width": p.width,
-        "height": p.height,
-        "output": show(out),
-        "interrupted": p.interrupted,
-    });
-    if let Some(r) = reference {
-        v["reference_max_activation"] = json!(r);
-        v["ratio_to_reference"] = json!(if r > 0.0 {
-            Some(p.final_activation / r as f64)
-        } else {
-            None
-        });
-    }
-    v
 }

@@ -3,14 +3,15 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use fmv::core::RankCounts;
-use fmv::{ImageFolder, LayerRef, RankConfig, Ranking, Shard};
-use serde_json::{Map, Value, json};
+use anyhow::{Context, Result, anyhow, bail};
+use fmv::core::{Error as CoreError, Field, Observer, Problem};
+use fmv::report::documents::RankDocument;
+use fmv::{Event, ImageFolder, LayerRef, RankConfig, RankCounts, Ranking, Shard};
 
-use crate::args::{ModelArgs, PreprocessArgs, print_json, visualizer};
-use crate::output::{partial_path, report_skipped, write_json};
-use crate::progress::Progress;
+use crate::Outcome;
+use crate::args::{ModelArgs, PreprocessArgs, layer, print_json};
+use crate::output::{partial_path, write_json};
+use crate::session::Session;
 
 /// Options of `fmv rank`.
 #[derive(Debug, clap::Args)]
@@ -20,8 +21,8 @@ pub struct Args {
     #[command(flatten)]
     preprocess: PreprocessArgs,
     /// Layer: a name (`layer4.1`, `features.28`) or the original's integer (`-2`, `12`).
-    #[arg(long, allow_hyphen_values = true)]
-    layer: Option<String>,
+    #[arg(long, allow_hyphen_values = true, value_parser = layer)]
+    layer: Option<LayerRef>,
     /// Training ImageFolder: one sub-folder per class.
     #[arg(long, value_name = "DIR")]
     train_dir: Option<PathBuf>,
@@ -37,8 +38,8 @@ pub struct Args {
     n_each_class: usize,
     /// Process only every N-th image of each class, starting at I (`I/N`); needs `-o`, which
     /// then receives the partial counts (resumed if the file exists).
-    #[arg(long, value_name = "I/N")]
-    shard: Option<String>,
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<Shard>,
     /// Combine partial results of `--shard` runs into the result of one run (no network needed).
     #[arg(long, num_args = 1.., value_name = "PART", conflicts_with_all = ["shard", "train_dir"])]
     merge: Vec<PathBuf>,
@@ -54,34 +55,54 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> Result<()> {
+/// `I/N`, with the library's reason when it is not one.
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    s.parse().map_err(|e: CoreError| match e {
+        CoreError::InvalidConfig { problem, .. } => problem.to_string(),
+        other => other.to_string(),
+    })
+}
+
+/// The run's observer: the session's bar and warnings, and every saved state written to the
+/// state file (a failed write stops the run and is reported).
+struct Saving<'a> {
+    session: Session,
+    file: Option<&'a PathBuf>,
+    failed: Option<anyhow::Error>,
+}
+
+impl Observer for Saving<'_> {
+    fn on_event(&mut self, event: &Event<'_>) {
+        if let (Event::RankCheckpoint(state), Some(file)) = (event, self.file)
+            && self.failed.is_none()
+            && let Err(e) = write_json(file, state)
+        {
+            self.failed = Some(e);
+        }
+        self.session.on_event(event);
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.failed.is_some() || self.session.should_stop()
+    }
+}
+
+pub fn run(args: Args) -> Result<Outcome> {
     if !args.merge.is_empty() {
         return merge(&args);
     }
-    let model_args = &args.model;
-    let layer: LayerRef = args
-        .layer
-        .as_deref()
-        .context("--layer is required")?
-        .parse()?;
+    let layer = args.layer.clone().context("--layer is required")?;
     let train_dir = args.train_dir.as_ref().context("--train-dir is required")?;
-    let shard: Option<Shard> = args.shard.as_deref().map(str::parse).transpose()?;
-    if shard.is_some() && args.output.is_none() {
+    if args.shard.is_some() && args.output.is_none() {
         bail!("--shard needs -o FILE for its partial counts (e.g. -o part-0.json)");
     }
     let preprocess = args.preprocess.build()?;
     let folder = ImageFolder::open(train_dir, args.classes.as_deref())?;
-    let weights = model_args.fingerprint()?.1;
-    let model = model_args.load()?;
-    let viz = visualizer(model, preprocess, &args.preprocess);
-    let cfg = RankConfig::new(layer)
-        .with_n_each_img(args.n_each_img)
-        .with_n_each_class(args.n_each_class)
-        .with_shard(shard)
-        .with_strict(args.strict);
-    viz.resolve(cfg.layer())?;
+    let model = args.model.load()?;
+    let viz = args.preprocess.visualizer(model, preprocess);
+    viz.resolve(&layer)?;
     // Where the counting state lives while the run is unfinished.
-    let state_file = match (&shard, &args.output) {
+    let state_file = match (&args.shard, &args.output) {
         (Some(_), Some(o)) => Some(o.clone()),
         (None, Some(o)) => Some(partial_path(o)),
         _ => None,
@@ -101,28 +122,50 @@ pub fn run(args: Args) -> Result<()> {
         }
         _ => None,
     };
-    let progress = Progress::new("images");
-    let counts = viz.rank_counts(
-        &folder,
-        &cfg,
-        &weights,
-        resume,
-        &mut |e| progress.on_event(e),
-        &mut |state| {
-            if let Some(f) = &state_file {
-                write_json(f, state).map_err(|e| fmv::core::Error::Io {
-                    path: f.clone(),
-                    source: std::io::Error::other(format!("{e:#}")),
-                })?;
+    let cfg = RankConfig::new(layer)
+        .with_n_each_img(args.n_each_img)
+        .with_n_each_class(args.n_each_class)
+        .with_shard(args.shard)
+        .with_strict(args.strict)
+        .with_resume(resume);
+    let mut observer = Saving {
+        session: Session::new("images"),
+        file: state_file.as_ref(),
+        failed: None,
+    };
+    let counted = viz.rank_counts(&folder, &cfg, &mut observer);
+    drop(observer.session);
+    if let Some(e) = observer.failed {
+        return Err(e);
+    }
+    let counts = match counted {
+        Ok(counts) => counts,
+        Err(CoreError::Stopped) => {
+            match &state_file {
+                Some(f) => eprintln!(
+                    "interrupted: the counts so far are in {}; run the same command to resume",
+                    f.display()
+                ),
+                None => eprintln!("interrupted: nothing saved (give -o FILE to resume a run)"),
             }
-            Ok(())
-        },
-    )?;
-    drop(progress);
-    if shard.is_some() {
+            return Ok(Outcome::Interrupted);
+        }
+        Err(CoreError::InvalidConfig {
+            field: Field::Resume,
+            problem: Problem::ResumeMismatch,
+        }) => {
+            let f = state_file.as_ref().expect("a state was read from a file");
+            return Err(anyhow!(
+                "{} is a partial result made with other weights, layer, preprocessing, \
+                 parameters, classes or shard; delete it or change -o",
+                f.display()
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if args.shard.is_some() {
         let out = args.output.as_ref().expect("checked above");
         write_json(out, &counts)?;
-        report_skipped(&counts.skipped);
         if args.json {
             print_json(&counts)?;
         } else {
@@ -133,17 +176,17 @@ pub fn run(args: Args) -> Result<()> {
                 out.display()
             );
         }
-        return Ok(());
+        return Ok(Outcome::Done);
     }
     let ranking = counts.select()?;
     finish(&args, &ranking)?;
     if let Some(f) = &state_file {
         std::fs::remove_file(f).ok();
     }
-    Ok(())
+    Ok(Outcome::Done)
 }
 
-fn merge(args: &Args) -> Result<()> {
+fn merge(args: &Args) -> Result<Outcome> {
     let parts = args
         .merge
         .iter()
@@ -169,41 +212,20 @@ fn merge(args: &Args) -> Result<()> {
             missing.join(", ")
         );
     }
-    finish(args, &merged.select()?)
-}
-
-/// The JSON of a ranking (the contract of `fmv rank --json`).
-pub fn ranking_json(r: &Ranking, skipped: Value) -> Value {
-    let per_class = |f: &dyn Fn(&fmv::ClassRanking) -> Value| {
-        Value::Object(
-            r.classes
-                .iter()
-                .map(|c| (c.name.clone(), f(c)))
-                .collect::<Map<_, _>>(),
-        )
-    };
-    json!({
-        "layer": r.layer,
-        "preprocess": r.preprocess,
-        "classes": per_class(&|c| json!(c.unique)),
-        "counts": per_class(&|c| json!(c.counts)),
-        "images": per_class(&|c| json!(c.n_images)),
-        "skipped": skipped,
-        "n_each_img": r.n_each_img,
-        "n_each_class": r.n_each_class,
-        "top_before_filter": per_class(&|c| json!(c.top)),
-        "mean_activation": per_class(&|c| json!(c.mean_activation)),
-    })
+    for s in &merged.skipped {
+        eprintln!("warning: skipping {}: {}", s.path.display(), s.reason);
+    }
+    finish(args, &merged.select()?)?;
+    Ok(Outcome::Done)
 }
 
 fn finish(args: &Args, ranking: &Ranking) -> Result<()> {
-    let skipped = report_skipped(&ranking.skipped);
-    let value = ranking_json(ranking, serde_json::to_value(skipped)?);
+    let doc = RankDocument::from(ranking);
     if let Some(out) = &args.output {
-        write_json(out, &value)?;
+        write_json(out, &doc)?;
     }
     if args.json {
-        return print_json(&value);
+        return print_json(&doc);
     }
     println!(
         "layer {} (preprocess {}, top {} per image, {} per class)",

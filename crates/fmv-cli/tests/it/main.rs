@@ -244,7 +244,11 @@ fn errors_name_the_problem_and_exit_non_zero() {
     let msg = fail("12", &["--size", "0", img]);
     assert!(msg.contains("--size"), "{msg}");
     let msg = fail("12", &["--preprocess", "caffe", img]);
-    assert!(msg.contains("unknown preset `caffe`"), "{msg}");
+    assert!(
+        msg.contains("invalid value 'caffe' for '--preprocess <PRESET>'")
+            && msg.contains("[possible values: imagenet, original]"),
+        "{msg}"
+    );
     let msg = fail("12", &["/nonexistent/x.png"]);
     assert!(msg.contains("/nonexistent/x.png"), "{msg}");
     let dir = scratch("notes");

@@ -10,22 +10,22 @@ use candle_core::{DType, Tensor, Var};
 use fmv_models::LayerId;
 
 use super::adam::Adam;
-use super::{Objective, Pattern, PatternConfig, sigmoid};
+use super::{CompatConfig, Objective, Pattern, PatternConfig, Step, sigmoid};
 use crate::cubic::resize_cubic_opencv;
 use crate::error::Result;
 use crate::lanes::Lanes;
 use crate::relay::relay;
 use crate::rng::Rng;
-use crate::visualizer::{Event, Visualizer};
+use crate::visualizer::Visualizer;
 
 /// The original's weight decay.
 const WEIGHT_DECAY: f64 = 1e-6;
 
 /// The initial parameter, channel-major (CHW).
-fn initial(config: &PatternConfig, side: usize) -> Vec<f32> {
+fn initial((config, compat): (&PatternConfig, &CompatConfig), side: usize) -> Vec<f32> {
     let plane = side * side;
     let mut p = vec![0f32; 3 * plane];
-    match &config.init_image {
+    match &compat.init_image {
         Some(img) => {
             for (i, px) in img.pixels.chunks_exact(3).enumerate() {
                 for c in 0..3 {
@@ -67,29 +67,31 @@ fn sigmoid_hwc(p: &[f32], side: usize) -> Vec<f32> {
 pub(super) fn run_all(
     viz: &Visualizer,
     layer: LayerId,
-    config: &PatternConfig,
-    on_event: &mut dyn FnMut(&Event),
+    (config, compat): (&PatternConfig, &CompatConfig),
+    on_step: &mut dyn FnMut(Step),
     should_stop: &dyn Fn() -> bool,
 ) -> Result<Vec<Pattern>> {
     let filters = config.filters();
-    let per_filter = config.sizes().len() * config.opt_steps;
+    let per_filter = compat.sizes().len() * compat.opt_steps;
     let total = filters.len() * per_filter;
     let Some(lanes) = Lanes::new(viz.backbone().device(), filters.len())? else {
         let mut out = Vec::with_capacity(filters.len());
         for (k, &f) in filters.iter().enumerate() {
-            let mut on_step = |e: &Event| {
-                if let &Event::Step {
-                    done, activation, ..
-                } = e
-                {
-                    on_event(&Event::Step {
-                        done: k * per_filter + done,
-                        total,
-                        activation,
-                    });
-                }
+            let mut on_filter_step = |step: Step| {
+                on_step(Step {
+                    done: k * per_filter + step.done,
+                    total,
+                    activation: step.activation,
+                })
             };
-            let pattern = run(viz, layer, f, config, &mut on_step, should_stop)?;
+            let pattern = run(
+                viz,
+                layer,
+                f,
+                (config, compat),
+                &mut on_filter_step,
+                should_stop,
+            )?;
             let interrupted = pattern.interrupted;
             out.push(pattern);
             if interrupted {
@@ -108,8 +110,8 @@ pub(super) fn run_all(
                     viz,
                     layer,
                     filters[k],
-                    config,
-                    &mut |e| send((k, e.clone())),
+                    (config, compat),
+                    &mut |step| send((k, step)),
                     &stopped,
                 );
                 if r.as_ref().map_or(true, |p| p.interrupted) {
@@ -118,20 +120,13 @@ pub(super) fn run_all(
                 r
             })
         },
-        |(k, e)| {
-            if let Event::Step {
-                done: d,
-                activation,
-                ..
-            } = e
-            {
-                done[k] = d;
-                on_event(&Event::Step {
-                    done: done.iter().sum(),
-                    total,
-                    activation,
-                });
-            }
+        |(k, step): (usize, Step)| {
+            done[k] = step.done;
+            on_step(Step {
+                done: done.iter().sum(),
+                total,
+                activation: step.activation,
+            });
         },
         should_stop,
     );
@@ -139,20 +134,21 @@ pub(super) fn run_all(
     results.into_iter().map_while(|r| r).collect()
 }
 
+/// One filter's pattern with the compat settings `compat`.
 pub(super) fn run(
     viz: &Visualizer,
     layer: LayerId,
     filter: usize,
-    config: &PatternConfig,
-    on_event: &mut dyn FnMut(&Event),
+    (config, compat): (&PatternConfig, &CompatConfig),
+    on_step: &mut dyn FnMut(Step),
     should_stop: &dyn Fn() -> bool,
 ) -> Result<Pattern> {
-    let sizes = config.sizes();
-    let total = sizes.len() * config.opt_steps;
+    let sizes = compat.sizes();
+    let total = sizes.len() * compat.opt_steps;
     let device = viz.backbone().device().clone();
     let dtype = viz.backbone().dtype();
     let mut side = sizes[0];
-    let mut param = initial(config, side);
+    let mut param = initial((config, compat), side);
     let mut trace = Vec::with_capacity(total);
     // The best step's activation, side and parameter (its image is made only if it is used).
     let mut best: Option<(f64, usize, Vec<f32>)> = None;
@@ -167,8 +163,8 @@ pub(super) fn run(
                 .collect();
             side = s;
         }
-        let mut adam = Adam::new(param.len(), config.lr(), WEIGHT_DECAY);
-        for _ in 0..config.opt_steps {
+        let mut adam = Adam::new(param.len(), compat.lr(), WEIGHT_DECAY);
+        for _ in 0..compat.opt_steps {
             if should_stop() {
                 interrupted = true;
                 break 'scales;
@@ -203,7 +199,7 @@ pub(super) fn run(
                 .to_dtype(DType::F32)?
                 .to_vec1()?;
             adam.step(&mut param, &grad);
-            on_event(&Event::Step {
+            on_step(Step {
                 done: trace.len(),
                 total,
                 activation: a,

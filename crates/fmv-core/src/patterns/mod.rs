@@ -11,17 +11,21 @@ mod adam;
 mod compat;
 mod robust;
 
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use fmv_models::{LayerId, LayerRef};
 
 use crate::decode::RgbImage;
-use crate::error::{Error, Result};
+use crate::error::{Error, Field, Problem, Result};
+use crate::inputs::Skipped;
 use crate::memory::Keeps;
+use crate::observer::{Dyn, Event, Observer};
 use crate::relay::relay;
-use crate::visualizer::{Event, Visualizer};
+use crate::visualizer::Visualizer;
 
-/// Which algorithm [`Visualizer::maximize`] runs.
+/// Which algorithm made a pattern: [`CompatConfig`]'s or [`RobustConfig`]'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// The original's algorithm: sigmoid-parameterised pixels from a small random image,
@@ -51,134 +55,92 @@ pub enum Objective {
     Neuron,
 }
 
-/// What [`Visualizer::maximize`] computes: required values in [`PatternConfig::new`], the
-/// rest through `with_*`.
+/// The settings of the original's algorithm ([`Mode::Compat`]): each scale runs a fresh Adam
+/// for `opt_steps` on the pre-sigmoid image, which then grows by `upscaling_factor`.
 ///
 /// ```
-/// use fmv_core::{Mode, PatternConfig};
-/// let cfg = PatternConfig::new("layer4.1".parse().unwrap(), vec![452])
-///     .with_mode(Mode::Compat)
-///     .with_seed(7)
-///     .with_upscaling_steps(12);
-/// assert_eq!(cfg.sizes(), vec![33, 39, 46, 55, 66, 79, 94, 112, 134, 160, 192, 230]);
+/// use fmv_core::CompatConfig;
+/// let compat = CompatConfig::new().with_upscaling_steps(12);
+/// assert_eq!(compat.sizes(), vec![33, 39, 46, 55, 66, 79, 94, 112, 134, 160, 192, 230]);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct PatternConfig {
-    layer: LayerRef,
-    filters: Vec<usize>,
-    mode: Mode,
-    seed: u64,
+pub struct CompatConfig {
     init_image: Option<RgbImage>,
     init_size: usize,
-    lr: Option<f64>,
+    lr: f64,
     opt_steps: usize,
     upscaling_steps: usize,
     upscaling_factor: f64,
-    steps: usize,
-    objective: Objective,
 }
 
-impl PatternConfig {
-    /// Maximises each of `filters` (channels) of `layer`.
-    pub fn new(layer: LayerRef, filters: Vec<usize>) -> Self {
-        PatternConfig {
-            layer,
-            filters,
-            mode: Mode::Robust,
-            seed: 0,
+impl Default for CompatConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CompatConfig {
+    /// The original's defaults: a random 33-pixel start, lr 0.2, 20 steps at each of 20
+    /// scales growing by 1.2 (33 → 986 px).
+    pub fn new() -> Self {
+        CompatConfig {
             init_image: None,
             init_size: 33,
-            lr: None,
+            lr: 0.2,
             opt_steps: 20,
             upscaling_steps: 20,
             upscaling_factor: 1.2,
-            steps: 256,
-            objective: Objective::Channel,
         }
     }
 
-    /// The algorithm. By default, [`Mode::Robust`].
-    pub fn with_mode(mut self, mode: Mode) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// Seeds fmv's own random generator (initial image, transformations). By default, 0.
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
-    /// Compat: starts from this 8-bit image (pixels / 255 as the pre-sigmoid parameter, as the
+    /// Starts from this 8-bit image (pixels / 255 as the pre-sigmoid parameter, as the
     /// original's random start) instead of a random one; it must be square. By default, none.
     pub fn with_init_image(mut self, img: Option<RgbImage>) -> Self {
         self.init_image = img;
         self
     }
 
-    /// Compat: side of the initial random image. By default, 33.
+    /// The side of the initial random image. By default, 33.
     pub fn with_init_size(mut self, size: usize) -> Self {
         self.init_size = size;
         self
     }
 
-    /// Adam's learning rate. By default, 0.2 in compat mode, 0.05 in robust mode.
+    /// Adam's learning rate. By default, 0.2.
     pub fn with_lr(mut self, lr: f64) -> Self {
-        self.lr = Some(lr);
+        self.lr = lr;
         self
     }
 
-    /// Compat: optimisation steps per scale. By default, 20.
+    /// Optimisation steps per scale. By default, 20.
     pub fn with_opt_steps(mut self, n: usize) -> Self {
         self.opt_steps = n;
         self
     }
 
-    /// Compat: number of scales. By default, 20 (up to 986 px from 33).
+    /// The number of scales. By default, 20 (up to 986 px from 33).
     pub fn with_upscaling_steps(mut self, n: usize) -> Self {
         self.upscaling_steps = n;
         self
     }
 
-    /// Compat: growth factor between scales (> 1). By default, 1.2.
+    /// The growth factor between scales (> 1). By default, 1.2.
     pub fn with_upscaling_factor(mut self, f: f64) -> Self {
         self.upscaling_factor = f;
         self
     }
 
-    /// Robust: optimisation steps. By default, 256.
-    pub fn with_steps(mut self, n: usize) -> Self {
-        self.steps = n;
-        self
-    }
-
-    /// Robust: what is maximised. By default, [`Objective::Channel`].
-    pub fn with_objective(mut self, objective: Objective) -> Self {
-        self.objective = objective;
-        self
-    }
-
-    /// The filters.
-    pub fn filters(&self) -> &[usize] {
-        &self.filters
-    }
-
-    /// The mode.
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-
-    /// The seed.
-    pub fn seed(&self) -> u64 {
-        self.seed
-    }
-
-    /// Compat: optimisation steps at each scale.
+    /// Optimisation steps at each scale.
     pub fn opt_steps(&self) -> usize {
         self.opt_steps
     }
 
-    /// Compat: the image side at each scale, `int(factor · side)` each time.
+    /// Adam's learning rate.
+    pub fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    /// The image side at each scale, `int(factor · side)` each time.
     pub fn sizes(&self) -> Vec<usize> {
         std::iter::successors(Some(self.first_size()), |&s| {
             Some((self.upscaling_factor * s as f64) as usize)
@@ -187,96 +149,260 @@ impl PatternConfig {
         .collect()
     }
 
-    /// Compat: the side of the first scale (the initial image's, if one is given).
+    /// The side of the first scale (the initial image's, if one is given).
     fn first_size(&self) -> usize {
         self.init_image.as_ref().map_or(self.init_size, |i| i.width)
     }
 
-    fn lr(&self) -> f64 {
-        self.lr.unwrap_or(match self.mode {
-            Mode::Compat => 0.2,
-            Mode::Robust => 0.05,
-        })
-    }
-
     fn validate(&self) -> Result<()> {
-        let bad = |name: &'static str, reason: &str| {
-            Err(Error::InvalidArgument {
-                name,
-                reason: reason.into(),
-            })
-        };
-        if self.filters.is_empty() {
-            return bad("--filter", "give at least one channel");
+        let bad = |field, problem| Err(Error::invalid(field, problem));
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad(Field::Lr, Problem::NotPositive);
         }
-        if let Some(f) = crate::lists::first_repeated(&self.filters) {
+        if self.opt_steps == 0 {
+            return bad(Field::OptSteps, Problem::Zero);
+        }
+        if self.upscaling_steps == 0 {
+            return bad(Field::UpscalingSteps, Problem::Zero);
+        }
+        if !(self.upscaling_factor > 1.0 && self.upscaling_factor.is_finite()) {
+            return bad(Field::UpscalingFactor, Problem::NotAboveOne);
+        }
+        if let Some(img) = &self.init_image
+            && img.width != img.height
+        {
             return bad(
-                "--filter",
-                &format!("channel {f} is listed twice; its pattern (and file) would be made twice"),
+                Field::InitImage,
+                Problem::NotSquare {
+                    width: img.width,
+                    height: img.height,
+                },
             );
         }
-        if !(self.lr() > 0.0 && self.lr().is_finite()) {
-            return bad("--lr", "must be positive and finite");
+        if self.init_image.is_none() && self.init_size == 0 {
+            return bad(Field::InitSize, Problem::Zero);
         }
-        match self.mode {
-            Mode::Compat => {
-                if self.opt_steps == 0 {
-                    return bad("--opt-steps", "must be at least 1");
-                }
-                if self.upscaling_steps == 0 {
-                    return bad("--upscaling-steps", "must be at least 1");
-                }
-                if !(self.upscaling_factor > 1.0 && self.upscaling_factor.is_finite()) {
-                    return bad(
-                        "--upscaling-factor",
-                        "must be greater than 1 (each scale is larger than the last)",
-                    );
-                }
-                if let Some(img) = &self.init_image
-                    && img.width != img.height
-                {
-                    return bad(
-                        "--init-image",
-                        &format!("must be square, is {}x{}", img.width, img.height),
-                    );
-                }
-                if self.init_image.is_none() && self.init_size == 0 {
-                    return bad("--init-size", "must be at least 1");
-                }
-                let first = self.first_size();
-                let last = first as f64
-                    * self
-                        .upscaling_factor
-                        .powf((self.upscaling_steps - 1) as f64);
-                if last > 1e9 {
-                    return bad(
-                        "--upscaling-steps",
-                        &format!(
-                            "{} scales from {first} px by {} would end {last:.1e} px wide; \
-                             the default schedule ends at 986 px",
-                            self.upscaling_steps, self.upscaling_factor
-                        ),
-                    );
-                }
-                let sizes = self.sizes();
-                if sizes.windows(2).any(|w| w[1] <= w[0]) {
-                    return bad(
-                        "--upscaling-factor",
-                        &format!(
-                            "{} does not grow a {}-pixel image; use a larger factor or --init-size",
-                            self.upscaling_factor, sizes[0]
-                        ),
-                    );
-                }
-            }
-            Mode::Robust => {
-                if self.steps == 0 {
-                    return bad("--steps", "must be at least 1");
-                }
-            }
+        let first = self.first_size();
+        let last = first as f64
+            * self
+                .upscaling_factor
+                .powf((self.upscaling_steps - 1) as f64);
+        if last > 1e9 {
+            return bad(
+                Field::UpscalingSteps,
+                Problem::ScheduleTooLarge {
+                    scales: self.upscaling_steps,
+                    first,
+                    factor: self.upscaling_factor,
+                    last,
+                },
+            );
+        }
+        let sizes = self.sizes();
+        if sizes.windows(2).any(|w| w[1] <= w[0]) {
+            return bad(
+                Field::UpscalingFactor,
+                Problem::ScheduleStalls {
+                    factor: self.upscaling_factor,
+                    first: sizes[0],
+                },
+            );
         }
         Ok(())
     }
+}
+
+/// The settings of the field's algorithm ([`Mode::Robust`]): Adam on a Fourier-parameterised,
+/// decorrelated-colour image at the preprocessing's size, through random transformations.
+///
+/// ```
+/// use fmv_core::{Objective, RobustConfig};
+/// let robust = RobustConfig::new().with_steps(64).with_objective(Objective::Neuron);
+/// assert_eq!(robust.steps(), 64);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct RobustConfig {
+    lr: f64,
+    steps: usize,
+    objective: Objective,
+}
+
+impl Default for RobustConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RobustConfig {
+    /// lr 0.05, 256 steps, the map's mean.
+    pub fn new() -> Self {
+        RobustConfig {
+            lr: 0.05,
+            steps: 256,
+            objective: Objective::Channel,
+        }
+    }
+
+    /// Adam's learning rate. By default, 0.05.
+    pub fn with_lr(mut self, lr: f64) -> Self {
+        self.lr = lr;
+        self
+    }
+
+    /// Optimisation steps. By default, 256.
+    pub fn with_steps(mut self, n: usize) -> Self {
+        self.steps = n;
+        self
+    }
+
+    /// What is maximised. By default, [`Objective::Channel`].
+    pub fn with_objective(mut self, objective: Objective) -> Self {
+        self.objective = objective;
+        self
+    }
+
+    /// Optimisation steps.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// Adam's learning rate.
+    pub fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    /// What is maximised.
+    pub fn objective(&self) -> Objective {
+        self.objective
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(Error::invalid(Field::Lr, Problem::NotPositive));
+        }
+        if self.steps == 0 {
+            return Err(Error::invalid(Field::Steps, Problem::Zero));
+        }
+        Ok(())
+    }
+}
+
+/// Which algorithm [`Visualizer::maximize`] runs, with its settings: one or the other, so
+/// that no setting of one can be given to the other.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PatternAlgorithm {
+    /// The original's algorithm.
+    Compat(CompatConfig),
+    /// The field's algorithm.
+    Robust(RobustConfig),
+}
+
+impl PatternAlgorithm {
+    /// Which algorithm this is.
+    pub fn mode(&self) -> Mode {
+        match self {
+            PatternAlgorithm::Compat(_) => Mode::Compat,
+            PatternAlgorithm::Robust(_) => Mode::Robust,
+        }
+    }
+}
+
+impl From<CompatConfig> for PatternAlgorithm {
+    fn from(c: CompatConfig) -> Self {
+        PatternAlgorithm::Compat(c)
+    }
+}
+
+impl From<RobustConfig> for PatternAlgorithm {
+    fn from(r: RobustConfig) -> Self {
+        PatternAlgorithm::Robust(r)
+    }
+}
+
+/// What [`Visualizer::maximize`] computes: the filters, the layer and the algorithm in
+/// [`PatternConfig::new`], the seed through [`PatternConfig::with_seed`].
+///
+/// ```
+/// use fmv_core::{CompatConfig, Mode, PatternConfig};
+/// let cfg = PatternConfig::new("layer4.1".parse().unwrap(), vec![452], CompatConfig::new())
+///     .with_seed(7);
+/// assert_eq!(cfg.mode(), Mode::Compat);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatternConfig {
+    layer: LayerRef,
+    filters: Vec<usize>,
+    seed: u64,
+    algorithm: PatternAlgorithm,
+}
+
+impl PatternConfig {
+    /// Maximises each of `filters` (channels) of `layer` with `algorithm` (a
+    /// [`CompatConfig`] or a [`RobustConfig`]).
+    pub fn new(
+        layer: LayerRef,
+        filters: Vec<usize>,
+        algorithm: impl Into<PatternAlgorithm>,
+    ) -> Self {
+        PatternConfig {
+            layer,
+            filters,
+            seed: 0,
+            algorithm: algorithm.into(),
+        }
+    }
+
+    /// Seeds fmv's own random generator (initial image, transformations). By default, 0.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The layer.
+    pub fn layer(&self) -> &LayerRef {
+        &self.layer
+    }
+
+    /// The filters.
+    pub fn filters(&self) -> &[usize] {
+        &self.filters
+    }
+
+    /// The seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The algorithm and its settings.
+    pub fn algorithm(&self) -> &PatternAlgorithm {
+        &self.algorithm
+    }
+
+    /// Which algorithm runs.
+    pub fn mode(&self) -> Mode {
+        self.algorithm.mode()
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.filters.is_empty() {
+            return Err(Error::invalid(Field::Filters, Problem::NoChannels));
+        }
+        if let Some(&f) = crate::lists::first_repeated(&self.filters) {
+            return Err(Error::invalid(Field::Filters, Problem::ChannelTwice(f)));
+        }
+        match &self.algorithm {
+            PatternAlgorithm::Compat(c) => c.validate(),
+            PatternAlgorithm::Robust(r) => r.validate(),
+        }
+    }
+}
+
+/// A step of a run, as the runners report it ([`Event::Step`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Step {
+    pub done: usize,
+    pub total: usize,
+    pub activation: f64,
 }
 
 /// One maximised pattern.
@@ -322,7 +448,7 @@ impl Pattern {
 
 impl Visualizer {
     /// Maximises each filter of `config` and returns one [`Pattern`] per filter, in order.
-    /// `should_stop` is polled every step: once it answers `true` the run ends and each
+    /// The observer is asked to stop every step: once it says so the run ends and each
     /// pattern holds the best image seen so far (`interrupted` set); in compat mode, filters
     /// that had not started yet are left out, so fewer patterns than filters come back.
     ///
@@ -331,30 +457,29 @@ impl Visualizer {
     /// [`Event::Step`] counts the steps of all filters together.
     ///
     /// ```no_run
-    /// use fmv_core::{Mode, PatternConfig, Preprocess, Visualizer};
+    /// use fmv_core::{CompatConfig, PatternConfig, Preprocess, Visualizer};
     /// use fmv_models::{LoadOptions, Model};
     /// let viz = Visualizer::new(Model::load("resnet50.safetensors", &LoadOptions::new())?)
     ///     .with_preprocess(Preprocess::original());
-    /// let cfg = PatternConfig::new("-2".parse()?, vec![113]).with_mode(Mode::Compat).with_seed(1);
-    /// let pattern = viz.maximize(&cfg, &mut |_| {}, &|| false)?.remove(0);
+    /// let cfg = PatternConfig::new("-2".parse()?, vec![113], CompatConfig::new()).with_seed(1);
+    /// let pattern = viz.maximize(&cfg, &mut ())?.remove(0);
     /// println!("{}×{}, activation {}", pattern.width, pattern.height, pattern.final_activation);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn maximize(
         &self,
         config: &PatternConfig,
-        on_event: &mut dyn FnMut(&Event),
-        should_stop: &dyn Fn() -> bool,
+        observer: &mut (impl Observer + ?Sized),
     ) -> Result<Vec<Pattern>> {
         config.validate()?;
         let layer = self.resolve(&config.layer)?;
         for &f in &config.filters {
             self.check_channel(layer, f)?;
         }
-        let run = match config.mode {
-            Mode::Compat => {
-                let sizes = config.sizes();
-                self.check_input_size(layer, sizes[0], "--init-size")?;
+        match &config.algorithm {
+            PatternAlgorithm::Compat(compat) => {
+                let sizes = compat.sizes();
+                self.check_input_size(layer, sizes[0], Field::InitSize)?;
                 // Filters may run side by side, but one at least runs at the last scale.
                 let last = sizes[sizes.len() - 1];
                 self.check_memory(
@@ -363,14 +488,17 @@ impl Visualizer {
                     1,
                     Keeps::EveryMap,
                     &format!("a compat step at the last scale, {last}x{last} px,"),
-                    "lower --init-size, --upscaling-steps or --upscaling-factor \
-                     (the default schedule ends at 986 px)",
+                    &[
+                        Field::InitSize,
+                        Field::UpscalingSteps,
+                        Field::UpscalingFactor,
+                    ],
+                    " (the default schedule ends at 986 px)",
                 )?;
-                compat::run_all
             }
-            Mode::Robust => {
+            PatternAlgorithm::Robust(_) => {
                 let (w, h) = self.preprocess().size();
-                self.check_input_size(layer, w.min(h), "--size")?;
+                self.check_input_size(layer, w.min(h), Field::Size)?;
                 self.check_memory(
                     layer,
                     (h, w),
@@ -380,31 +508,52 @@ impl Visualizer {
                         "a robust step on {} filter(s) at {w}x{h} px",
                         config.filters.len()
                     ),
-                    "lower --size, or give fewer filters at a time",
+                    &[Field::Size],
+                    ", or give fewer filters at a time",
                 )?;
-                robust::run
+            }
+        }
+        let run = |on_step: &mut dyn FnMut(Step), should_stop: &dyn Fn() -> bool| match &config
+            .algorithm
+        {
+            PatternAlgorithm::Compat(c) => {
+                compat::run_all(self, layer, (config, c), on_step, should_stop)
+            }
+            PatternAlgorithm::Robust(r) => {
+                robust::run(self, layer, (config, r), on_step, should_stop)
             }
         };
+        // Both callbacks reach the one observer, never at the same time.
+        let observer = RefCell::new(Dyn(observer));
+        let on_step = |s: Step| {
+            observer.borrow_mut().on_event(&Event::Step {
+                done: s.done,
+                total: s.total,
+                activation: s.activation,
+            })
+        };
+        let should_stop = || observer.borrow_mut().should_stop();
         // On the CPU, on a thread of rayon's pool, so that each op's parallel parts are taken
         // by work-stealing rather than handed over from this thread (`relay`); directly where
         // this thread is one of a pool's already (waiting here for the pool could deadlock it).
         if !self.backbone().device().is_cpu() || rayon::current_thread_index().is_some() {
-            return run(self, layer, config, on_event, should_stop);
+            let mut on_step = on_step;
+            return run(&mut on_step, &should_stop);
         }
         relay(
             |call, halt| {
                 rayon::scope(|_| {
                     let stopped = || halt.load(Ordering::SeqCst);
-                    run(self, layer, config, &mut |e| call(e.clone()), &stopped)
+                    run(&mut |s| call(s), &stopped)
                 })
             },
-            |e| on_event(&e),
-            should_stop,
+            on_step,
+            &should_stop,
         )
     }
 
-    /// Fails, naming `arg`, if a `side`×`side` input cannot reach `layer`.
-    fn check_input_size(&self, layer: LayerId, side: usize, arg: &'static str) -> Result<()> {
+    /// Fails, naming `field`, if a `side`×`side` input cannot reach `layer`.
+    fn check_input_size(&self, layer: LayerId, side: usize, field: Field) -> Result<()> {
         let reaches = |n: usize| {
             self.backbone().spatial_sizes(n, n)[..=layer.0]
                 .iter()
@@ -414,13 +563,14 @@ impl Visualizer {
             return Ok(());
         }
         let min = (1..=4096).find(|&n| reaches(n)).unwrap_or(4096);
-        Err(Error::InvalidArgument {
-            name: arg,
-            reason: format!(
-                "a {side}x{side} image is too small to reach `{}`; this network needs at least {min}x{min}",
-                self.backbone().layer(layer).name
-            ),
-        })
+        Err(Error::invalid(
+            field,
+            Problem::TooSmall {
+                side,
+                layer: self.backbone().layer(layer).name.clone(),
+                min,
+            },
+        ))
     }
 
     /// The objective for the input `x` (`B×3×H×W`), one value per batch element and filter.
@@ -459,27 +609,75 @@ pub(crate) fn sigmoid(x: &candle_core::Tensor) -> candle_core::Result<candle_cor
     (x.neg()?.exp()? + 1.0)?.recip()
 }
 
+/// What [`Visualizer::max_activations`] computes: the highest value of each filter's objective
+/// over real images, which a pattern has to beat.
+///
+/// ```
+/// use fmv_core::{MaxActivationsConfig, Objective};
+/// let cfg = MaxActivationsConfig::new("layer4.1".parse().unwrap(), vec![113])
+///     .with_objective(Objective::Neuron);
+/// assert_eq!(cfg.filters(), [113]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaxActivationsConfig {
+    layer: LayerRef,
+    filters: Vec<usize>,
+    objective: Objective,
+}
+
+impl MaxActivationsConfig {
+    /// The maxima of `filters` (channels) of `layer`.
+    pub fn new(layer: LayerRef, filters: Vec<usize>) -> Self {
+        MaxActivationsConfig {
+            layer,
+            filters,
+            objective: Objective::Channel,
+        }
+    }
+
+    /// What is compared: each image's channel mean or its map's centre value. By default,
+    /// [`Objective::Channel`].
+    pub fn with_objective(mut self, objective: Objective) -> Self {
+        self.objective = objective;
+        self
+    }
+
+    /// The filters.
+    pub fn filters(&self) -> &[usize] {
+        &self.filters
+    }
+}
+
+/// The result of [`Visualizer::max_activations`].
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct MaxActivations {
+    /// The highest value of each filter's objective, in filter order.
+    pub maxima: Vec<f32>,
+    /// Files left out, with the reason.
+    pub skipped: Vec<Skipped>,
+}
+
 impl Visualizer {
-    /// The highest value of each filter's objective over real images (each image's channel mean,
-    /// or its map's centre value): what a pattern has to beat. Returns the maxima in filter order
-    /// and the files skipped.
+    /// The highest value of each filter's objective over real images (each image's channel
+    /// mean, or its map's centre value): what a pattern has to beat. Stopped, it returns
+    /// [`Error::Stopped`].
     pub fn max_activations(
         &self,
-        images: &[std::path::PathBuf],
-        layer: &LayerRef,
-        filters: &[usize],
-        objective: Objective,
-        on_event: &mut dyn FnMut(&Event),
-    ) -> Result<(Vec<f32>, Vec<crate::inputs::Skipped>)> {
+        images: &[PathBuf],
+        config: &MaxActivationsConfig,
+        observer: &mut (impl Observer + ?Sized),
+    ) -> Result<MaxActivations> {
         use crate::stream::{Item, StreamSpec};
-        let id = self.resolve(layer)?;
+        let (filters, objective) = (&config.filters, config.objective);
+        let id = self.resolve(&config.layer)?;
         let spec = StreamSpec {
             map_channels: filters.to_vec(),
             ..StreamSpec::default()
         };
         let mut best = vec![f32::NEG_INFINITY; filters.len()];
         let mut skipped = Vec::new();
-        let mut on_item = |_: &std::path::Path, item: Item| -> Result<()> {
+        let mut on_item = |_: &Path, item: Item, observer: &mut dyn Observer| -> Result<()> {
             match item {
                 Item::Image(o) => {
                     let (h, w) = o.map_size;
@@ -491,16 +689,29 @@ impl Visualizer {
                         best[k] = best[k].max(v);
                     }
                 }
-                Item::Failed { skipped: s, .. } => skipped.push(s),
+                Item::Failed { skipped: s, .. } => {
+                    observer.on_event(&Event::Skipped(&s));
+                    skipped.push(s);
+                }
             }
             Ok(())
         };
-        self.stream(images, id, &spec, (0, images.len()), &mut on_item, on_event)?;
+        self.stream(
+            images,
+            id,
+            &spec,
+            (0, images.len()),
+            &mut on_item,
+            &mut Dyn(observer),
+        )?;
         if best.iter().any(|b| !b.is_finite()) {
             return Err(Error::NoImages {
                 reason: "no reference image could be used".into(),
             });
         }
-        Ok((best, skipped))
+        Ok(MaxActivations {
+            maxima: best,
+            skipped,
+        })
     }
 }

@@ -24,10 +24,10 @@ use candle_core::{DType, Device, Tensor, Var};
 use fmv_models::LayerId;
 
 use super::adam::Adam;
-use super::{Pattern, PatternConfig, sigmoid};
+use super::{Pattern, PatternConfig, RobustConfig, Step, sigmoid};
 use crate::error::Result;
 use crate::rng::Rng;
-use crate::visualizer::{Event, Visualizer};
+use crate::visualizer::Visualizer;
 
 /// How often a filter whose objective has no gradient is started again.
 pub(crate) const MAX_RESTARTS: usize = 4;
@@ -196,11 +196,12 @@ fn to_hwc(img: &Tensor) -> Result<Vec<Vec<f32>>> {
         .collect())
 }
 
+/// Every filter of `config`, optimised as one batch with the robust settings `robust`.
 pub(super) fn run(
     viz: &Visualizer,
     layer: LayerId,
-    config: &PatternConfig,
-    on_event: &mut dyn FnMut(&Event),
+    (config, robust): (&PatternConfig, &RobustConfig),
+    on_step: &mut dyn FnMut(Step),
     should_stop: &dyn Fn() -> bool,
 ) -> Result<Vec<Pattern>> {
     let (w, h) = viz.preprocess().size();
@@ -224,10 +225,10 @@ pub(super) fn run(
     }
     let mut restarts = vec![0usize; b];
     let (mut adam_re, mut adam_im) = (
-        Adam::new(n, config.lr(), 0.0),
-        Adam::new(n, config.lr(), 0.0),
+        Adam::new(n, robust.lr(), 0.0),
+        Adam::new(n, robust.lr(), 0.0),
     );
-    let mut traces = vec![Vec::with_capacity(config.steps); b];
+    let mut traces = vec![Vec::with_capacity(robust.steps); b];
     let mut best: Vec<Option<(f64, Vec<f32>)>> = vec![None; b];
     let mut interrupted = false;
     let to_var = |v: &[f32]| -> Result<Var> {
@@ -235,7 +236,7 @@ pub(super) fn run(
             &Tensor::from_vec(v.to_vec(), (b * 3, h, w), &device)?.to_dtype(dtype)?,
         )?)
     };
-    for step in 0..config.steps {
+    for step in 0..robust.steps {
         if should_stop() {
             interrupted = true;
             break;
@@ -248,7 +249,7 @@ pub(super) fn run(
             .map(|(k, rng)| warp(&img.get(k)?, rng)?.unsqueeze(0).map_err(Into::into))
             .collect::<Result<Vec<_>>>()?;
         let x = normalize(viz, &Tensor::cat(&warped, 0)?)?;
-        let obj = viz.objective(&x, layer, &config.filters, config.objective)?;
+        let obj = viz.objective(&x, layer, &config.filters, robust.objective)?;
         let values: Vec<f64> = obj.to_dtype(DType::F64)?.to_vec1()?;
         if values.iter().any(|v| !v.is_finite()) {
             return Err(crate::Error::NonFinite {
@@ -284,7 +285,7 @@ pub(super) fn run(
         let (g_re, g_im) = (grad_of(&vr)?, grad_of(&vi)?);
         adam_re.step(&mut re, &g_re);
         adam_im.step(&mut im, &g_im);
-        if step < config.steps / 4 {
+        if step < robust.steps / 4 {
             for k in 0..b {
                 let part = k * plane..(k + 1) * plane;
                 let dead = g_re[part.clone()].iter().all(|&g| g == 0.0)
@@ -304,9 +305,9 @@ pub(super) fn run(
                 }
             }
         }
-        on_event(&Event::Step {
+        on_step(Step {
             done: step + 1,
-            total: config.steps,
+            total: robust.steps,
             activation: values.iter().sum::<f64>() / b as f64,
         });
     }
@@ -339,7 +340,7 @@ pub(super) fn run(
         &Tensor::from_vec(chw, (b, 3, h, w), &device)?.to_dtype(dtype)?,
     )?;
     let finals: Vec<f64> = viz
-        .objective(&x, layer, &config.filters, config.objective)?
+        .objective(&x, layer, &config.filters, robust.objective)?
         .to_dtype(DType::F64)?
         .to_vec1()?;
     Ok(config

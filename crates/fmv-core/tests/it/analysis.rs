@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use fmv_core::stats::{select_unique, sum_f32, top_n};
 use fmv_core::{
-    FilterMapsConfig, ImageFolder, Preprocess, RankConfig, Visualizer, select_unique, sum_f32,
-    top_n,
+    ClassSumsConfig, Error, Event, Field, FilterMapsConfig, ImageFolder, Observer, Preprocess,
+    Problem, RankConfig, RankCounts, Visualizer,
 };
 use fmv_models::{LayerRef, Model};
 use serde_json::Value;
@@ -47,7 +48,7 @@ fn check_rank(name: &str, batch_size: usize) {
             .with_n_each_img(call["n_each_img"].as_u64().unwrap() as usize)
             .with_n_each_class(call["n_each_class"].as_u64().unwrap() as usize);
         let what = format!("{name} {call}");
-        let got = viz.rank(&train, &cfg, &mut |_| {}).unwrap();
+        let got = viz.rank(&train, &cfg, &mut ()).unwrap();
         let (unique, top) = expected(run);
         for c in &got.classes {
             assert_eq!(
@@ -156,9 +157,8 @@ fn class_sums_match_the_original() {
                 .iter()
                 .map(|(k, v)| (k.clone(), usizes(v)))
                 .collect();
-            let got = viz
-                .class_sums(&test, &layer, &top_maps, false, &mut |_| {})
-                .unwrap();
+            let cfg = ClassSumsConfig::new(layer, top_maps.clone());
+            let got = viz.class_sums(&test, &cfg, &mut ()).unwrap();
             for tc in &got.classes {
                 for (k, (top_cls, maps)) in top_maps.iter().enumerate() {
                     let want = f32s(&run["output"][&tc.name][top_cls]);
@@ -223,21 +223,18 @@ fn one_map_over_many_images_matches_the_original() {
                 vec![filter],
             );
             let mut means = Vec::new();
-            let skipped = viz
-                .filter_maps(
-                    &files,
-                    &cfg,
-                    &mut |m| {
+            let maps = viz
+                .filter_maps(&files, &cfg, &mut |e: &Event| {
+                    if let Event::Maps(m) = e {
                         assert_eq!(m.maps.len(), 1);
                         assert_eq!(m.maps[0].len(), m.width * m.height);
                         assert_eq!((m.input.width, m.input.height), (224, 224));
                         means.push(m.mean);
-                        Ok(())
-                    },
-                    &mut |_| {},
-                )
+                    }
+                })
                 .unwrap();
-            assert!(skipped.is_empty());
+            assert!(maps.skipped.is_empty());
+            assert_eq!(maps.n_images, files.len());
             let want = f32s(&run["output"]);
             for (i, (a, g)) in means.iter().zip(&want).enumerate() {
                 let rel = run["files_order"][i].as_str().unwrap();
@@ -252,8 +249,26 @@ fn one_map_over_many_images_matches_the_original() {
     }
 }
 
-/// A run interrupted after its first saved state and resumed from it gives the result of an
-/// uninterrupted run.
+/// Keeps the last saved state of a ranking, and asks the run to stop once one is saved.
+#[derive(Default)]
+struct StopAfterFirstBatch {
+    saved: Option<RankCounts>,
+}
+
+impl Observer for StopAfterFirstBatch {
+    fn on_event(&mut self, event: &Event<'_>) {
+        if let Event::RankCheckpoint(state) = event {
+            self.saved = Some((*state).clone());
+        }
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.saved.is_some()
+    }
+}
+
+/// A run stopped after its first batch, and resumed from its last saved state, gives the
+/// result of an uninterrupted run.
 #[test]
 fn an_interrupted_ranking_resumes_to_the_same_result() {
     let golden = Golden::load("vgg16_small_seed1");
@@ -262,30 +277,24 @@ fn an_interrupted_ranking_resumes_to_the_same_result() {
     let cfg = RankConfig::new(LayerRef::Compat(12))
         .with_n_each_img(5)
         .with_n_each_class(5);
-    let whole = viz
-        .rank_counts(&train, &cfg, "w", None, &mut |_| {}, &mut |_| Ok(()))
-        .unwrap();
-    let mut saved = None;
-    let interrupted = viz.rank_counts(&train, &cfg, "w", None, &mut |_| {}, &mut |state| {
-        saved = Some(state.clone());
-        Err(fmv_core::Error::NoImages {
-            reason: "simulated interruption".into(),
-        })
-    });
-    assert!(interrupted.is_err());
-    let saved = saved.unwrap();
+    let whole = viz.rank_counts(&train, &cfg, &mut ()).unwrap();
+    let mut stopper = StopAfterFirstBatch::default();
+    let interrupted = viz.rank_counts(&train, &cfg, &mut stopper);
+    assert!(
+        matches!(interrupted, Err(Error::Stopped)),
+        "{interrupted:?}"
+    );
+    let saved = stopper.saved.unwrap();
     assert_eq!(
         saved.classes[0].n_done, 3,
         "the state after the first batch"
     );
+    assert_eq!(saved.classes[1].n_done, 0);
     let resumed = viz
         .rank_counts(
             &train,
-            &cfg,
-            "w",
-            Some(saved.clone()),
-            &mut |_| {},
-            &mut |_| Ok(()),
+            &cfg.clone().with_resume(Some(saved.clone())),
+            &mut (),
         )
         .unwrap();
     assert_eq!(
@@ -303,14 +312,19 @@ fn an_interrupted_ranking_resumes_to_the_same_result() {
     // A state made with other parameters is refused.
     let other = RankConfig::new(LayerRef::Compat(12))
         .with_n_each_img(6)
-        .with_n_each_class(5);
-    let msg = viz
-        .rank_counts(&train, &other, "w", Some(saved), &mut |_| {}, &mut |_| {
-            Ok(())
-        })
-        .unwrap_err()
-        .to_string();
-    assert!(msg.contains("--resume"), "{msg}");
+        .with_n_each_class(5)
+        .with_resume(Some(saved));
+    let err = viz.rank_counts(&train, &other, &mut ()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidConfig {
+                field: Field::Resume,
+                problem: Problem::ResumeMismatch
+            }
+        ),
+        "{err}"
+    );
 }
 
 /// The maps returned for drawing (viz 2) are those of the top channels, and each map's mean is
@@ -326,7 +340,7 @@ fn activations_with_maps_return_the_top_channels_maps() {
     let cfg = fmv_core::ActivationsConfig::new(LayerRef::Compat(-2))
         .with_top(4)
         .with_maps(true);
-    let got = viz.activations(&files, &cfg, &mut |_| {}).unwrap();
+    let got = viz.activations(&files, &cfg, &mut ()).unwrap();
     for img in &got.images {
         assert_eq!(
             img.maps.iter().map(|m| m.channel).collect::<Vec<_>>(),

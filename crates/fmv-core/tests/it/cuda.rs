@@ -168,7 +168,7 @@ fn compat_patterns_match_the_cpu() {
         let run = |device: &Device| {
             Visualizer::new(load(name, device))
                 .with_preprocess(fmv_core::Preprocess::original())
-                .maximize(&cfg, &mut |_| {}, &|| false)
+                .maximize(&cfg, &mut ())
                 .unwrap()
                 .remove(0)
         };

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fmv_core::{DecodeError, Gray16, decode_rgb8};
+use fmv_core::pixels::{DecodeError, Gray16, decode_rgb8};
 use sha2::{Digest, Sha256};
 
 fn formats() -> PathBuf {

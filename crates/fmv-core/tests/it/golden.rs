@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fmv_core::{Mode, PatternConfig, RgbImage};
+use fmv_core::{CompatConfig, PatternConfig, RgbImage};
 use fmv_models::{LayerRef, LoadOptions};
 use serde_json::Value;
 
@@ -66,20 +66,21 @@ impl Golden {
             .map(|v| v.as_u64().unwrap() as u8)
             .collect();
         let side = call["init_size"].as_u64().unwrap() as usize;
+        let compat = CompatConfig::new()
+            .with_init_image(Some(RgbImage {
+                width: side,
+                height: side,
+                pixels: init,
+            }))
+            .with_lr(call["lr"].as_f64().unwrap())
+            .with_opt_steps(call["opt_steps"].as_u64().unwrap() as usize)
+            .with_upscaling_steps(call["upscaling_steps"].as_u64().unwrap() as usize)
+            .with_upscaling_factor(call["upscaling_factor"].as_f64().unwrap());
         PatternConfig::new(
             LayerRef::Compat(call["layer"].as_i64().unwrap()),
             vec![call["filter_n"].as_u64().unwrap() as usize],
+            compat,
         )
-        .with_mode(Mode::Compat)
-        .with_init_image(Some(RgbImage {
-            width: side,
-            height: side,
-            pixels: init,
-        }))
-        .with_lr(call["lr"].as_f64().unwrap())
-        .with_opt_steps(call["opt_steps"].as_u64().unwrap() as usize)
-        .with_upscaling_steps(call["upscaling_steps"].as_u64().unwrap() as usize)
-        .with_upscaling_factor(call["upscaling_factor"].as_f64().unwrap())
     }
 
     pub fn layers(&self) -> Vec<i64> {

@@ -19,7 +19,7 @@ fn check_means_and_logits(name: &str, batch_size: usize) {
     layers.push("logits".into());
     for layer in layers {
         let cfg = ActivationsConfig::new(layer.parse::<LayerRef>().unwrap()).with_top(25);
-        let got = viz.activations(&paths, &cfg, &mut |_| {}).unwrap();
+        let got = viz.activations(&paths, &cfg, &mut ()).unwrap();
         for ((rel, entry), img) in images.iter().zip(&got.images) {
             let want = if layer == "logits" {
                 f32s(&entry["logits"])
@@ -106,7 +106,7 @@ fn results_do_not_depend_on_batch_size_or_threads() {
                 .iter()
                 .map(|layer| {
                     let cfg = ActivationsConfig::new(layer.parse::<LayerRef>().unwrap());
-                    let got = viz.activations(&paths, &cfg, &mut |_| {}).unwrap();
+                    let got = viz.activations(&paths, &cfg, &mut ()).unwrap();
                     got.images.into_iter().map(|i| i.mean).collect::<Vec<_>>()
                 })
                 .collect::<Vec<_>>()

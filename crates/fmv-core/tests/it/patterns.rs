@@ -1,7 +1,11 @@
 //! Activation maximisation against the original's `visualize_patterns` goldens, and OpenCV's
 //! bicubic resize against OpenCV (`testdata/opencv/make_resize.py`).
 
-use fmv_core::{Event, Mode, PatternConfig, Preprocess, Visualizer, resize_cubic_opencv};
+use fmv_core::pixels::resize_cubic_opencv;
+use fmv_core::{
+    CompatConfig, Error, Event, Field, Observer, PatternConfig, Preprocess, Problem, RobustConfig,
+    Visualizer,
+};
 use fmv_models::{LayerRef, Model};
 
 use crate::golden::{Golden, f32s, load_options, root};
@@ -54,10 +58,7 @@ fn check_patterns(name: &str) {
     let model = Model::load(golden.weights(), &load_options()).unwrap();
     let viz = Visualizer::new(model).with_preprocess(Preprocess::original());
     let cfg = golden.pattern_config();
-    let p = viz
-        .maximize(&cfg, &mut |_| {}, &|| false)
-        .unwrap()
-        .remove(0);
+    let p = viz.maximize(&cfg, &mut ()).unwrap().remove(0);
     let want: Vec<f64> = vp["per_step_activation_f64"]
         .as_array()
         .unwrap()
@@ -117,11 +118,14 @@ fn robust_patterns_are_reproducible_batched_and_raise_the_objective() {
     let model = Model::load(golden.weights(), &load_options()).unwrap();
     let viz = Visualizer::new(model).with_preprocess(Preprocess::imagenet().with_size(64, 64));
     let cfg = |filters: Vec<usize>| {
-        PatternConfig::new(LayerRef::Compat(12), filters)
-            .with_steps(40)
-            .with_seed(5)
+        PatternConfig::new(
+            LayerRef::Compat(12),
+            filters,
+            RobustConfig::new().with_steps(40),
+        )
+        .with_seed(5)
     };
-    let run = |c: &PatternConfig| viz.maximize(c, &mut |_| {}, &|| false).unwrap();
+    let run = |c: &PatternConfig| viz.maximize(c, &mut ()).unwrap();
     let both = run(&cfg(vec![59, 3]));
     assert_eq!(both, run(&cfg(vec![59, 3])), "same seed, same result");
     assert_eq!(both.len(), 2);
@@ -151,23 +155,49 @@ fn robust_patterns_are_reproducible_batched_and_raise_the_objective() {
     assert_ne!(other[0].image, both[0].image, "another seed, another image");
 }
 
+/// Counts the steps of a run and asks it to stop once `stop_at` are done.
+struct StopAt {
+    steps: usize,
+    stop_at: usize,
+}
+
+impl StopAt {
+    fn new(stop_at: usize) -> Self {
+        StopAt { steps: 0, stop_at }
+    }
+}
+
+impl Observer for StopAt {
+    fn on_event(&mut self, event: &Event<'_>) {
+        if let Event::Step { .. } = event {
+            self.steps += 1;
+        }
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.steps >= self.stop_at
+    }
+}
+
+/// A compat run of a few small scales.
+fn short_compat(filters: Vec<usize>, scales: usize, steps: usize) -> PatternConfig {
+    PatternConfig::new(
+        LayerRef::Compat(12),
+        filters,
+        CompatConfig::new()
+            .with_upscaling_steps(scales)
+            .with_opt_steps(steps),
+    )
+}
+
 /// A stop request ends the run early and keeps the best image seen.
 #[test]
 fn a_stopped_run_returns_the_best_image_so_far() {
     let golden = Golden::load("vgg16_small_seed1");
     let model = Model::load(golden.weights(), &load_options()).unwrap();
     let viz = Visualizer::new(model).with_preprocess(Preprocess::original());
-    let cfg = PatternConfig::new(LayerRef::Compat(12), vec![59])
-        .with_mode(Mode::Compat)
-        .with_upscaling_steps(3)
-        .with_opt_steps(5);
-    let steps = std::cell::Cell::new(0);
-    let p = viz
-        .maximize(&cfg, &mut |_| steps.set(steps.get() + 1), &|| {
-            steps.get() >= 7
-        })
-        .unwrap()
-        .remove(0);
+    let cfg = short_compat(vec![59], 3, 5);
+    let p = viz.maximize(&cfg, &mut StopAt::new(7)).unwrap().remove(0);
     assert!(p.interrupted);
     assert_eq!(p.activation_trace.len(), 7);
     let best = p.activation_trace.iter().cloned().fold(f64::MIN, f64::max);
@@ -179,36 +209,90 @@ fn a_stopped_run_returns_the_best_image_so_far() {
 }
 
 #[test]
-fn bad_arguments_name_the_argument() {
+fn bad_settings_name_the_setting() {
     let golden = Golden::load("resnet50_small_seed1");
     let model = Model::load(golden.weights(), &load_options()).unwrap();
     let viz = Visualizer::new(model).with_preprocess(Preprocess::original());
-    let err = |cfg: PatternConfig| match viz.maximize(&cfg, &mut |_| {}, &|| false) {
+    let err = |cfg: PatternConfig| match viz.maximize(&cfg, &mut ()) {
         Ok(_) => panic!("maximize accepted {cfg:?}"),
-        Err(e) => e.to_string(),
+        Err(e) => e,
     };
-    let compat =
-        |f: Vec<usize>| PatternConfig::new(LayerRef::Compat(-2), f).with_mode(Mode::Compat);
-    assert!(err(compat(vec![256])).contains("channel 256 does not exist in layer `layer4.1`"));
-    let msg = err(compat(vec![3, 1, 3]));
+    let field =
+        |cfg: CompatConfig| match err(PatternConfig::new(LayerRef::Compat(-2), vec![1], cfg)) {
+            Error::InvalidConfig { field, .. } => field,
+            other => panic!("{other}"),
+        };
+    let compat = |f: Vec<usize>| PatternConfig::new(LayerRef::Compat(-2), f, CompatConfig::new());
+    let msg = err(compat(vec![256])).to_string();
     assert!(
-        msg.contains("invalid --filter: channel 3 is listed twice"),
+        msg.contains("channel 256 does not exist in layer `layer4.1`"),
         "{msg}"
     );
-    assert!(err(compat(vec![1]).with_upscaling_factor(1.0)).contains("--upscaling-factor"));
-    assert!(err(compat(vec![1]).with_upscaling_factor(1.01)).contains("does not grow"));
-    assert!(err(compat(vec![1]).with_opt_steps(0)).contains("--opt-steps"));
-    assert!(err(compat(vec![1]).with_upscaling_steps(0)).contains("--upscaling-steps"));
-    let msg = err(compat(vec![1]).with_upscaling_steps(1_000_000_000_000));
+    let msg = err(compat(vec![3, 1, 3])).to_string();
+    assert_eq!(
+        msg,
+        "invalid `filters`: channel 3 is listed twice; its pattern (and file) would be made twice"
+    );
+    let c = CompatConfig::new;
+    assert_eq!(
+        field(c().with_upscaling_factor(1.0)),
+        Field::UpscalingFactor
+    );
+    let stalls = err(PatternConfig::new(
+        LayerRef::Compat(-2),
+        vec![1],
+        c().with_upscaling_factor(1.01),
+    ));
     assert!(
-        msg.contains("invalid --upscaling-steps: 1000000000000 scales from 33 px by 1.2 would end inf px wide"),
+        matches!(
+            &stalls,
+            Error::InvalidConfig {
+                field: Field::UpscalingFactor,
+                problem: Problem::ScheduleStalls { first: 33, .. }
+            }
+        ),
+        "{stalls}"
+    );
+    assert!(
+        stalls
+            .to_string()
+            .ends_with("use a larger factor or `init_size`"),
+        "{stalls}"
+    );
+    assert_eq!(field(c().with_opt_steps(0)), Field::OptSteps);
+    assert_eq!(field(c().with_upscaling_steps(0)), Field::UpscalingSteps);
+    let msg = err(PatternConfig::new(
+        LayerRef::Compat(-2),
+        vec![1],
+        c().with_upscaling_steps(1_000_000_000_000),
+    ))
+    .to_string();
+    assert!(
+        msg.contains("invalid `upscaling_steps`: 1000000000000 scales from 33 px by 1.2 would end inf px wide"),
         "{msg}"
     );
-    let msg = err(compat(vec![1]).with_upscaling_steps(400));
+    let msg = err(PatternConfig::new(
+        LayerRef::Compat(-2),
+        vec![1],
+        c().with_upscaling_steps(400),
+    ))
+    .to_string();
     assert!(msg.contains("would end 1.3e33 px wide"), "{msg}");
-    assert!(err(compat(vec![1]).with_lr(-1.0)).contains("--lr"));
+    assert_eq!(field(c().with_lr(-1.0)), Field::Lr);
+    let robust = err(PatternConfig::new(
+        LayerRef::Compat(-2),
+        vec![1],
+        RobustConfig::new().with_steps(0),
+    ));
     assert!(
-        err(PatternConfig::new(LayerRef::Compat(-2), vec![1]).with_steps(0)).contains("--steps")
+        matches!(
+            robust,
+            Error::InvalidConfig {
+                field: Field::Steps,
+                problem: Problem::Zero
+            }
+        ),
+        "{robust}"
     );
     // VGG's unpadded pools need at least 16×16 to reach `features.28`.
     let vgg = Golden::load("vgg16_small_seed1");
@@ -216,29 +300,18 @@ fn bad_arguments_name_the_argument() {
         Visualizer::new(Model::load(vgg.weights(), &load_options()).unwrap())
             .with_preprocess(Preprocess::imagenet().with_size(size, size))
     };
-    let msg = match small(224).maximize(
-        &PatternConfig::new(LayerRef::Compat(12), vec![1])
-            .with_mode(Mode::Compat)
-            .with_init_size(8),
-        &mut |_| {},
-        &|| false,
-    ) {
-        Ok(_) => panic!("an 8-pixel start was accepted"),
-        Err(e) => e.to_string(),
+    let too_small = |viz: Visualizer, cfg: PatternConfig| match viz.maximize(&cfg, &mut ()) {
+        Ok(_) => panic!("a too small input was accepted"),
+        Err(Error::InvalidConfig {
+            field,
+            problem: Problem::TooSmall { min, .. },
+        }) => (field, min),
+        Err(other) => panic!("{other}"),
     };
-    assert!(
-        msg.contains("--init-size") && msg.contains("too small") && msg.contains("at least 16x16"),
-        "{msg}"
-    );
-    let msg = match small(8).maximize(
-        &PatternConfig::new(LayerRef::Compat(12), vec![1]),
-        &mut |_| {},
-        &|| false,
-    ) {
-        Ok(_) => panic!("an 8-pixel input was accepted"),
-        Err(e) => e.to_string(),
-    };
-    assert!(msg.contains("--size") && msg.contains("too small"), "{msg}");
+    let from_8 = PatternConfig::new(LayerRef::Compat(12), vec![1], c().with_init_size(8));
+    assert_eq!(too_small(small(224), from_8), (Field::InitSize, 16));
+    let robust = PatternConfig::new(LayerRef::Compat(12), vec![1], RobustConfig::new());
+    assert_eq!(too_small(small(8), robust), (Field::Size, 16));
 }
 
 /// Compat mode with several filters runs them side by side on the CPU, one per thread (three
@@ -249,29 +322,24 @@ fn compat_filters_side_by_side_end_where_each_ends_alone() {
     let golden = Golden::load("vgg16_small_seed1");
     let model = Model::load(golden.weights(), &load_options()).unwrap();
     let viz = Visualizer::new(model).with_preprocess(Preprocess::original());
-    let cfg = |filters: Vec<usize>| {
-        PatternConfig::new(LayerRef::Compat(12), filters)
-            .with_mode(Mode::Compat)
-            .with_upscaling_steps(3)
-            .with_opt_steps(4)
-    };
+    let cfg = |filters: Vec<usize>| short_compat(filters, 3, 4);
     let two_threads = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()
         .unwrap();
     let mut events = Vec::new();
     let together = two_threads.install(|| {
-        viz.maximize(
-            &cfg(vec![59, 3, 12]),
-            &mut |e| events.push(e.clone()),
-            &|| false,
-        )
+        viz.maximize(&cfg(vec![59, 3, 12]), &mut |e: &Event| {
+            if let Event::Step { done, total, .. } = e {
+                events.push((*done, *total));
+            }
+        })
         .unwrap()
     });
     assert_eq!(together.len(), 3);
     for (p, f) in together.iter().zip([59, 3, 12]) {
         let alone = two_threads
-            .install(|| viz.maximize(&cfg(vec![f]), &mut |_| {}, &|| false))
+            .install(|| viz.maximize(&cfg(vec![f]), &mut ()))
             .unwrap()
             .remove(0);
         assert_eq!(p.filter, f);
@@ -289,12 +357,9 @@ fn compat_filters_side_by_side_end_where_each_ends_alone() {
     }
     let done: Vec<usize> = events
         .iter()
-        .map(|e| match e {
-            Event::Step { done, total, .. } => {
-                assert_eq!(*total, 36);
-                *done
-            }
-            other => panic!("unexpected event {other:?}"),
+        .map(|&(done, total)| {
+            assert_eq!(total, 36);
+            done
         })
         .collect();
     assert!(done.windows(2).all(|w| w[0] < w[1]), "{done:?}");
@@ -308,26 +373,13 @@ fn a_stopped_run_of_filters_side_by_side_keeps_the_first_ones() {
     let golden = Golden::load("vgg16_small_seed1");
     let model = Model::load(golden.weights(), &load_options()).unwrap();
     let viz = Visualizer::new(model).with_preprocess(Preprocess::original());
-    let cfg = PatternConfig::new(LayerRef::Compat(12), vec![59, 3, 12, 7])
-        .with_mode(Mode::Compat)
-        .with_upscaling_steps(3)
-        .with_opt_steps(10);
+    let cfg = short_compat(vec![59, 3, 12, 7], 3, 10);
     let two_threads = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()
         .unwrap();
-    let steps = std::sync::atomic::AtomicUsize::new(0);
-    let seen = || steps.load(std::sync::atomic::Ordering::SeqCst);
     let got = two_threads
-        .install(|| {
-            viz.maximize(
-                &cfg,
-                &mut |_| {
-                    steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                },
-                &|| seen() >= 7,
-            )
-        })
+        .install(|| viz.maximize(&cfg, &mut StopAt::new(7)))
         .unwrap();
     assert!((1..4).contains(&got.len()), "{} patterns", got.len());
     for (p, f) in got.iter().zip([59, 3, 12]) {
@@ -347,29 +399,31 @@ fn inputs_too_large_for_the_memory_are_refused_before_the_run() {
     // The CPU, whatever FMV_TEST_DEVICE says: other devices are not checked.
     let model = || Model::load(golden.weights(), &fmv_models::LoadOptions::new()).unwrap();
     let side = 1_000_000;
-    let err = |viz: Visualizer, cfg: PatternConfig| match viz.maximize(&cfg, &mut |_| {}, &|| false)
-    {
+    let err = |viz: Visualizer, cfg: PatternConfig| match viz.maximize(&cfg, &mut ()) {
         Ok(_) => panic!("maximize accepted {cfg:?}"),
         Err(e) => e.to_string(),
     };
-    let compat = PatternConfig::new(LayerRef::Compat(-2), vec![1])
-        .with_mode(Mode::Compat)
-        .with_init_size(side)
-        .with_upscaling_steps(1);
+    let compat = PatternConfig::new(
+        LayerRef::Compat(-2),
+        vec![1],
+        CompatConfig::new()
+            .with_init_size(side)
+            .with_upscaling_steps(1),
+    );
     let msg = err(Visualizer::new(model()), compat);
     assert!(
         msg.starts_with("a compat step at the last scale, 1000000x1000000 px, needs at least ")
             && msg.contains("TiB of memory for its maps (up to `layer4.1`)")
-            && msg.contains("lower --init-size, --upscaling-steps or --upscaling-factor"),
+            && msg.contains("lower `init_size`, `upscaling_steps` or `upscaling_factor`"),
         "{msg}"
     );
-    let robust = PatternConfig::new(LayerRef::Compat(-2), vec![1, 2]);
+    let robust = PatternConfig::new(LayerRef::Compat(-2), vec![1, 2], RobustConfig::new());
     let viz =
         Visualizer::new(model()).with_preprocess(Preprocess::imagenet().with_size(side, side));
     let msg = err(viz, robust);
     assert!(
         msg.starts_with("a robust step on 2 filter(s) at 1000000x1000000 px needs at least ")
-            && msg.contains("lower --size"),
+            && msg.contains("lower `size`, or give fewer filters at a time"),
         "{msg}"
     );
 }

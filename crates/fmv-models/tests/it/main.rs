@@ -3,6 +3,7 @@
 mod arch;
 mod errors;
 mod gradients;
+mod identity;
 mod pth;
 mod torch_parity;
 

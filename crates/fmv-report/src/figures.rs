@@ -1,45 +1,31 @@
-//! The report's pictures: each function turns one stage's plain results into image files
-//! under the output folder and returns what the page and `results.json` need to show them.
+//! The report's pictures: each function turns one stage's plain results into image files (kept
+//! in memory, under paths relative to the report's folder) and returns what the page and
+//! `results.json` need to show them.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
-use fmv::models::Family;
-use fmv::render::{
-    ClassSumsPanel, ClassSumsPlot, HeatmapStyle, MaskScale, MeanActivationPlot, PlotFormat,
-    RankChart, RankedClass, Tile, grid, heatmap, overlay, png_bytes, with_colour_bar,
+use fmv_core::{
+    ClassSums, Event, FilterMapsConfig, ImageActivations, ImageFolder, Observer, Pattern, Ranking,
+    Visualizer,
 };
-use fmv::{ClassSums, ImageActivations, ImageFolder, LayerRef, Pattern, Ranking, Visualizer};
-use serde_json::{Value, json};
+use fmv_models::{Family, LayerRef};
+use fmv_render::{HeatmapStyle, PlotFormat, RenderError, Tile, grid, heatmap, overlay};
+use fmv_render::{png_bytes, with_colour_bar};
 
-use crate::output::{show, write_atomic};
+use crate::config::Style;
+use crate::documents::show;
+use crate::draw::{class_sums_plot, mask_scale, mean_activation_plot, rank_chart, to_image};
+use crate::results::{MapsRowDocument, ShownImage, ShownPattern, TopMapsDocument};
+use crate::{Error, ReportFile, Result};
 
 /// Size of a picture's cell in the grids, in pixels.
 const CELL: u32 = 128;
 
-/// How maps are drawn and which plot formats are written.
-#[derive(Debug, Clone, Copy)]
-pub struct Style {
-    heat: bool,
-    svg: bool,
-}
-
-impl Style {
-    /// `heatmap` or `original`; `svg` adds SVG plots.
-    pub fn parse(name: &str, svg: bool) -> Result<Style> {
-        let heat = match name {
-            "heatmap" => true,
-            "original" => false,
-            other => bail!("unknown --style `{other}`: use heatmap or original"),
-        };
-        Ok(Style { heat, svg })
-    }
-}
-
-/// What every figure needs: where to write, which layer, how to draw.
-pub struct Ctx<'a> {
-    /// The output folder.
-    pub out: &'a Path,
+/// What every figure needs: where its files go, which layer, how to draw.
+pub struct Ctx {
+    /// The files written so far, paths relative to the report's folder.
+    pub files: RefCell<Vec<ReportFile>>,
     /// The layer, as the library addresses it.
     pub layer: LayerRef,
     /// Its name.
@@ -48,6 +34,8 @@ pub struct Ctx<'a> {
     pub family: Family,
     /// How to draw.
     pub style: Style,
+    /// Whether plots are written as SVG too.
+    pub svg: bool,
 }
 
 /// A written figure: the PNG (and SVG) paths relative to the output folder, and its alt text.
@@ -61,13 +49,17 @@ pub struct Figure {
     pub alt: String,
 }
 
-impl Ctx<'_> {
+impl Ctx {
+    /// Keeps `bytes` as the file `rel`.
+    fn write(&self, rel: &str, bytes: Vec<u8>) {
+        self.files.borrow_mut().push(ReportFile {
+            path: rel.to_string(),
+            bytes,
+        });
+    }
+
     fn write_png(&self, rel: &str, img: &image::RgbImage) -> Result<String> {
-        let path = self.out.join(rel);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", show(dir)))?;
-        }
-        write_atomic(&path, &png_bytes(img)?)?;
+        self.write(rel, png_bytes(img)?);
         Ok(rel.to_string())
     }
 
@@ -76,13 +68,13 @@ impl Ctx<'_> {
         &self,
         rel_stem: &str,
         alt: String,
-        png: impl Fn() -> Result<image::RgbImage, fmv::render::RenderError>,
-        svg: impl Fn() -> Result<Vec<u8>, fmv::render::RenderError>,
+        png: impl Fn() -> std::result::Result<image::RgbImage, RenderError>,
+        svg: impl Fn() -> std::result::Result<Vec<u8>, RenderError>,
     ) -> Result<Figure> {
         let png = self.write_png(&format!("{rel_stem}.png"), &png()?)?;
-        let svg = if self.style.svg {
+        let svg = if self.svg {
             let rel = format!("{rel_stem}.svg");
-            write_atomic(&self.out.join(&rel), &svg()?)?;
+            self.write(&rel, svg()?);
             Some(rel)
         } else {
             None
@@ -99,7 +91,7 @@ impl Ctx<'_> {
         summed: bool,
         max: f32,
     ) -> Result<image::RgbImage> {
-        if self.style.heat {
+        if self.style == Style::Heatmap {
             let style = HeatmapStyle {
                 max: Some(max),
                 colour_bar: false,
@@ -107,29 +99,19 @@ impl Ctx<'_> {
             };
             return Ok(heatmap(input, map, w, h, &style)?);
         }
-        // The original's masks: ×2 for one ResNet map, ÷max for VGG, ×1 for sums.
-        let scale = match (summed, self.family) {
-            (true, _) => MaskScale::Factor(1.0),
-            (false, Family::ResNet) => MaskScale::Factor(2.0),
-            (false, Family::Vgg) => MaskScale::DivideByMax,
-        };
+        let scale = mask_scale(self.family, if summed { 2 } else { 1 });
         Ok(overlay(input, map, w, h, scale)?)
     }
 
     /// A grid with, in heat-map style, one colour bar for all its maps.
     fn finish_grid(&self, tiles: &[Tile], columns: usize, max: f32) -> Result<image::RgbImage> {
         let g = grid(tiles, columns, CELL)?;
-        Ok(if self.style.heat {
+        Ok(if self.style == Style::Heatmap {
             with_colour_bar(&g, 0.0, max)?
         } else {
             g
         })
     }
-}
-
-fn to_image(img: &fmv::core::RgbImage) -> image::RgbImage {
-    image::RgbImage::from_raw(img.width as u32, img.height as u32, img.pixels.clone())
-        .expect("an RgbImage holds width × height × 3 bytes")
 }
 
 /// A file-name-safe version of a class name.
@@ -153,24 +135,7 @@ fn file_name(p: &Path) -> String {
 
 /// Rank's bar chart.
 pub fn rank(ctx: &Ctx, ranking: &Ranking) -> Result<Figure> {
-    let chart = RankChart {
-        title: format!(
-            "{} · unique maps per class (top {} per image, {} per class)",
-            ranking.layer, ranking.n_each_img, ranking.n_each_class
-        ),
-        classes: ranking
-            .classes
-            .iter()
-            .map(|c| RankedClass {
-                name: c.name.clone(),
-                maps: c
-                    .unique
-                    .iter()
-                    .map(|&m| (m, c.counts[m] as f32 / c.n_images.max(1) as f32))
-                    .collect(),
-            })
-            .collect(),
-    };
+    let chart = rank_chart(ranking);
     let alt = format!(
         "Bar chart: for each class, its unique maps of {} and the fraction of the class's training images that had each among their most active maps.",
         ranking.layer
@@ -183,26 +148,6 @@ pub fn rank(ctx: &Ctx, ranking: &Ranking) -> Result<Figure> {
     )
 }
 
-/// A pattern as shown: its class, its map and the written image.
-#[derive(Debug, Clone)]
-pub struct ShownPattern {
-    /// The class whose top map this is.
-    pub class: String,
-    /// The map.
-    pub filter: usize,
-    /// The final activation reached.
-    pub activation: f64,
-    /// The image file, relative to the output folder.
-    pub file: String,
-}
-
-impl ShownPattern {
-    /// The pattern's entry in `results.json`.
-    pub fn json(&self) -> Value {
-        json!({"class": self.class, "filter": self.filter, "final_activation": self.activation, "file": self.file})
-    }
-}
-
 /// Writes one pattern image.
 pub fn pattern(ctx: &Ctx, class: &str, p: &Pattern) -> Result<ShownPattern> {
     let rel = format!("patterns/{}_{}.png", slug(class), p.filter);
@@ -210,7 +155,7 @@ pub fn pattern(ctx: &Ctx, class: &str, p: &Pattern) -> Result<ShownPattern> {
     Ok(ShownPattern {
         class: class.to_string(),
         filter: p.filter,
-        activation: p.final_activation,
+        final_activation: p.final_activation,
         file: rel,
     })
 }
@@ -232,15 +177,15 @@ pub struct TopMaps {
 
 impl TopMaps {
     /// The entry in `results.json`.
-    pub fn json(&self) -> Value {
-        json!({
-            "class": self.class,
-            "image": self.image,
-            "top": self.top.iter().map(|t| t.0).collect::<Vec<_>>(),
-            "top_means": self.top.iter().map(|t| t.1).collect::<Vec<_>>(),
-            "grid": self.grid.png,
-            "plot": self.plot.png,
-        })
+    pub fn document(&self) -> TopMapsDocument {
+        TopMapsDocument {
+            class: self.class.clone(),
+            image: self.image.clone(),
+            top: self.top.iter().map(|t| t.0).collect(),
+            top_means: self.top.iter().map(|t| t.1).collect(),
+            grid: self.grid.png.clone(),
+            plot: self.plot.png.clone(),
+        }
     }
 }
 
@@ -249,7 +194,7 @@ pub fn top_maps(ctx: &Ctx, class: &str, img: &ImageActivations) -> Result<TopMap
     let input = to_image(
         img.input
             .as_ref()
-            .context("activations were asked with their maps")?,
+            .expect("the activations were asked with their maps"),
     );
     let name = file_name(&img.path);
     let max = img
@@ -273,11 +218,10 @@ pub fn top_maps(ctx: &Ctx, class: &str, img: &ImageActivations) -> Result<TopMap
     let stem = format!("top-maps/{}", slug(&name));
     let grid_png = ctx.write_png(&format!("{stem}.png"), &ctx.finish_grid(&tiles, 4, max)?)?;
     let top: Vec<(usize, f32)> = img.top.iter().map(|&c| (c, img.mean[c])).collect();
-    let plot = MeanActivationPlot {
-        title: format!("{name} · {} · mean activation of every map", ctx.layer_name),
-        means: img.mean.clone(),
-        top: img.top.clone(),
-    };
+    let plot = mean_activation_plot(
+        img,
+        format!("{name} · {} · mean activation of every map", ctx.layer_name),
+    );
     let plot_fig = ctx.write_plot(
         &format!("{stem}_means"),
         format!(
@@ -341,13 +285,21 @@ pub struct MapsRow {
 
 impl MapsRow {
     /// The entry in `results.json`.
-    pub fn json(&self) -> Value {
-        json!({
-            "class": self.class,
-            "maps": self.maps,
-            "grid": self.grid.png,
-            "images": self.images.iter().map(|(c, f, m)| json!({"class": c, "image": f, "mean": m})).collect::<Vec<_>>(),
-        })
+    pub fn document(&self) -> MapsRowDocument {
+        MapsRowDocument {
+            class: self.class.clone(),
+            maps: self.maps.clone(),
+            grid: self.grid.png.clone(),
+            images: self
+                .images
+                .iter()
+                .map(|(c, f, m)| ShownImage {
+                    class: c.clone(),
+                    image: f.clone(),
+                    mean: *m,
+                })
+                .collect(),
+        }
     }
 }
 
@@ -355,10 +307,9 @@ impl MapsRow {
 pub fn maps_row(
     viz: &Visualizer,
     ctx: &Ctx,
-    section: &str,
-    class: &str,
-    maps: &[usize],
+    (section, class, maps): (&str, &str, &[usize]),
     picks: &[Vec<(String, PathBuf)>],
+    observer: &mut dyn Observer,
 ) -> Result<MapsRow> {
     let n = picks.iter().map(Vec::len).max().unwrap_or(0);
     let own: Vec<(String, PathBuf)> = picks
@@ -380,27 +331,19 @@ pub fn maps_row(
         .collect();
     let chosen: Vec<(String, PathBuf)> = own.iter().chain(&others).cloned().collect();
     let files: Vec<PathBuf> = chosen.iter().map(|(_, f)| f.clone()).collect();
-    let cfg = fmv::FilterMapsConfig::new(ctx.layer.clone(), maps.to_vec());
+    let cfg = FilterMapsConfig::new(ctx.layer.clone(), maps.to_vec());
     let mut shown = Vec::new();
-    viz.filter_maps(
-        &files,
-        &cfg,
-        &mut |m| {
-            let mut sum = vec![0f32; m.width * m.height];
-            for map in &m.maps {
-                sum.iter_mut().zip(map).for_each(|(s, v)| *s += v);
-            }
-            shown.push((to_image(&m.input), sum, (m.width, m.height), m.mean));
-            Ok(())
-        },
-        &mut |_| {},
-    )?;
+    let mut keep = Keep {
+        shown: &mut shown,
+        observer,
+    };
+    viz.filter_maps(&files, &cfg, &mut keep)?;
     if shown.len() != chosen.len() {
-        bail!(
-            "{} of the {} test images chosen for {class} could not be read",
-            chosen.len() - shown.len(),
-            chosen.len()
-        );
+        return Err(Error::Unreadable {
+            class: class.to_string(),
+            missing: chosen.len() - shown.len(),
+            chosen: chosen.len(),
+        });
     }
     let max = shown
         .iter()
@@ -451,30 +394,7 @@ pub fn maps_row(
 
 /// The class-sums figure.
 pub fn class_sums(ctx: &Ctx, sums: &ClassSums) -> Result<Figure> {
-    let classes: Vec<String> = sums.classes.iter().map(|c| c.name.clone()).collect();
-    let panels = sums
-        .top_maps
-        .iter()
-        .enumerate()
-        .map(|(k, (name, _))| ClassSumsPanel {
-            map_class: name.clone(),
-            points: sums
-                .classes
-                .iter()
-                .enumerate()
-                .flat_map(|(ti, c)| c.sums[k].iter().map(move |&v| (ti, v)))
-                .collect(),
-            auc: sums.separability[k],
-        })
-        .collect();
-    let plot = ClassSumsPlot {
-        title: format!(
-            "{} · summed activation of each class's maps, per test image",
-            sums.layer
-        ),
-        classes,
-        panels,
-    };
+    let plot = class_sums_plot(sums);
     let alt = format!(
         "For each class's unique maps, the summed activation on every test image, coloured by true class. ROC AUC of each class against the rest: {}.",
         sums.top_maps
@@ -493,4 +413,28 @@ pub fn class_sums(ctx: &Ctx, sums: &ClassSums) -> Result<Figure> {
         || plot.to_image(),
         || plot.render(PlotFormat::Svg),
     )
+}
+
+/// One image of a maps row, drawn: the input, the summed map, its size and the mean.
+type Shown = (image::RgbImage, Vec<f32>, (usize, usize), f32);
+
+/// Keeps each image's summed map as it streams in, and passes every event on.
+struct Keep<'a> {
+    shown: &'a mut Vec<Shown>,
+    observer: &'a mut dyn Observer,
+}
+
+impl Observer for Keep<'_> {
+    fn on_event(&mut self, event: &Event<'_>) {
+        if let Event::Maps(m) = event {
+            let sum = crate::draw::sum_maps(&m.maps, m.width * m.height);
+            self.shown
+                .push((to_image(&m.input), sum, (m.width, m.height), m.mean));
+        }
+        self.observer.on_event(event);
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.observer.should_stop()
+    }
 }

@@ -1,17 +1,15 @@
-//! Process-wide settings for binaries to make once at start-up: glibc malloc tuning for tensor
-//! workloads, and candle's CPU thread pool left out of fmv's own parallelism.
+//! Process-wide settings for binaries to make once at start-up, before any other thread: glibc
+//! malloc tuning for tensor workloads, and candle's CPU thread pool left out of fmv's own
+//! parallelism. Libraries never call these; `fmv` and `cargo xtask bench` do.
 
 /// Keeps freed blocks in the heap instead of returning them to the kernel: every candle op
 /// returns a fresh buffer, and glibc's defaults `mmap` and `munmap` each large one, so every
 /// step page-faults its buffers in again, and the kernel zeroes every page on the way.
 ///
 /// The heap is never trimmed, and no block is `mmap`ped at all: glibc caps `M_MMAP_THRESHOLD`
-/// at 32 MiB, and the maps of a patterns step at 986 px are up to 62 MB each. Measured by
-/// `cargo xtask bench patterns` (ResNet50 optimisation step): the trimming and threshold settings
-/// made it 1.12× faster at 224×224 and 1.13× at 448×448; leaving out `mmap` too took 6–15 % off
-/// six steps at 986 px, where the system time fell from 2.4–3.0 s to 1.1–1.3 s
-/// (`docs/PERFORMANCE.md`, attempts 1 and 22). Freed memory stays with the process, to be
-/// reused (its peak grew 5 % at 986 px). Does nothing outside glibc.
+/// at 32 MiB, and the maps of a patterns step at 986 px are up to 62 MB each. Freed memory
+/// stays with the process, to be reused (what that gains and costs is measured in
+/// `docs/PERFORMANCE.md`). Does nothing outside glibc.
 ///
 /// Call it from `main` before other threads start: it changes process-wide allocator settings.
 pub fn tune_glibc_malloc() {
@@ -28,10 +26,9 @@ pub fn tune_glibc_malloc() {
 /// Makes candle's own CPU thread pool single-threaded, unless `CANDLE_NUM_THREADS` is already
 /// set. fmv spreads its work itself (rayon inside each op, and lanes that run several images
 /// or filters side by side, one per thread). candle's pool, which its element-wise ops fan out
-/// to, is one per process and takes one op at a time behind a lock, so lanes queue on it: two
-/// compat patterns side by side took 47–49 s with it and 29–30 s without, on 2 cores, with the
-/// same images; one pattern, a ranking and robust patterns were unchanged
-/// (`docs/PERFORMANCE.md`, attempt 17). candle reads the variable when it first needs the pool.
+/// to, is one per process and takes one op at a time behind a lock, so lanes queue on it and
+/// compat patterns side by side run far slower (`docs/PERFORMANCE.md`). candle reads the
+/// variable when it first needs the pool.
 ///
 /// # Safety
 ///

@@ -3,10 +3,10 @@
 
 use std::fmt::Write;
 
-use fmv::{ClassSums, Ranking};
-use serde_json::Value;
+use fmv_core::{ClassSums, Ranking};
 
-use super::figures::{Figure, MapsRow, ShownPattern, TopMaps};
+use crate::figures::{Figure, MapsRow, TopMaps};
+use crate::results::{Manifest, ShownPattern};
 
 /// Escapes text for HTML content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -116,11 +116,11 @@ impl Page {
                 escape(&p.file),
                 escape(&format!(
                     "Synthetic image that maximises filter {} of {} (a top map of class {}); it reaches a mean activation of {:.2}.",
-                    p.filter, self.layer, p.class, p.activation
+                    p.filter, self.layer, p.class, p.final_activation
                 )),
                 escape(&p.class),
                 p.filter,
-                p.activation
+                p.final_activation
             );
         }
         body.push_str("</div>");
@@ -221,15 +221,15 @@ impl Page {
     }
 
     /// The whole document.
-    pub fn finish(&self, manifest: &Value) -> String {
+    pub fn finish(&self, manifest: &Manifest) -> String {
         let demo = if self.demo {
             "<p>This report ran on fmv's embedded demo: a small network trained on generated pictures of four classes (blobs, checkerboards, rings, stripes), which fmv writes under <code>data/</code>. Run <code>fmv report --weights W --train-dir D --test-dir D -o OUT</code> for your own network.</p>"
         } else {
             ""
         };
-        let weights = manifest["weights"]["file"].as_str().unwrap_or("?");
-        let arch = manifest["weights"]["arch"].as_str().unwrap_or("?");
-        let preprocess = manifest["preprocess"].as_str().unwrap_or("?");
+        let weights = &manifest.weights.file;
+        let arch = &manifest.weights.arch;
+        let preprocess = &manifest.preprocess;
         format!(
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>fmv report · {layer}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>What the feature maps of <code>{layer}</code> respond to</h1>\n<p>Network <code>{arch}</code> from <code>{weights}</code>, preprocessing <code>{preprocess}</code>. Every number on this page is in <a href=\"results.json\">results.json</a>; how it was made is in <a href=\"manifest.json\">manifest.json</a>.</p>\n{demo}\n<nav><a href=\"#rank\">rank</a><a href=\"#patterns\">patterns</a><a href=\"#top-maps\">top maps</a><a href=\"#one-map\">one map</a><a href=\"#summed-maps\">summed maps</a><a href=\"#class-sums\">class sums</a></nav>\n{sections}<footer><p>Made by fmv {version}.</p></footer>\n</body>\n</html>\n",
             layer = escape(&self.layer),

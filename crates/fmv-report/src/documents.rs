@@ -1,0 +1,197 @@
+//! The JSON documents fmv writes, as typed `serde` structs: the ranking and class sums (the
+//! contracts of `fmv rank --json` and `fmv class-sums --json`, which the report's
+//! `results.json` embeds), and what they share. Paths are written as the platform shows them.
+
+use std::path::Path;
+
+use fmv_core::{ClassSums, Ranking, Skipped};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A path as the JSON documents show it.
+pub fn show(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Values per class, in the classes' order, written as a JSON object `{class: value}` (and read
+/// back in the file's order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ByClass<T>(pub Vec<(String, T)>);
+
+impl<T: Serialize> Serialize for ByClass<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ByClass<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Entries<T> {
+            type Value = ByClass<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object with one entry per class")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(ByClass(entries))
+            }
+        }
+        deserializer.deserialize_map(Entries(std::marker::PhantomData))
+    }
+}
+
+impl<T> ByClass<T> {
+    /// One value per item, keyed by the item's name.
+    pub fn from_items<I>(items: &[I], name: impl Fn(&I) -> &str, value: impl Fn(&I) -> T) -> Self {
+        ByClass(
+            items
+                .iter()
+                .map(|i| (name(i).to_string(), value(i)))
+                .collect(),
+        )
+    }
+}
+
+/// A file left out of an analysis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedDocument {
+    /// The file.
+    pub path: String,
+    /// Why it was left out.
+    pub reason: String,
+}
+
+impl SkippedDocument {
+    /// The documents of some skipped files.
+    pub fn all(skipped: &[Skipped]) -> Vec<SkippedDocument> {
+        skipped
+            .iter()
+            .map(|s| SkippedDocument {
+                path: show(&s.path),
+                reason: s.reason.clone(),
+            })
+            .collect()
+    }
+}
+
+/// A ranking: `fmv rank --json`, and `results.json`'s `rank`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankDocument {
+    /// The layer's name.
+    pub layer: String,
+    /// The preprocessing's name.
+    pub preprocess: String,
+    /// Per class, the maps unique to it, most frequent first.
+    pub classes: ByClass<Vec<usize>>,
+    /// Per class and channel, the images in whose top maps it was.
+    pub counts: ByClass<Vec<u32>>,
+    /// Per class, the images used.
+    pub images: ByClass<usize>,
+    /// Files left out.
+    pub skipped: Vec<SkippedDocument>,
+    /// The per-image cut-off.
+    pub n_each_img: usize,
+    /// The per-class cut-off.
+    pub n_each_class: usize,
+    /// Per class, its most frequent maps before shared ones were removed.
+    pub top_before_filter: ByClass<Vec<usize>>,
+    /// Per class and channel, the mean activation over the class's images.
+    pub mean_activation: ByClass<Vec<f32>>,
+}
+
+impl From<&Ranking> for RankDocument {
+    fn from(r: &Ranking) -> Self {
+        RankDocument {
+            layer: r.layer.clone(),
+            preprocess: r.preprocess.clone(),
+            classes: ByClass::from_items(&r.classes, |c| &c.name, |c| c.unique.clone()),
+            counts: ByClass::from_items(&r.classes, |c| &c.name, |c| c.counts.clone()),
+            images: ByClass::from_items(&r.classes, |c| &c.name, |c| c.n_images),
+            skipped: SkippedDocument::all(&r.skipped),
+            n_each_img: r.n_each_img,
+            n_each_class: r.n_each_class,
+            top_before_filter: ByClass::from_items(&r.classes, |c| &c.name, |c| c.top.clone()),
+            mean_activation: ByClass::from_items(
+                &r.classes,
+                |c| &c.name,
+                |c| c.mean_activation.clone(),
+            ),
+        }
+    }
+}
+
+/// Class sums: `fmv class-sums --json`, and `results.json`'s `class_sums`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassSumsDocument {
+    /// The layer's name.
+    pub layer: String,
+    /// The preprocessing's name.
+    pub preprocess: String,
+    /// Per true class, per class's maps: one sum per image, in file order.
+    pub sums: ByClass<ByClass<Vec<f32>>>,
+    /// Per true class, its images.
+    pub images: ByClass<Vec<String>>,
+    /// Per class, its maps.
+    pub top_maps: ByClass<Vec<usize>>,
+    /// Per class's maps, the ROC AUC of its own images against the others (null when
+    /// undefined).
+    pub separability: ByClass<Option<f64>>,
+    /// Files left out.
+    pub skipped: Vec<SkippedDocument>,
+}
+
+impl From<&ClassSums> for ClassSumsDocument {
+    fn from(s: &ClassSums) -> Self {
+        let maps_of = |k: usize| s.top_maps[k].0.clone();
+        ClassSumsDocument {
+            layer: s.layer.clone(),
+            preprocess: s.preprocess.clone(),
+            sums: ByClass::from_items(
+                &s.classes,
+                |c| &c.name,
+                |c| {
+                    ByClass(
+                        c.sums
+                            .iter()
+                            .enumerate()
+                            .map(|(k, v)| (maps_of(k), v.clone()))
+                            .collect(),
+                    )
+                },
+            ),
+            images: ByClass::from_items(
+                &s.classes,
+                |c| &c.name,
+                |c| c.images.iter().map(|p| show(p)).collect(),
+            ),
+            top_maps: ByClass(s.top_maps.clone()),
+            separability: ByClass(
+                s.top_maps
+                    .iter()
+                    .zip(&s.separability)
+                    .map(|((k, _), a)| (k.clone(), *a))
+                    .collect(),
+            ),
+            skipped: SkippedDocument::all(&s.skipped),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Classes keep their order (not sorted) both ways.
+    #[test]
+    fn by_class_keeps_the_classes_order() {
+        let v = ByClass(vec![("zebra".to_string(), 1), ("ant".to_string(), 2)]);
+        let text = serde_json::to_string(&v).unwrap();
+        assert_eq!(text, r#"{"zebra":1,"ant":2}"#);
+        let back: ByClass<i32> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, v);
+    }
+}
