@@ -32,6 +32,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// An image as PNG bytes, with the `image` crate's default compression: the overlays and
+/// patterns a command writes, one per image, are written fast (the report's few figures take
+/// `fmv-render`'s best compression).
+pub fn encode_png(img: &image::RgbImage) -> Result<Vec<u8>> {
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .context("cannot encode PNG")?;
+    Ok(png)
+}
+
 /// Serialises `value` as pretty JSON into `path`, atomically.
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let mut text = serde_json::to_vec_pretty(value)?;

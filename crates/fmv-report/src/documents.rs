@@ -56,6 +56,12 @@ impl<T> ByClass<T> {
     }
 }
 
+/// f32 values as f64, exactly: the documents write them with f64's shortest representation,
+/// as they always have.
+pub fn widen(values: &[f32]) -> Vec<f64> {
+    values.iter().map(|&v| v as f64).collect()
+}
+
 /// A file left out of an analysis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedDocument {
@@ -99,8 +105,9 @@ pub struct RankDocument {
     pub n_each_class: usize,
     /// Per class, its most frequent maps before shared ones were removed.
     pub top_before_filter: ByClass<Vec<usize>>,
-    /// Per class and channel, the mean activation over the class's images.
-    pub mean_activation: ByClass<Vec<f32>>,
+    /// Per class and channel, the mean activation over the class's images (f32 values,
+    /// written as f64).
+    pub mean_activation: ByClass<Vec<f64>>,
 }
 
 impl From<&Ranking> for RankDocument {
@@ -118,7 +125,7 @@ impl From<&Ranking> for RankDocument {
             mean_activation: ByClass::from_items(
                 &r.classes,
                 |c| &c.name,
-                |c| c.mean_activation.clone(),
+                |c| widen(&c.mean_activation),
             ),
         }
     }
@@ -131,8 +138,9 @@ pub struct ClassSumsDocument {
     pub layer: String,
     /// The preprocessing's name.
     pub preprocess: String,
-    /// Per true class, per class's maps: one sum per image, in file order.
-    pub sums: ByClass<ByClass<Vec<f32>>>,
+    /// Per true class, per class's maps: one sum per image, in file order (f32 values,
+    /// written as f64).
+    pub sums: ByClass<ByClass<Vec<f64>>>,
     /// Per true class, its images.
     pub images: ByClass<Vec<String>>,
     /// Per class, its maps.
@@ -158,7 +166,7 @@ impl From<&ClassSums> for ClassSumsDocument {
                         c.sums
                             .iter()
                             .enumerate()
-                            .map(|(k, v)| (maps_of(k), v.clone()))
+                            .map(|(k, v)| (maps_of(k), widen(v)))
                             .collect(),
                     )
                 },

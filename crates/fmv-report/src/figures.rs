@@ -182,7 +182,7 @@ impl TopMaps {
             class: self.class.clone(),
             image: self.image.clone(),
             top: self.top.iter().map(|t| t.0).collect(),
-            top_means: self.top.iter().map(|t| t.1).collect(),
+            top_means: self.top.iter().map(|t| t.1 as f64).collect(),
             grid: self.grid.png.clone(),
             plot: self.plot.png.clone(),
         }
@@ -296,7 +296,7 @@ impl MapsRow {
                 .map(|(c, f, m)| ShownImage {
                     class: c.clone(),
                     image: f.clone(),
-                    mean: *m,
+                    mean: *m as f64,
                 })
                 .collect(),
         }

@@ -57,8 +57,8 @@ pub struct TopMapsDocument {
     pub image: String,
     /// Its most active maps, most active first.
     pub top: Vec<usize>,
-    /// Their mean activations.
-    pub top_means: Vec<f32>,
+    /// Their mean activations (f32 values, written as f64).
+    pub top_means: Vec<f64>,
     /// The grid of overlays, relative to the report's folder.
     pub grid: String,
     /// The plot of every map's mean activation.
@@ -85,8 +85,8 @@ pub struct ShownImage {
     pub class: String,
     /// Its file.
     pub image: String,
-    /// The maps' mean activation on it.
-    pub mean: f32,
+    /// The maps' mean activation on it (an f32 value, written as f64).
+    pub mean: f64,
 }
 
 /// How the report was made: `manifest.json`.

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use fmv::core::files::expand_inputs;
 use fmv::core::{Error as CoreError, Observer};
-use fmv::render::png_bytes;
 use fmv::report::documents::{SkippedDocument, show};
 use fmv::report::draw::original_overlay;
 use fmv::{Backbone, Event, Family, FilterMapsConfig, ImageMaps};
@@ -15,7 +14,7 @@ use serde::Serialize;
 
 use crate::Outcome;
 use crate::args::{LayerArg, ModelArgs, PreprocessArgs, print_json};
-use crate::output::{ensure_writable_dir, write_atomic};
+use crate::output::{encode_png, ensure_writable_dir, write_atomic};
 use crate::session::Session;
 
 /// Options of `fmv overlay`.
@@ -149,7 +148,7 @@ struct Drawing<'a> {
 impl Drawing<'_> {
     fn write(&self, m: &ImageMaps) -> Result<Image> {
         let target = self.out_of[&m.path];
-        let png = png_bytes(&original_overlay(m, self.family)?)?;
+        let png = encode_png(&original_overlay(m, self.family)?)?;
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", parent.display()))?;

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::Outcome;
 use crate::args::{LayerArg, ModelArgs, PreprocessArgs, print_json};
-use crate::output::write_atomic;
+use crate::output::{encode_png, write_atomic};
 use crate::session::Session;
 
 /// `--mode`: which algorithm draws the pattern.
@@ -127,7 +127,7 @@ struct PatternDocument {
     interrupted: bool,
     /// With `--reference-images`: the highest value of the objective over those images.
     #[serde(skip_serializing_if = "Option::is_none")]
-    reference_max_activation: Option<f32>,
+    reference_max_activation: Option<f64>,
     /// With `--reference-images`: the pattern's activation over that (null unless positive).
     #[serde(skip_serializing_if = "Option::is_none")]
     ratio_to_reference: Option<Option<f64>>,
@@ -146,7 +146,7 @@ impl PatternDocument {
             height: p.height,
             output: show(out),
             interrupted: p.interrupted,
-            reference_max_activation: reference,
+            reference_max_activation: reference.map(f64::from),
             ratio_to_reference: reference.map(|r| (r > 0.0).then(|| p.final_activation / r as f64)),
         }
     }
@@ -310,8 +310,5 @@ fn write_png(path: &Path, p: &Pattern) -> Result<()> {
     let rgb = p.to_rgb8();
     let img = image::RgbImage::from_raw(rgb.width as u32, rgb.height as u32, rgb.pixels)
         .context("image buffer has the wrong size")?;
-    let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .context("cannot encode PNG")?;
-    write_atomic(path, &png)
+    write_atomic(path, &encode_png(&img)?)
 }
