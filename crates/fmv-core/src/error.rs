@@ -344,10 +344,10 @@ pub enum Error {
         what: String,
         /// The layer the maps lead to.
         layer: String,
-        /// The lower bound, for a person (`3.0 GiB`).
-        need: String,
-        /// The memory available, for a person.
-        available: String,
+        /// The lower bound, in bytes.
+        need: u128,
+        /// The memory available, in bytes.
+        available: u64,
         /// The settings that set the size, to lower.
         lower: &'static [Field],
         /// What else helps, written after them (`, or give fewer filters at a time`).
@@ -443,8 +443,10 @@ impl Error {
             } => {
                 write!(
                     f,
-                    "{what} needs at least {need} of memory for its maps (up to `{layer}`) and \
-                     input, and {available} is available; lower "
+                    "{what} needs at least {} of memory for its maps (up to `{layer}`) and \
+                     input, and {} is available; lower ",
+                    crate::memory::bytes(*need),
+                    crate::memory::bytes(*available as u128)
                 )?;
                 let names: Vec<String> = lower.iter().map(|&l| name(l)).collect();
                 match names.split_last() {

@@ -25,8 +25,8 @@ pub(crate) enum Keeps {
 impl Visualizer {
     /// Fails when `batch` inputs of `h`×`w` pixels certainly do not fit in the memory available
     /// (on the CPU, where the system reports it; other devices are not checked). `what` names
-    /// the pass ("a compat step at 986x986 px"), `lower` the settings that set its size and
-    /// `note` what else helps.
+    /// the pass ("a compat step at 986x986 px"), `fix` the settings that set its size and
+    /// what else helps.
     pub(crate) fn check_memory(
         &self,
         layer: LayerId,
@@ -34,8 +34,7 @@ impl Visualizer {
         batch: usize,
         keeps: Keeps,
         what: &str,
-        lower: &'static [Field],
-        note: &'static str,
+        fix: (&'static [Field], &'static str),
     ) -> Result<()> {
         if !self.backbone().device().is_cpu() {
             return Ok(());
@@ -45,7 +44,7 @@ impl Visualizer {
             need,
             available_bytes(),
             what,
-            (lower, note),
+            fix,
             &self.backbone().layer(layer).name,
         )
     }
@@ -91,8 +90,8 @@ fn fits(
         Some(available) if need > available as u128 => Err(Error::OutOfMemory {
             what: what.to_string(),
             layer: layer.to_string(),
-            need: bytes(need),
-            available: bytes(available as u128),
+            need,
+            available,
             lower,
             note,
         }),
@@ -101,7 +100,7 @@ fn fits(
 }
 
 /// `n` bytes for a person: MiB, GiB or TiB with one decimal.
-fn bytes(n: u128) -> String {
+pub(crate) fn bytes(n: u128) -> String {
     let n = n as f64;
     let (value, unit) = [(40, "TiB"), (30, "GiB"), (20, "MiB")]
         .into_iter()

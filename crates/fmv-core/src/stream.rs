@@ -96,8 +96,7 @@ impl Visualizer {
             batch,
             Keeps::LargestMap,
             &format!("a batch of {batch} image(s) at {w}x{h} px"),
-            &[Field::Size, Field::BatchSize],
-            "",
+            (&[Field::Size, Field::BatchSize], ""),
         )?;
         let preprocess = self.preprocess().clone();
         let keep = spec.keep_resized;

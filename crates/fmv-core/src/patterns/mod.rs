@@ -488,12 +488,14 @@ impl Visualizer {
                     1,
                     Keeps::EveryMap,
                     &format!("a compat step at the last scale, {last}x{last} px,"),
-                    &[
-                        Field::InitSize,
-                        Field::UpscalingSteps,
-                        Field::UpscalingFactor,
-                    ],
-                    " (the default schedule ends at 986 px)",
+                    (
+                        &[
+                            Field::InitSize,
+                            Field::UpscalingSteps,
+                            Field::UpscalingFactor,
+                        ],
+                        " (the default schedule ends at 986 px)",
+                    ),
                 )?;
             }
             PatternAlgorithm::Robust(_) => {
@@ -508,8 +510,7 @@ impl Visualizer {
                         "a robust step on {} filter(s) at {w}x{h} px",
                         config.filters.len()
                     ),
-                    &[Field::Size],
-                    ", or give fewer filters at a time",
+                    (&[Field::Size], ", or give fewer filters at a time"),
                 )?;
             }
         }
