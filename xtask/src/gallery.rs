@@ -1,14 +1,18 @@
 //! `cargo xtask gallery [--check]`: regenerates `docs/gallery/` from the embedded demo's
 //! report (the README shows these pictures), or with `--check` compares a fresh run with the
-//! committed pictures (per-pixel tolerance, as the golden-image tests).
+//! committed pictures (per-pixel tolerance, as the golden-image tests). CI runs the check.
 //!
-//! It builds and runs the release `fmv` binary: `fmv report -o target/gallery-report`.
+//! It makes the report `fmv report` makes without arguments, through the `fmv-report` library,
+//! in `target/gallery-report`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, bail};
+use fmv_core::{ImageFolder, Visualizer};
+use fmv_models::LoadOptions;
+use fmv_models::demo::DemoNet;
 use fmv_render::{Tile, Tolerance, grid, image, image_difference, png_bytes};
+use fmv_report::{Folders, demo};
 
 const GALLERY: &str = "docs/gallery";
 const REPORT: &str = "target/gallery-report";
@@ -68,19 +72,39 @@ fn pictures(report: &Path) -> Result<Vec<(&'static str, image::RgbImage)>> {
     ])
 }
 
+/// Writes the embedded demo's report (the ResNet's, as `fmv report -o DIR`) into `dir`.
+fn demo_report(dir: &Path) -> Result<()> {
+    let net = DemoNet::ResNet;
+    let (train, test) = demo::write_folders(&dir.join("data"))?;
+    let (train, test) = (
+        ImageFolder::open(train, None)?,
+        ImageFolder::open(test, None)?,
+    );
+    let viz = Visualizer::new(net.load(&LoadOptions::new())?).with_preprocess(demo::preprocess());
+    let folders = Folders {
+        train: &train,
+        test: &test,
+    };
+    let report = fmv_report::report(&viz, folders, &demo::config(net), &mut ())?;
+    for file in report.files()? {
+        let path = dir.join(&file.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, &file.bytes)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Runs `cargo xtask gallery`.
 pub fn run(check: bool) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .args(["build", "--release", "--bin", "fmv"])
-        .status()?;
-    ensure!(status.success(), "building fmv failed");
+    // As `fmv` starts. SAFETY: xtask's main thread, before the report starts any thread or
+    // candle op.
+    fmv_core::process::tune_glibc_malloc();
+    unsafe { fmv_core::process::disable_candle_thread_pool() };
     let _ = std::fs::remove_dir_all(REPORT);
-    let status = Command::new("target/release/fmv")
-        .args(["report", "-o", REPORT])
-        .status()
-        .context("cannot run target/release/fmv")?;
-    ensure!(status.success(), "fmv report failed");
+    demo_report(Path::new(REPORT))?;
     let pictures = pictures(Path::new(REPORT))?;
     std::fs::create_dir_all(GALLERY)?;
     let mut failures = Vec::new();

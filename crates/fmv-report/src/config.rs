@@ -101,6 +101,12 @@ impl ReportConfig {
         }
     }
 
+    /// Reports on `layer` instead.
+    pub fn with_layer(mut self, layer: LayerRef) -> Self {
+        self.layer = layer;
+        self
+    }
+
     /// Ranking: the top maps counted per image. By default, 25.
     pub fn with_n_each_img(mut self, n: usize) -> Self {
         self.n_each_img = n;
@@ -180,6 +186,16 @@ impl ReportConfig {
     /// The layer.
     pub fn layer(&self) -> &LayerRef {
         &self.layer
+    }
+
+    /// Ranking: the per-image cut-off.
+    pub fn n_each_img(&self) -> usize {
+        self.n_each_img
+    }
+
+    /// Ranking: the per-class cut-off.
+    pub fn n_each_class(&self) -> usize {
+        self.n_each_class
     }
 
     /// Maps per class shown.

@@ -11,7 +11,7 @@
 //!
 //! [`draw`] holds the adapters from results to pictures (and the original's mask rule) that
 //! the report, `fmv overlay` and the examples share; [`documents`] the JSON documents the CLI
-//! and the report write.
+//! and the report write; [`demo`] the embedded demo's images and settings.
 //!
 //! ```no_run
 //! use fmv_core::{ImageFolder, Visualizer};
@@ -33,6 +33,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod config;
+pub mod demo;
 pub mod documents;
 pub mod draw;
 mod error;

@@ -7,23 +7,18 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
-use fmv::core::demo::{DEMO_SIZE, write_image_folder};
 use fmv::core::{Error as CoreError, Observer};
 use fmv::models::demo::DemoNet;
+use fmv::report::demo;
 use fmv::report::documents::show;
 use fmv::report::{ReportEvent, ReportObserver};
-use fmv::{Folders, ImageFolder, LayerRef, Preprocess, ReportConfig, Style, Visualizer};
+use fmv::{Folders, ImageFolder, LayerRef, ReportConfig, Style, Visualizer};
 
 use crate::Outcome;
 use crate::args::{ModelArgs, PreprocessArgs, layer, load_options};
 use crate::cmd::patterns::ModeArg;
 use crate::output::{ensure_writable_dir, write_atomic};
 use crate::session::Session;
-
-/// Seed of the demo's training images; test images start at [`DEMO_TEST_SEED`].
-const DEMO_TRAIN_SEED: u64 = 1 << 32;
-/// Seed of the demo's test images (disjoint from the training run's and the trainer's).
-const DEMO_TEST_SEED: u64 = 1 << 33;
 
 /// `--style`: how maps are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -115,11 +110,15 @@ struct Setup {
     config: ReportConfig,
 }
 
-/// The settings both a report on the user's network and the demo's take from the flags.
-fn config(args: &Args, layer: LayerRef, (n_each, steps): (usize, usize)) -> ReportConfig {
-    ReportConfig::new(layer)
-        .with_n_each_img(args.n_each_img.unwrap_or(n_each))
-        .with_n_each_class(args.n_each_class.unwrap_or(n_each))
+/// `base` (the defaults of a report on the user's network or the demo's) with the settings the
+/// flags give.
+fn config(args: &Args, base: ReportConfig) -> ReportConfig {
+    let (n_each_img, n_each_class, steps) =
+        (base.n_each_img(), base.n_each_class(), base.pattern_steps());
+    let layer = args.layer.clone().unwrap_or_else(|| base.layer().clone());
+    base.with_layer(layer)
+        .with_n_each_img(args.n_each_img.unwrap_or(n_each_img))
+        .with_n_each_class(args.n_each_class.unwrap_or(n_each_class))
         .with_maps_per_class(args.maps_per_class)
         .with_samples_per_class(args.samples_per_class)
         .with_top(args.top)
@@ -151,12 +150,12 @@ fn setup(args: &Args) -> Result<Setup> {
     };
     let preprocess = args.preprocess.build()?;
     let model = args.model.load()?;
-    let layer = args.layer.clone().unwrap_or(LayerRef::Compat(-2));
     Ok(Setup {
         viz: args.preprocess.visualizer(model, preprocess),
         train: train.clone(),
         test: test.clone(),
-        config: config(args, layer, (25, 256)),
+        // The original's default layer, -2.
+        config: config(args, ReportConfig::new(LayerRef::Compat(-2))),
     })
 }
 
@@ -167,17 +166,13 @@ fn demo_setup(args: &Args) -> Result<Setup> {
     };
     let model = net.load(&load_options()?.with_device(args.model.device()))?;
     let data = args.output.join("data");
-    let (train, test) = (data.join("train"), data.join("test"));
     eprintln!("demo: writing generated images to {}", show(&data));
-    write_image_folder(&train, 24, DEMO_TRAIN_SEED)?;
-    write_image_folder(&test, 6, DEMO_TEST_SEED)?;
-    let preprocess = Preprocess::original().with_size(DEMO_SIZE, DEMO_SIZE);
-    let layer = args.layer.clone().unwrap_or_else(|| net.layer());
+    let (train, test) = demo::write_folders(&data)?;
     Ok(Setup {
-        viz: args.preprocess.visualizer(model, preprocess),
+        viz: args.preprocess.visualizer(model, demo::preprocess()),
         train,
         test,
-        config: config(args, layer, (8, 128)).with_demo(true),
+        config: config(args, demo::config(net)),
     })
 }
 
