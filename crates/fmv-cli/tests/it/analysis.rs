@@ -484,3 +484,71 @@ fn n_each_img_must_leave_maps_out_of_each_images_top() {
         "{e}"
     );
 }
+
+/// Ctrl-C stops a ranking at the next batch with its counts saved (exit code 130), and the
+/// same command then resumes from them to the result of an uninterrupted run.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_a_ranking_which_then_resumes_to_the_same_result() {
+    let dir = scratch("rank-ctrl-c");
+    // Many small batches, so that the signal arrives while the run is under way.
+    let train = dir.join("train");
+    for copy in 0..6 {
+        for class in ["cat", "coffee"] {
+            let from = Path::new(&dsa("train")).join(class);
+            for f in std::fs::read_dir(&from).unwrap() {
+                let f = f.unwrap().path();
+                let name = format!("{copy}_{}", f.file_name().unwrap().to_string_lossy());
+                std::fs::create_dir_all(train.join(class)).unwrap();
+                std::fs::copy(&f, train.join(class).join(name)).unwrap();
+            }
+        }
+    }
+    let (w, train) = (weights("vgg16_small_seed1"), train.display().to_string());
+    let out = dir.join("rank.json");
+    let partial = dir.join("rank.json.partial.json");
+    let args = rank_args(
+        &w,
+        &train,
+        &["--batch-size", "1", "--json", "-o", out.to_str().unwrap()],
+    );
+    let whole = json_of(&fmv(&rank_args(&w, &train, &["--json"])));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fmv"))
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the first batch's counts are saved, press Ctrl-C.
+    while !partial.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let stopped = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&stopped.stderr);
+    assert_eq!(stopped.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: the counts so far are in"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "no result is written for a stopped run");
+    let saved: Value = serde_json::from_slice(&std::fs::read(&partial).unwrap()).unwrap();
+    let done: u64 = saved["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["n_done"].as_u64().unwrap())
+        .sum();
+    assert!(done > 0 && done < 144, "{done} of 144 images were counted");
+    // The same command resumes and ends as an uninterrupted run.
+    let resumed = fmv(&args);
+    assert!(String::from_utf8_lossy(&resumed.stderr).contains("resuming from"));
+    assert_eq!(json_of(&resumed), whole);
+    assert!(!partial.exists());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -359,3 +359,110 @@ fn activations_with_maps_return_the_top_channels_maps() {
         assert_eq!((input.width, input.height), (224, 224));
     }
 }
+
+/// Asks to stop once `after` progress events have arrived, and counts the maps that stream in.
+struct StopAfterProgress {
+    after: usize,
+    progress: usize,
+    maps: usize,
+}
+
+impl StopAfterProgress {
+    fn new(after: usize) -> Self {
+        StopAfterProgress {
+            after,
+            progress: 0,
+            maps: 0,
+        }
+    }
+}
+
+impl Observer for StopAfterProgress {
+    fn on_event(&mut self, event: &Event<'_>) {
+        match event {
+            Event::Progress { .. } => self.progress += 1,
+            Event::Maps(_) => self.maps += 1,
+            _ => {}
+        }
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.progress >= self.after
+    }
+}
+
+/// Files left out reach the observer as they are left out (the same list as the result's),
+/// and every analysis stops at the next batch when its observer asks: the maps of the batch
+/// done were sent, and the run returns `Error::Stopped`.
+#[test]
+fn the_observer_hears_of_skipped_files_and_stops_any_analysis() {
+    let golden = Golden::load("resnet50_small_seed1");
+    let viz = visualizer(&golden, 2);
+    let dir = std::env::temp_dir().join(format!("fmv-core-observer-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let source = root().join("data/dsA/test");
+    for class in ["cat", "coffee"] {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        for f in std::fs::read_dir(source.join(class)).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, dir.join(class).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(dir.join("cat/notes.txt"), "not an image").unwrap();
+    let jpeg = std::fs::read(source.join("coffee/coffee_1.jpg")).unwrap();
+    std::fs::write(dir.join("coffee/broken.jpg"), &jpeg[..jpeg.len() / 3]).unwrap();
+    let test = ImageFolder::open(&dir, None).unwrap();
+    let layer = LayerRef::Compat(-2);
+    let cfg = ClassSumsConfig::new(layer.clone(), vec![("cat".into(), vec![1, 2])]);
+    let mut heard = Vec::new();
+    let sums = viz
+        .class_sums(&test, &cfg, &mut |e: &Event| {
+            if let Event::Skipped(s) = e {
+                heard.push((*s).clone());
+            }
+        })
+        .unwrap();
+    assert_eq!(heard, sums.skipped);
+    let names: Vec<String> = heard
+        .iter()
+        .map(|s| s.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["notes.txt", "broken.jpg"]);
+
+    let files: Vec<_> = test.classes.iter().flat_map(|c| c.files.clone()).collect();
+    assert!(files.len() > 4, "more than two batches of 2");
+    let stopped = |r: fmv_core::Result<()>| assert!(matches!(r, Err(Error::Stopped)), "{r:?}");
+    let acts = fmv_core::ActivationsConfig::new(layer.clone());
+    let good: Vec<_> = files
+        .iter()
+        .filter(|f| !f.ends_with("broken.jpg"))
+        .cloned()
+        .collect();
+    stopped(
+        viz.activations(&good, &acts, &mut StopAfterProgress::new(1))
+            .map(|_| ()),
+    );
+    stopped(
+        viz.class_sums(&test, &cfg, &mut StopAfterProgress::new(1))
+            .map(|_| ()),
+    );
+    let mut observer = StopAfterProgress::new(1);
+    let maps = FilterMapsConfig::new(layer.clone(), vec![3]);
+    stopped(viz.filter_maps(&files, &maps, &mut observer).map(|_| ()));
+    assert_eq!(observer.maps, 2, "the first batch's maps were sent");
+    let rank = RankConfig::new(layer)
+        .with_n_each_img(5)
+        .with_n_each_class(5);
+    stopped(
+        viz.rank(&test, &rank, &mut StopAfterProgress::new(1))
+            .map(|_| ()),
+    );
+    // Asked after the last batch, a stop changes nothing.
+    let mut late = StopAfterProgress::new(files.len().div_ceil(2));
+    let all = viz.filter_maps(&files, &maps, &mut late).unwrap();
+    assert_eq!(
+        (late.maps, all.n_images),
+        (files.len() - 1, files.len() - 1)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
