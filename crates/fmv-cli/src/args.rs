@@ -23,7 +23,7 @@ pub struct ModelArgs {
     pub model: Option<String>,
     /// Architecture: `auto` (the default) infers it from the file; a name (resnet18/34/50/101/152,
     /// vgg11/13/16/19 with optional `_bn`) is checked against the file.
-    #[arg(long, value_name = "ARCH", value_parser = arch_names())]
+    #[arg(long, value_name = "ARCH", value_parser = arch_names(), hide_possible_values = true)]
     pub arch: Option<String>,
     /// Where to compute: cpu (the default), cuda, cuda:N or metal.
     #[arg(long, value_name = "DEVICE", value_parser = parse_device)]
@@ -169,9 +169,9 @@ pub struct LayerArg {
 /// A preprocessing preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Preset {
-    /// ImageNet mean/std normalisation, for pretrained weights.
+    // ImageNet mean/std normalisation, for pretrained weights.
     Imagenet,
-    /// FeatureMapVisualizer's: inputs in [0, 1].
+    // FeatureMapVisualizer's: inputs in [0, 1].
     Original,
 }
 

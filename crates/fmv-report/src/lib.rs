@@ -349,36 +349,34 @@ fn run(
 
     // 4. One map over the class's own test images and the others'; 5. the maps summed.
     let picks = figures::pick_images(test, config.images_per_class);
-    let start = stage(3, observer)?;
-    let mut one_map = Vec::new();
-    for (class, maps) in &chosen {
-        if let Some(&m) = maps.first() {
-            let what = ("one-map", class.as_str(), &[m][..]);
-            one_map.push(figures::maps_row(
-                viz,
-                &ctx,
-                what,
-                &picks,
-                &mut Forward(observer),
-            )?);
+    // Each class's maps over the picked images, a grid per class that has maps.
+    let rows = |section: &str,
+                maps_of: &dyn Fn(&fmv_core::ClassRanking) -> Vec<usize>,
+                observer: &mut dyn ReportObserver|
+     -> Result<Vec<figures::MapsRow>> {
+        let mut rows = Vec::new();
+        for c in &ranking.classes {
+            let maps = maps_of(c);
+            if !maps.is_empty() {
+                let what = (section, c.name.as_str(), &maps[..]);
+                rows.push(figures::maps_row(
+                    viz,
+                    &ctx,
+                    what,
+                    &picks,
+                    &mut Forward(observer),
+                )?);
+            }
         }
-    }
+        Ok(rows)
+    };
+    let start = stage(3, observer)?;
+    let first = |c: &fmv_core::ClassRanking| c.unique.first().copied().into_iter().collect();
+    let one_map = rows("one-map", &first, observer)?;
     page.one_map(&one_map);
     done(3, start);
     let start = stage(4, observer)?;
-    let mut summed = Vec::new();
-    for c in &ranking.classes {
-        if !c.unique.is_empty() {
-            let what = ("summed-maps", c.name.as_str(), &c.unique[..]);
-            summed.push(figures::maps_row(
-                viz,
-                &ctx,
-                what,
-                &picks,
-                &mut Forward(observer),
-            )?);
-        }
-    }
+    let summed = rows("summed-maps", &|c| c.unique.clone(), observer)?;
     page.summed_maps(&summed);
     done(4, start);
 

@@ -21,9 +21,9 @@ use crate::session::Session;
 /// `--mode`: which algorithm draws the pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
-    /// Fourier/decorrelated parameterisation, random transformations, the model's normalisation.
+    // Fourier/decorrelated parameterisation, random transformations, the model's normalisation.
     Robust,
-    /// FeatureMapVisualizer's algorithm step for step.
+    // FeatureMapVisualizer's algorithm step for step.
     Compat,
 }
 
@@ -40,9 +40,9 @@ impl ModeArg {
 /// `--objective`: what robust mode maximises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ObjectiveArg {
-    /// The map's mean.
+    // The map's mean.
     Channel,
-    /// The map's centre unit.
+    // The map's centre unit.
     Neuron,
 }
 

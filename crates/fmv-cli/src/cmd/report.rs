@@ -23,18 +23,18 @@ use crate::session::Session;
 /// `--style`: how maps are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum StyleArg {
-    /// Viridis heat maps with a colour bar.
+    // Viridis heat maps with a colour bar.
     Heatmap,
-    /// The original's grey mask.
+    // The original's grey mask.
     Original,
 }
 
 /// `--demo`: which embedded network runs when no weights are given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum DemoArg {
-    /// The demo ResNet.
+    // The demo ResNet.
     Resnet,
-    /// The demo VGG.
+    // The demo VGG.
     Vgg,
 }
 
