@@ -1,0 +1,286 @@
+//! The report's stages, in order: rank, patterns, top maps, one map, summed maps, class sums;
+//! each stage's results drawn into the page and its figures as they come.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use fmv_core::{
+    ActivationsConfig, ClassSumsConfig, CompatConfig, Event, Mode, Observer, PatternAlgorithm,
+    PatternConfig, RankConfig, RobustConfig, Visualizer,
+};
+
+use crate::documents::{ClassSumsDocument, RankDocument, show};
+use crate::figures::{self, Ctx};
+use crate::html::Page;
+use crate::results::{
+    AlgorithmsDocument, Manifest, Parameters, PatternsDocument, Results, Timing, WeightsDocument,
+};
+use crate::{Error, Folders, Report, ReportConfig, ReportEvent, ReportObserver, Result};
+
+/// The report's observer as an analysis's.
+struct Forward<'a>(&'a mut dyn ReportObserver);
+
+impl Observer for Forward<'_> {
+    fn on_event(&mut self, event: &Event<'_>) {
+        self.0.on_event(&ReportEvent::Analysis(event));
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.0.should_stop()
+    }
+}
+
+/// An observer of any type, sized, so that it can be passed on as `&mut dyn ReportObserver`.
+pub(crate) struct Wrapped<'a, O: ?Sized>(pub &'a mut O);
+
+impl<O: ReportObserver + ?Sized> ReportObserver for Wrapped<'_, O> {
+    fn on_event(&mut self, event: &ReportEvent<'_>) {
+        self.0.on_event(event)
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.0.should_stop()
+    }
+}
+
+/// The stages, in order.
+const STAGES: [&str; 6] = [
+    "rank: the maps unique to each class",
+    "patterns: what each class's top maps respond to",
+    "top maps of sample test images",
+    "each class's top map over test images",
+    "each class's unique maps summed",
+    "class sums over the test images",
+];
+
+/// Runs every stage; see [`crate::report`].
+pub(crate) fn run(
+    viz: &Visualizer,
+    Folders { train, test }: Folders<'_>,
+    config: &ReportConfig,
+    observer: &mut dyn ReportObserver,
+) -> Result<Report> {
+    let started = Instant::now();
+    config.validate()?;
+    let (train_classes, test_classes) = (train.class_names(), test.class_names());
+    if train_classes != test_classes {
+        return Err(Error::ClassesDiffer {
+            train_root: show(&train.root),
+            train: train_classes,
+            test_root: show(&test.root),
+            test: test_classes,
+        });
+    }
+    let net = viz.backbone();
+    let layer_id = viz.resolve(config.layer())?;
+    let layer_name = net.layer(layer_id).name.clone();
+    let ctx = Ctx {
+        files: RefCell::new(Vec::new()),
+        layer: config.layer().clone(),
+        layer_name: layer_name.clone(),
+        family: net.family(),
+        style: config.style,
+        svg: config.svg,
+    };
+    let mut page = Page::new(&layer_name, config.demo);
+    let mut timings = Vec::new();
+    let stage = |k: usize, observer: &mut dyn ReportObserver| -> Result<Instant> {
+        if k > 0 && observer.should_stop() {
+            return Err(fmv_core::Error::Stopped.into());
+        }
+        observer.on_event(&ReportEvent::Stage {
+            index: k + 1,
+            count: STAGES.len(),
+            name: STAGES[k],
+        });
+        Ok(Instant::now())
+    };
+    let mut done = |k: usize, start: Instant| {
+        timings.push(Timing {
+            stage: STAGES[k].to_string(),
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    };
+
+    // 1. Rank.
+    let start = stage(0, observer)?;
+    let rank_config = RankConfig::new(config.layer().clone())
+        .with_n_each_img(config.n_each_img)
+        .with_n_each_class(config.n_each_class);
+    let ranking = viz.rank(train, &rank_config, &mut Forward(observer))?;
+    let chosen: Vec<(String, Vec<usize>)> = ranking
+        .classes
+        .iter()
+        .map(|c| {
+            let maps = c
+                .unique
+                .iter()
+                .take(config.maps_per_class)
+                .copied()
+                .collect();
+            (c.name.clone(), maps)
+        })
+        .collect();
+    page.rank(&figures::rank(&ctx, &ranking)?, &ranking);
+    done(0, start);
+
+    // 2. Patterns.
+    let start = stage(1, observer)?;
+    let algorithm: PatternAlgorithm = match config.pattern_mode {
+        Mode::Compat => CompatConfig::new().into(),
+        Mode::Robust => RobustConfig::new().with_steps(config.pattern_steps).into(),
+    };
+    let mut patterns = Vec::new();
+    for (k, (class, maps)) in chosen.iter().enumerate() {
+        if maps.is_empty() {
+            continue;
+        }
+        if observer.should_stop() {
+            return Err(fmv_core::Error::Stopped.into());
+        }
+        observer.on_event(&ReportEvent::Patterns {
+            index: k + 1,
+            count: chosen.len(),
+            class,
+            maps,
+        });
+        let cfg = PatternConfig::new(config.layer().clone(), maps.clone(), algorithm.clone())
+            .with_seed(config.seed);
+        for p in viz.maximize(&cfg, &mut Forward(observer))? {
+            patterns.push(figures::pattern(&ctx, class, &p)?);
+        }
+    }
+    page.patterns(&patterns);
+    done(1, start);
+
+    // 3. Top-N maps of sample test images.
+    let start = stage(2, observer)?;
+    let samples: Vec<(String, PathBuf)> = test
+        .classes
+        .iter()
+        .flat_map(|c| {
+            c.files
+                .iter()
+                .take(config.samples_per_class)
+                .map(|f| (c.name.clone(), f.clone()))
+        })
+        .collect();
+    let files: Vec<PathBuf> = samples.iter().map(|(_, f)| f.clone()).collect();
+    let acts_config = ActivationsConfig::new(config.layer().clone())
+        .with_top(config.top)
+        .with_maps(true);
+    let acts = viz.activations(&files, &acts_config, &mut Forward(observer))?;
+    let top_maps = acts
+        .images
+        .iter()
+        .zip(&samples)
+        .map(|(img, (class, _))| figures::top_maps(&ctx, class, img))
+        .collect::<Result<Vec<_>>>()?;
+    page.top_maps(&top_maps);
+    done(2, start);
+
+    // 4. One map over the class's own test images and the others'; 5. the maps summed.
+    let picks = figures::pick_images(test, config.images_per_class);
+    // Each class's maps over the picked images, a grid per class that has maps.
+    let rows = |section: &str,
+                maps_of: &dyn Fn(&fmv_core::ClassRanking) -> Vec<usize>,
+                observer: &mut dyn ReportObserver|
+     -> Result<Vec<figures::MapsRow>> {
+        let mut rows = Vec::new();
+        for c in &ranking.classes {
+            let maps = maps_of(c);
+            if !maps.is_empty() {
+                let what = (section, c.name.as_str(), &maps[..]);
+                rows.push(figures::maps_row(
+                    viz,
+                    &ctx,
+                    what,
+                    &picks,
+                    &mut Forward(observer),
+                )?);
+            }
+        }
+        Ok(rows)
+    };
+    let start = stage(3, observer)?;
+    let first = |c: &fmv_core::ClassRanking| c.unique.first().copied().into_iter().collect();
+    let one_map = rows("one-map", &first, observer)?;
+    page.one_map(&one_map);
+    done(3, start);
+    let start = stage(4, observer)?;
+    let summed = rows("summed-maps", &|c| c.unique.clone(), observer)?;
+    page.summed_maps(&summed);
+    done(4, start);
+
+    // 6. Class sums.
+    let start = stage(5, observer)?;
+    let top: Vec<(String, Vec<usize>)> = ranking
+        .classes
+        .iter()
+        .map(|c| (c.name.clone(), c.unique.clone()))
+        .collect();
+    let sums = viz.class_sums(
+        test,
+        &ClassSumsConfig::new(config.layer().clone(), top),
+        &mut Forward(observer),
+    )?;
+    page.class_sums(&figures::class_sums(&ctx, &sums)?, &sums);
+    done(5, start);
+
+    let provenance = net.provenance()?;
+    let algorithms = net.algorithms();
+    let manifest = Manifest {
+        fmv_version: env!("CARGO_PKG_VERSION").to_string(),
+        weights: WeightsDocument {
+            file: provenance.file,
+            sha256: provenance.id.as_str().to_string(),
+            arch: net.arch_name(),
+        },
+        layer: layer_name,
+        preprocess: viz.preprocess().name(),
+        input_size: viz.preprocess().size(),
+        device: format!("{:?}", net.device()),
+        algorithms: AlgorithmsDocument {
+            conv: algorithms.conv.to_string(),
+            input_grad: algorithms.input_grad.to_string(),
+        },
+        train_dir: show(&train.root),
+        test_dir: show(&test.root),
+        demo: config.demo,
+        parameters: Parameters {
+            n_each_img: config.n_each_img,
+            n_each_class: config.n_each_class,
+            maps_per_class: config.maps_per_class,
+            samples_per_class: config.samples_per_class,
+            top: config.top,
+            images_per_class: config.images_per_class,
+            pattern_mode: config.pattern_mode.as_str().to_string(),
+            pattern_steps: config.pattern_steps,
+            seed: config.seed,
+            style: config.style.as_str().to_string(),
+            batch_size: viz.batch_size(),
+        },
+        timings_s: timings,
+        total_s: started.elapsed().as_secs_f64(),
+    };
+    let results = Results {
+        rank: RankDocument::from(&ranking),
+        patterns: PatternsDocument {
+            mode: config.pattern_mode.as_str().to_string(),
+            seed: config.seed,
+            steps: config.pattern_steps,
+            maps: patterns,
+        },
+        top_maps: top_maps.iter().map(|m| m.document()).collect(),
+        one_map: one_map.iter().map(|r| r.document()).collect(),
+        summed_maps: summed.iter().map(|r| r.document()).collect(),
+        class_sums: ClassSumsDocument::from(&sums),
+    };
+    Ok(Report {
+        html: page.finish(&manifest),
+        results,
+        manifest,
+        images: ctx.files.into_inner(),
+    })
+}
