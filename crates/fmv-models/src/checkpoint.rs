@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::error::{BackendContext, Error, Result};
+use crate::error::{BackendContext, Error, Result, plain};
 use crate::identity::{Provenance, WeightsId};
 
 /// How the file names its tensors.
@@ -48,7 +48,7 @@ pub struct Entry {
 
 enum Source {
     Safetensors(candle_core::safetensors::MmapedSafetensors),
-    Pth(candle_core::pickle::PthTensors),
+    Pth(crate::pth::Pth),
     Memory(HashMap<String, Tensor>),
 }
 
@@ -117,7 +117,7 @@ impl Checkpoint {
                 Error::BadCheckpoint {
                     path: path.clone(),
                     format: SAFETENSORS,
-                    reason: e.to_string(),
+                    reason: plain(e).to_string(),
                 }
             })?;
         let mut raw = Vec::new();
@@ -159,31 +159,11 @@ impl Checkpoint {
     }
 
     fn open_pth(path: PathBuf) -> Result<Self> {
-        let bad = |e: candle_core::Error| Error::BadCheckpoint {
-            path: path.clone(),
-            format: PYTORCH,
-            reason: e.to_string(),
-        };
-        let mut pth = candle_core::pickle::PthTensors::new(&path, None).map_err(bad)?;
-        for key in ["state_dict", "model", "model_state_dict"] {
-            if !pth.tensor_infos().is_empty() {
-                break;
-            }
-            if let Ok(p) = candle_core::pickle::PthTensors::new(&path, Some(key)) {
-                pth = p;
-            }
-        }
-        if pth.tensor_infos().is_empty() {
-            return Err(Error::BadCheckpoint {
-                path,
-                format: PYTORCH,
-                reason: "no tensors found (expected a state dict, or a dict holding one under `state_dict` or `model`)".into(),
-            });
-        }
+        let pth = crate::pth::Pth::open(&path)?;
         let raw = pth
-            .tensor_infos()
-            .values()
-            .map(|ti| (ti.name.clone(), ti.layout.dims().to_vec(), Some(ti.dtype)))
+            .tensors
+            .iter()
+            .map(|(name, t)| (name.clone(), t.shape.clone(), Some(t.dtype)))
             .collect();
         Self::from_raw(path, Source::Pth(pth), raw)
     }
@@ -210,7 +190,7 @@ impl Checkpoint {
             Error::BadCheckpoint {
                 path: path.clone(),
                 format: SAFETENSORS,
-                reason: e.to_string(),
+                reason: plain(e).to_string(),
             }
         })?;
         let ck = Self::from_tensors(path, tensors)?;
@@ -345,14 +325,11 @@ impl Checkpoint {
                 Source::Pth(_) => PYTORCH,
                 _ => SAFETENSORS,
             },
-            reason: format!("tensor `{}`: {e}", entry.file_key),
+            reason: format!("tensor `{}`: {}", entry.file_key, plain(e)),
         };
         let t = match &self.source {
             Source::Safetensors(st) => st.load(&entry.file_key, &Device::Cpu).map_err(bad)?,
-            Source::Pth(p) => p
-                .get(&entry.file_key)
-                .map_err(bad)?
-                .ok_or_else(|| bad(candle_core::Error::Msg("tensor vanished".into())))?,
+            Source::Pth(p) => p.read(&entry.file_key)?,
             Source::Memory(m) => m[&entry.file_key]
                 .to_device(&Device::Cpu)
                 .op("copy a tensor")?,

@@ -144,6 +144,17 @@ pub enum Error {
         /// The shape in the file.
         found: Vec<usize>,
     },
+    /// A tensor whose description or data in the file cannot be used (a shape, offset or
+    /// storage that does not add up).
+    #[error("{path}: tensor `{key}` cannot be read: {reason}")]
+    BadTensor {
+        /// The file.
+        path: PathBuf,
+        /// The key as written in the file.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A tensor with NaN or infinite values.
     #[error("{path}: tensor `{key}` contains {count} {kind} value(s); the checkpoint is corrupt")]
     NonFiniteWeights {
@@ -209,6 +220,34 @@ fn list_keys(keys: &[(String, Vec<usize>)]) -> String {
     out.join(", ")
 }
 
+/// candle's error without the backtraces candle captures when `RUST_BACKTRACE` is set (a
+/// user's error is one message).
+pub(crate) fn plain(e: candle_core::Error) -> candle_core::Error {
+    use candle_core::Error as E;
+    match e {
+        E::WithBacktrace { inner, .. } => plain(*inner),
+        E::Context { inner, context } => E::Context {
+            inner: Box::new(plain(*inner)),
+            context,
+        },
+        E::WithPath { inner, path } => E::WithPath {
+            inner: Box::new(plain(*inner)),
+            path,
+        },
+        other => other,
+    }
+}
+
+impl Error {
+    /// A candle error while fmv was doing `op` (without candle's backtraces).
+    pub fn backend(op: &'static str, source: candle_core::Error) -> Self {
+        Error::Backend {
+            op,
+            source: plain(source),
+        }
+    }
+}
+
 /// Attaches what fmv was doing to a candle error.
 pub(crate) trait BackendContext<T> {
     /// Wraps the error as [`Error::Backend`].
@@ -217,15 +256,12 @@ pub(crate) trait BackendContext<T> {
 
 impl<T> BackendContext<T> for std::result::Result<T, candle_core::Error> {
     fn op(self, op: &'static str) -> Result<T> {
-        self.map_err(|source| Error::Backend { op, source })
+        self.map_err(|source| Error::backend(op, source))
     }
 }
 
 impl From<candle_core::Error> for Error {
     fn from(source: candle_core::Error) -> Self {
-        Error::Backend {
-            op: "a tensor operation",
-            source,
-        }
+        Error::backend("a tensor operation", source)
     }
 }

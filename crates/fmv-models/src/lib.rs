@@ -37,6 +37,8 @@ mod identity;
 mod layer;
 mod model;
 mod ops;
+mod pickle;
+mod pth;
 mod resnet;
 mod taps;
 mod vgg;
@@ -50,3 +52,14 @@ pub use identity::{Provenance, WeightsId};
 pub use layer::{Family, LayerId, LayerInfo, LayerKind, LayerRef};
 pub use model::{Backbone, LoadOptions, Model, parse_device};
 pub use ops::BATCH_NORM_EPS;
+
+/// The `.pth` pickle reader, for the fuzz targets in `fuzz/` only (not a public API).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Unpickles `pickle` as a `.pth`'s `data.pkl` whose archive holds storages `0` to `9`
+    /// of 1 MiB each, and returns the number of tensors found, or the error.
+    pub fn state_dict(pickle: &[u8]) -> Result<usize, String> {
+        crate::pth::fuzz_state_dict(pickle)
+    }
+}

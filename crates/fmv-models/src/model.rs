@@ -559,7 +559,8 @@ pub fn parse_device(spec: &str) -> Result<Device> {
                 "this fmv was built without CUDA support; rebuild with `cargo build --release --features cuda` (needs nvcc)".into(),
             ));
         }
-        return Device::new_cuda(ordinal).map_err(|e| unavailable(e.to_string()));
+        return Device::new_cuda(ordinal)
+            .map_err(|e| unavailable(crate::error::plain(e).to_string()));
     }
     if spec_l == "metal" {
         if !cfg!(feature = "metal") {
@@ -567,7 +568,7 @@ pub fn parse_device(spec: &str) -> Result<Device> {
                 "this fmv was built without Metal support; rebuild with `cargo build --release --features metal` on macOS".into(),
             ));
         }
-        return Device::new_metal(0).map_err(|e| unavailable(e.to_string()));
+        return Device::new_metal(0).map_err(|e| unavailable(crate::error::plain(e).to_string()));
     }
     Err(unavailable(
         "expected `cpu`, `cuda`, `cuda:N` or `metal`".into(),

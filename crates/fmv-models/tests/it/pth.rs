@@ -51,3 +51,161 @@ fn a_wrapped_dataparallel_headless_pth_loads() {
         means(&st.forward_taps(&x, &[l]).unwrap()[0])
     );
 }
+
+/// A one-tensor `.pth` as `torch.save` lays it out (protocol-2 pickle in `archive/data.pkl`,
+/// storage in `archive/data/0`), with the numbers of the rebuild call chosen by the test.
+mod crafted {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+
+    /// A fresh folder for one test's file.
+    pub fn dir(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("fmv-pth-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// `LONG1` with 8 bytes: any `i64`.
+    fn int(p: &mut Vec<u8>, v: i64) {
+        p.extend_from_slice(b"\x8a\x08");
+        p.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn text(p: &mut Vec<u8>, s: &str) {
+        p.push(b'X');
+        p.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        p.extend_from_slice(s.as_bytes());
+    }
+
+    fn tuple(p: &mut Vec<u8>, items: &[i64]) {
+        p.push(b'(');
+        for &i in items {
+            int(p, i);
+        }
+        p.push(b't');
+    }
+
+    /// The pickle of `{"w": _rebuild_tensor_v2(storage(numel), offset, shape, stride, ...)}`.
+    fn pickle(numel: i64, offset: i64, shape: &[i64], stride: &[i64]) -> Vec<u8> {
+        let mut p = b"\x80\x02ccollections\nOrderedDict\n)Rq\x00(".to_vec();
+        text(&mut p, "w");
+        p.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n((");
+        text(&mut p, "storage");
+        p.extend_from_slice(b"ctorch\nFloatStorage\n");
+        text(&mut p, "0");
+        text(&mut p, "cpu");
+        int(&mut p, numel);
+        p.extend_from_slice(b"tQ");
+        int(&mut p, offset);
+        tuple(&mut p, shape);
+        tuple(&mut p, stride);
+        p.extend_from_slice(b"\x89ccollections\nOrderedDict\n)RtRu.");
+        p
+    }
+
+    /// Writes the `.pth` with `stored` f32 values 0, 1, 2, … as the storage.
+    pub fn pth(
+        dir: &Path,
+        numel: i64,
+        offset: i64,
+        shape: &[i64],
+        stride: &[i64],
+        stored: usize,
+    ) -> PathBuf {
+        let path = dir.join("crafted.pth");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("archive/data.pkl", options).unwrap();
+        zip.write_all(&pickle(numel, offset, shape, stride))
+            .unwrap();
+        zip.start_file("archive/data/0", options).unwrap();
+        let data: Vec<u8> = (0..stored).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        zip.write_all(&data).unwrap();
+        zip.start_file("archive/byteorder", options).unwrap();
+        zip.write_all(b"little").unwrap();
+        zip.finish().unwrap();
+        path
+    }
+}
+
+/// The crafted file is read right (so the refusals below are of the numbers, not the
+/// crafting): an offset into the storage, and column-major strides read as a transpose.
+#[test]
+fn a_crafted_pth_reads_its_offset_and_strides() {
+    use candle_core::{DType, Device};
+    let dir = crafted::dir("reads");
+    let path = crafted::pth(&dir, 8, 2, &[2, 2], &[2, 1], 8);
+    let ck = fmv_models::Checkpoint::open(&path).unwrap();
+    let w = ck.load("w", &Device::Cpu, DType::F32).unwrap();
+    assert_eq!(w.to_vec2::<f32>().unwrap(), [[2., 3.], [4., 5.]]);
+    let path = crafted::pth(&dir, 8, 0, &[2, 3], &[1, 2], 8);
+    let ck = fmv_models::Checkpoint::open(&path).unwrap();
+    let w = ck.load("w", &Device::Cpu, DType::F32).unwrap();
+    assert_eq!(w.to_vec2::<f32>().unwrap(), [[0., 2., 4.], [1., 3., 5.]]);
+}
+
+/// Numbers that would wrap or go negative are refused when the file is opened, naming the
+/// tensor: an offset of 2^62 elements (×4 bytes wraps to 0 in unchecked arithmetic), a
+/// negative dimension, a shape whose product overflows, a storage shorter than it claims.
+#[test]
+fn a_pth_with_impossible_numbers_names_the_tensor() {
+    let dir = crafted::dir("refused");
+    /// Storage size, offset, shape, strides, what the error says.
+    type Case<'a> = (i64, i64, &'a [i64], &'a [i64], &'a str);
+    let cases: [Case; 5] = [
+        (
+            1 << 62 | 16,
+            1 << 62,
+            &[4],
+            &[1],
+            "holds 64 bytes, fewer than",
+        ),
+        (16, 0, &[-64, 3], &[3, 1], "its shape's dimension is -64"),
+        (
+            16,
+            0,
+            &[1 << 40, 1 << 40],
+            &[1 << 40, 1],
+            "more elements than fit",
+        ),
+        (
+            16,
+            0,
+            &[4, 8],
+            &[8, 1],
+            "reaches past its storage: 32 elements",
+        ),
+        (64, 0, &[4, 4], &[8, 1], "neither row- nor column-major"),
+    ];
+    for (numel, offset, shape, stride, says) in cases {
+        let path = crafted::pth(&dir, numel, offset, shape, stride, 16);
+        let err = fmv_models::Checkpoint::open(&path).unwrap_err().to_string();
+        assert!(err.contains("tensor `w` cannot be read"), "{err}");
+        assert!(err.contains(says), "{shape:?}: {err}");
+    }
+}
+
+/// A storage damaged after it was saved (one bit of a weight flipped) fails its CRC-32: the
+/// tensor is refused, not read as another number.
+#[test]
+fn a_damaged_storage_is_refused() {
+    use candle_core::{DType, Device};
+    let dir = crafted::dir("damaged");
+    let path = crafted::pth(&dir, 8, 0, &[8], &[1], 8);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // The storage holds 0.0, 1.0, … 7.0; flip a bit of 5.0.
+    let five = 5.0f32.to_le_bytes();
+    let at = bytes.windows(4).position(|w| w == five).unwrap();
+    bytes[at + 3] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let ck = fmv_models::Checkpoint::open(&path).unwrap();
+    let err = ck
+        .load("w", &Device::Cpu, DType::F32)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tensor `w`") && err.contains("damaged"),
+        "{err}"
+    );
+}
