@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Field, Problem, Result};
-use crate::inputs::{Skipped, looks_like_image, sorted_files};
+use crate::inputs::{Skipped, image_files};
 
 /// One class of an [`ImageFolder`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,17 +100,8 @@ impl ImageFolder {
         let mut classes = Vec::new();
         let mut skipped = Vec::new();
         for dir in dirs {
-            let mut files = Vec::new();
-            for f in sorted_files(&dir)? {
-                if looks_like_image(&f)? {
-                    files.push(f);
-                } else {
-                    skipped.push(Skipped {
-                        path: f,
-                        reason: "not an image".into(),
-                    });
-                }
-            }
+            let (files, left_out) = image_files(&dir)?;
+            skipped.extend(left_out);
             if files.is_empty() {
                 return Err(Error::NoImages {
                     reason: format!("class folder {} contains no image files", dir.display()),

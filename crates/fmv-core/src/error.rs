@@ -217,6 +217,8 @@ pub enum Problem {
     },
     /// A saved state made by another run.
     ResumeMismatch,
+    /// A saved state whose numbers do not add up (edited, or not written by fmv).
+    StateInconsistent(String),
 }
 
 impl Problem {
@@ -311,6 +313,10 @@ impl Problem {
                 "the saved partial result was made with other weights, layer, preprocessing, \
                  parameters, classes or shard; discard it to start afresh",
             ),
+            Problem::StateInconsistent(why) => write!(
+                f,
+                "the saved counts do not add up ({why}); it was edited or not written by fmv"
+            ),
         }
     }
 }
@@ -370,6 +376,20 @@ pub enum Error {
         path: PathBuf,
         /// The underlying error.
         source: std::io::Error,
+    },
+    /// Something that is not a regular file where one is needed (a device, a pipe, a folder).
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A file larger than fmv reads for its purpose.
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes (or as much as was read).
+        size: u64,
+        /// The most bytes fmv reads from such a file.
+        limit: u64,
     },
     /// A file that is not an image in any format fmv reads.
     NotAnImage {
@@ -467,6 +487,18 @@ impl Error {
                 channels.saturating_sub(1)
             ),
             Error::Io { path, .. } => write!(f, "cannot read {}", path.display()),
+            Error::NotAFile { path } => write!(
+                f,
+                "{} is not a regular file (a device, a pipe or a folder)",
+                path.display()
+            ),
+            Error::TooLarge { path, size, limit } => write!(
+                f,
+                "{} is {}, more than the {} fmv reads from such a file",
+                path.display(),
+                crate::memory::bytes(*size as u128),
+                crate::memory::bytes(*limit as u128)
+            ),
             Error::NotAnImage { path } => write!(
                 f,
                 "{} is not an image (fmv reads JPEG, PNG, GIF, BMP, TIFF and WebP, recognised by \
@@ -478,7 +510,7 @@ impl Error {
             }
             Error::Unusable { path, reason } => write!(
                 f,
-                "cannot decode image {}: {reason} ({} refuses to skip files)",
+                "cannot use {}: {reason} ({} refuses to skip files)",
                 path.display(),
                 name(Field::Strict)
             ),
@@ -534,11 +566,7 @@ impl From<fmv_models::Error> for Error {
 
 impl From<candle_core::Error> for Error {
     fn from(source: candle_core::Error) -> Self {
-        fmv_models::Error::Backend {
-            op: "a tensor operation",
-            source,
-        }
-        .into()
+        fmv_models::Error::backend("a tensor operation", source).into()
     }
 }
 

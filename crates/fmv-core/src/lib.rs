@@ -88,7 +88,10 @@ pub mod pixels {
 /// Which files an analysis reads: files given by name, and the image files of a folder
 /// (sorted by name, recognised by content).
 pub mod files {
-    pub use crate::inputs::{expand_inputs, looks_like_image, sorted_files};
+    pub use crate::inputs::{
+        MAX_IMAGE_FILE_BYTES, MAX_JSON_BYTES, expand_inputs, image_files, looks_like_image,
+        read_limited,
+    };
 }
 
 /// The rules the analyses share: the ranking order, the original's class selection and sum,

@@ -201,11 +201,11 @@ impl Preprocess {
 }
 
 /// Reads and decodes an image file (format by content) to RGB.
+///
+/// A file that is not an image is refused from its first bytes, and one larger than
+/// [`crate::files::MAX_IMAGE_FILE_BYTES`] from its size, before either is read whole.
 pub fn load_rgb8(path: &Path, gray16: Gray16) -> Result<RgbImage> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = crate::inputs::read_image_file(path)?;
     decode_rgb8(&bytes, gray16).map_err(|e| match e {
         DecodeError::NotAnImage => Error::NotAnImage {
             path: path.to_path_buf(),

@@ -224,6 +224,8 @@ pub struct ClassRanking {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Ranking {
+    /// The weights that made it.
+    pub weights: WeightsId,
     /// The layer's name.
     pub layer: String,
     /// The preprocessing's name.
@@ -280,13 +282,55 @@ impl RankCounts {
     /// The current version of the format; merging and resuming refuse other versions.
     pub const VERSION: u32 = 1;
 
+    /// Checks that the numbers of a state read from a file add up: every class has one count
+    /// and one sum per channel, no count exceeds the images counted, the sums are finite, and
+    /// the shards lie in `0..shard_count`. [`RankCounts::merge`] and resuming call it; the
+    /// `field` names the setting that supplied the state.
+    pub fn check(&self, field: Field) -> Result<()> {
+        let bad = |why: String| Err(Error::invalid(field, Problem::StateInconsistent(why)));
+        if self.shard_count == 0 || self.shards.iter().any(|&s| s >= self.shard_count) {
+            return bad(format!("shards {:?} of {}", self.shards, self.shard_count));
+        }
+        for c in &self.classes {
+            if c.counts.len() != self.channels || c.mean_sum.len() != self.channels {
+                return bad(format!(
+                    "class {:?} has {} counts and {} sums for {} channels",
+                    c.name,
+                    c.counts.len(),
+                    c.mean_sum.len(),
+                    self.channels
+                ));
+            }
+            if c.n_images > c.n_done {
+                return bad(format!(
+                    "class {:?} used {} images of {} processed",
+                    c.name, c.n_images, c.n_done
+                ));
+            }
+            if let Some(n) = c.counts.iter().find(|&&n| n as usize > c.n_images) {
+                return bad(format!(
+                    "class {:?} counts a map {n} times in {} images",
+                    c.name, c.n_images
+                ));
+            }
+            if c.mean_sum.iter().any(|s| !s.is_finite()) {
+                return bad(format!("class {:?} has a sum that is not finite", c.name));
+            }
+        }
+        Ok(())
+    }
+
     /// Adds up shards of one ranking. Refuses parts made with different weights, layer,
-    /// preprocessing, parameters, classes or shard count, and the same shard twice; the result
-    /// over all shards equals one run over all images.
+    /// preprocessing, parameters, classes or shard count, the same shard twice, and parts
+    /// whose numbers do not add up ([`RankCounts::check`]); the result over all shards equals
+    /// one run over all images.
     pub fn merge(parts: &[RankCounts]) -> Result<RankCounts> {
         let first = parts
             .first()
             .ok_or_else(|| Error::invalid(Field::Parts, Problem::NoParts))?;
+        for p in parts {
+            p.check(Field::Parts)?;
+        }
         let mut out = first.clone();
         out.shards.clear();
         for c in &mut out.classes {
@@ -356,14 +400,23 @@ impl RankCounts {
                 out.shards.push(*s);
             }
             for (o, c) in out.classes.iter_mut().zip(&p.classes) {
+                let overflow = || {
+                    Error::invalid(
+                        Field::Parts,
+                        Problem::StateInconsistent(format!(
+                            "class {:?} counts more images than fit in a number",
+                            c.name
+                        )),
+                    )
+                };
                 for (a, b) in o.counts.iter_mut().zip(&c.counts) {
-                    *a += b;
+                    *a = a.checked_add(*b).ok_or_else(overflow)?;
                 }
                 for (a, b) in o.mean_sum.iter_mut().zip(&c.mean_sum) {
                     *a += b;
                 }
-                o.n_images += c.n_images;
-                o.n_done += c.n_done;
+                o.n_images = o.n_images.checked_add(c.n_images).ok_or_else(overflow)?;
+                o.n_done = o.n_done.checked_add(c.n_done).ok_or_else(overflow)?;
             }
             out.skipped.extend(p.skipped.iter().cloned());
         }
@@ -391,6 +444,7 @@ impl RankCounts {
         let counts: Vec<Vec<u32>> = self.classes.iter().map(|c| c.counts.clone()).collect();
         let sel = select_unique(&counts, self.n_each_class);
         Ok(Ranking {
+            weights: self.weights.clone(),
             layer: self.layer.clone(),
             preprocess: self.preprocess.clone(),
             n_each_img: self.n_each_img,
@@ -502,10 +556,13 @@ impl Visualizer {
             skipped: folder.skipped.clone(),
         };
         if let Some(prev) = &config.resume {
+            prev.check(Field::Resume)?;
             let mut expected = state.clone();
             expected.classes = prev.classes.clone();
             expected.skipped = prev.skipped.clone();
-            if *prev != expected {
+            let names =
+                |r: &RankCounts| r.classes.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+            if *prev != expected || names(prev) != names(&state) {
                 return Err(Error::invalid(Field::Resume, Problem::ResumeMismatch));
             }
             state = prev.clone();
@@ -529,7 +586,10 @@ impl Visualizer {
             })
             .collect();
         let total: usize = shard_files.iter().map(Vec::len).sum();
-        let mut done: usize = state.classes.iter().map(|c| c.n_done).sum();
+        let mut done: usize = state
+            .classes
+            .iter()
+            .fold(0usize, |n, c| n.saturating_add(c.n_done));
         let batch = self.batch_size();
         for (k, files) in shard_files.iter().enumerate() {
             let start = state.classes[k].n_done.min(files.len());

@@ -108,6 +108,9 @@ pub struct RankDocument {
     /// Per class and channel, the mean activation over the class's images (f32 values,
     /// written as f64).
     pub mean_activation: ByClass<Vec<f64>>,
+    /// The sha256 of the weights that made it (absent from rankings of fmv before 2026-12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<String>,
 }
 
 impl From<&Ranking> for RankDocument {
@@ -127,6 +130,7 @@ impl From<&Ranking> for RankDocument {
                 |c| &c.name,
                 |c| widen(&c.mean_activation),
             ),
+            weights: Some(r.weights.as_str().to_string()),
         }
     }
 }
@@ -189,9 +193,189 @@ impl From<&ClassSums> for ClassSumsDocument {
     }
 }
 
+/// The maps of each class a command reads (`class-sums --top-maps`): the JSON of `fmv rank`,
+/// which records the layer, preprocessing and weights that made it, or a plain
+/// `{"class": [channel indices]}`, which records nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassMaps {
+    /// Each class's maps, in the file's order.
+    pub maps: Vec<(String, Vec<usize>)>,
+    /// What made them, when the file is a ranking.
+    pub made_by: Option<MadeBy>,
+}
+
+/// The layer, preprocessing and weights a ranking was made with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MadeBy {
+    /// The layer's name.
+    pub layer: String,
+    /// The preprocessing's name.
+    pub preprocess: String,
+    /// The sha256 of the weights (absent from older rankings).
+    pub weights: Option<String>,
+}
+
+/// How a file's maps were made otherwise than the run that reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Difference {
+    /// Another layer: the channels are another layer's, so the maps mean nothing here.
+    Layer {
+        /// The file's.
+        file: String,
+        /// The run's.
+        run: String,
+    },
+    /// Other weights: the channels may not mean the same.
+    Weights {
+        /// The file's sha256.
+        file: String,
+        /// The run's.
+        run: String,
+    },
+    /// Another preprocessing: the same channels, seen through other inputs.
+    Preprocess {
+        /// The file's.
+        file: String,
+        /// The run's.
+        run: String,
+    },
+    /// A ranking that does not record its weights (made by fmv before 2026-12).
+    UnknownWeights,
+}
+
+impl ClassMaps {
+    /// Reads the JSON of `fmv rank` or a plain `{"class": [channel indices]}`; the error says
+    /// what is wrong.
+    ///
+    /// ```
+    /// use fmv_report::documents::ClassMaps;
+    /// let plain = ClassMaps::parse(br#"{"cat": [3, 17], "dog": []}"#).unwrap();
+    /// assert_eq!(plain.maps[0], ("cat".to_string(), vec![3, 17]));
+    /// assert!(plain.made_by.is_none());
+    /// assert!(ClassMaps::parse(br#"{"cat": [-1]}"#).is_err());
+    /// ```
+    pub fn parse(json: &[u8]) -> Result<ClassMaps, String> {
+        /// The fields of `fmv rank`'s JSON that say what the maps are and what made them.
+        #[derive(Deserialize)]
+        struct Ranked {
+            classes: ByClass<serde_json::Value>,
+            layer: String,
+            preprocess: String,
+            #[serde(default)]
+            weights: Option<String>,
+        }
+        /// Any document with the maps under `classes`, recording nothing else.
+        #[derive(Deserialize)]
+        struct Wrapped {
+            classes: ByClass<serde_json::Value>,
+        }
+        let expected = "expected {\"class\": [channel indices]} or the JSON of `fmv rank`";
+        let (classes, made_by) = if let Ok(r) = serde_json::from_slice::<Ranked>(json) {
+            let made_by = MadeBy {
+                layer: r.layer,
+                preprocess: r.preprocess,
+                weights: r.weights,
+            };
+            (r.classes, Some(made_by))
+        } else if let Ok(w) = serde_json::from_slice::<Wrapped>(json) {
+            (w.classes, None)
+        } else {
+            let plain = serde_json::from_slice::<ByClass<serde_json::Value>>(json)
+                .map_err(|e| format!("{expected} ({e})"))?;
+            (plain, None)
+        };
+        let maps = classes
+            .0
+            .into_iter()
+            .map(|(class, v)| {
+                serde_json::from_value::<Vec<usize>>(v)
+                    .map(|maps| (class.clone(), maps))
+                    .map_err(|_| format!("`{class}` must be a list of channel indices"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ClassMaps { maps, made_by })
+    }
+
+    /// How the file's maps were made otherwise than a run at `layer`, with `preprocess` and
+    /// the weights `weights` (sha256); nothing for a plain file, which records nothing.
+    pub fn differences(&self, layer: &str, preprocess: &str, weights: &str) -> Vec<Difference> {
+        let Some(made) = &self.made_by else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if made.layer != layer {
+            out.push(Difference::Layer {
+                file: made.layer.clone(),
+                run: layer.to_string(),
+            });
+        }
+        match &made.weights {
+            None => out.push(Difference::UnknownWeights),
+            Some(w) if w != weights => out.push(Difference::Weights {
+                file: w.clone(),
+                run: weights.to_string(),
+            }),
+            Some(_) => {}
+        }
+        if made.preprocess != preprocess {
+            out.push(Difference::Preprocess {
+                file: made.preprocess.clone(),
+                run: preprocess.to_string(),
+            });
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A ranking's maps record what made them, and a run at another layer, with other weights
+    /// or another preprocessing sees each difference; a plain file records nothing.
+    #[test]
+    fn a_rankings_maps_know_what_made_them() {
+        let ranking = br#"{"layer": "layer4.1", "preprocess": "imagenet", "weights": "abc",
+            "classes": {"cat": [3], "dog": [5, 1]}, "counts": {}}"#;
+        let maps = ClassMaps::parse(ranking).unwrap();
+        assert_eq!(
+            maps.maps,
+            [("cat".into(), vec![3]), ("dog".into(), vec![5, 1])]
+        );
+        assert!(maps.differences("layer4.1", "imagenet", "abc").is_empty());
+        assert_eq!(
+            maps.differences("layer4.2", "original", "xyz"),
+            [
+                Difference::Layer {
+                    file: "layer4.1".into(),
+                    run: "layer4.2".into()
+                },
+                Difference::Weights {
+                    file: "abc".into(),
+                    run: "xyz".into()
+                },
+                Difference::Preprocess {
+                    file: "imagenet".into(),
+                    run: "original".into()
+                },
+            ]
+        );
+        let old = br#"{"layer": "layer4.1", "preprocess": "imagenet", "classes": {"cat": [3]}}"#;
+        let old = ClassMaps::parse(old).unwrap();
+        assert_eq!(
+            old.differences("layer4.1", "imagenet", "abc"),
+            [Difference::UnknownWeights]
+        );
+        let plain = ClassMaps::parse(br#"{"cat": [3]}"#).unwrap();
+        assert!(plain.differences("x", "y", "z").is_empty());
+        for bad in [&b"[1, 2]"[..], b"not json", br#"{"cat": "3"}"#] {
+            assert!(
+                ClassMaps::parse(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     /// Classes keep their order (not sorted) both ways.
     #[test]
