@@ -116,6 +116,15 @@ impl ModelArgs {
         }
     }
 
+    /// The command's inputs with the weights file among them (when the network is a file).
+    pub fn inputs(&self) -> crate::guard::Inputs {
+        let inputs = crate::guard::Inputs::new();
+        match self.source() {
+            Ok(WeightsSource::File(p)) => inputs.add(&p, "--weights"),
+            _ => inputs,
+        }
+    }
+
     /// Whether a network was named at all.
     pub fn given(&self) -> bool {
         self.weights.is_some() || self.model.is_some()

@@ -1,11 +1,11 @@
 //! `fmv class-sums`: per test image, the summed activation of each class's top maps (viz 5).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use fmv::report::documents::{ByClass, ClassSumsDocument};
-use fmv::{ClassSumsConfig, ImageFolder, RankConfig};
-use serde::Deserialize;
+use anyhow::{Result, anyhow, bail};
+use fmv::core::files::{MAX_JSON_BYTES, read_limited};
+use fmv::report::documents::{ClassMaps, ClassSumsDocument, Difference};
+use fmv::{ClassSumsConfig, ImageFolder, LayerRef, RankConfig, Visualizer};
 
 use crate::Outcome;
 use crate::args::{LayerArg, ModelArgs, PreprocessArgs, print_json};
@@ -44,43 +44,42 @@ pub struct Args {
     json: bool,
 }
 
-/// What `--top-maps` holds: the JSON of `fmv rank` (its `classes`), or a plain dict.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum TopMapsFile {
-    /// The JSON of `fmv rank`.
-    Ranking {
-        /// Per class, its unique maps.
-        classes: ByClass<serde_json::Value>,
-    },
-    /// `{"class": [indices]}`.
-    Plain(ByClass<serde_json::Value>),
+/// Reads `--top-maps` (bounded in size): the JSON of `fmv rank` or a plain dict.
+fn read_top_maps(path: &Path) -> Result<ClassMaps> {
+    let bytes = read_limited(path, MAX_JSON_BYTES)?;
+    ClassMaps::parse(&bytes).map_err(|reason| anyhow!("{}: {reason}", path.display()))
 }
 
-/// Reads `{class: [indices]}` from the JSON of `fmv rank` (its `classes`) or a plain dict.
-fn read_top_maps(path: &PathBuf) -> Result<Vec<(String, Vec<usize>)>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let file: TopMapsFile = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{}: expected {{\"class\": [channel indices]}} or the JSON of `fmv rank`",
-            path.display()
-        )
-    })?;
-    let (TopMapsFile::Ranking { classes } | TopMapsFile::Plain(classes)) = file;
-    classes
-        .0
-        .into_iter()
-        .map(|(k, v)| {
-            let idx = serde_json::from_value::<Vec<usize>>(v).with_context(|| {
-                format!(
-                    "{}: `{k}` must be a list of channel indices",
-                    path.display()
-                )
-            })?;
-            Ok((k, idx))
-        })
-        .collect()
+/// Refuses maps ranked at another layer or with other weights, and warns of maps ranked with
+/// another preprocessing (the same channels, seen through other inputs) or by a ranking that
+/// does not record its weights.
+fn check_made_by(maps: &ClassMaps, path: &Path, viz: &Visualizer, layer: &LayerRef) -> Result<()> {
+    let net = viz.backbone();
+    let layer = &net.layer(viz.resolve(layer)?).name;
+    let weights = net.provenance()?.id;
+    let file = path.display();
+    for difference in maps.differences(layer, &viz.preprocess().name(), weights.as_str()) {
+        match difference {
+            Difference::Layer { file: theirs, run } => bail!(
+                "{file} ranks the maps of `{theirs}`, and this run reads `{run}` (--layer): \
+                 channel numbers of one layer mean nothing at another; pass --layer {theirs} or \
+                 rank again at `{run}`"
+            ),
+            Difference::Weights { file: theirs, run } => bail!(
+                "{file} was ranked with other weights (sha256 {theirs}) than these (sha256 {run}); \
+                 rank again with these weights"
+            ),
+            Difference::Preprocess { file: theirs, run } => eprintln!(
+                "warning: {file} was ranked with the preprocessing `{theirs}`, and this run uses \
+                 `{run}`: the same maps, seen through other inputs"
+            ),
+            Difference::UnknownWeights => eprintln!(
+                "warning: {file} does not record the weights it was ranked with (a ranking of an \
+                 older fmv); make sure they are these"
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// Warns of each class of the maps that is no class of the test folder (a ranking of another
@@ -101,11 +100,15 @@ fn warn_of_classes_without_images(top_maps: &[(String, Vec<usize>)], test: &Imag
 pub fn run(args: Args) -> Result<Outcome> {
     let preprocess = args.preprocess.build()?;
     let test = ImageFolder::open(&args.test_dir, None)?;
-    let file_maps = args.top_maps.as_ref().map(read_top_maps).transpose()?;
+    let file_maps = args.top_maps.as_deref().map(read_top_maps).transpose()?;
     let model = args.model.load()?;
     let viz = args.preprocess.visualizer(model, preprocess);
     let layer = args.layer.layer;
     viz.resolve(&layer)?;
+    if let (Some(maps), Some(path)) = (&file_maps, &args.top_maps) {
+        check_made_by(maps, path, &viz, &layer)?;
+    }
+    let file_maps = file_maps.map(|m| m.maps);
     let mut session = Session::new("images");
     let top_maps = match (file_maps, &args.train_dir) {
         (Some(m), _) => m,

@@ -113,28 +113,6 @@ fn output_names(root: &Path, files: &[PathBuf], out: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Fails if an overlay would replace one of the input images (`-o` is the images' folder, or
-/// holds them), before anything is computed.
-fn refuse_overwriting_inputs(files: &[PathBuf], outputs: &[PathBuf], out: &Path) -> Result<()> {
-    let inputs: std::collections::HashSet<PathBuf> = files
-        .iter()
-        .filter_map(|f| std::fs::canonicalize(f).ok())
-        .collect();
-    // An output that does not exist yet replaces nothing.
-    if let Some(target) = outputs
-        .iter()
-        .find(|o| std::fs::canonicalize(o).is_ok_and(|o| inputs.contains(&o)))
-    {
-        anyhow::bail!(
-            "invalid --output {}: the overlay {} would replace that input image; choose an \
-             output folder outside the images",
-            out.display(),
-            target.display()
-        );
-    }
-    Ok(())
-}
-
 /// Draws and writes each image's overlay as its maps stream in; a failed write stops the run
 /// and is reported.
 struct Drawing<'a> {
@@ -181,11 +159,12 @@ impl Observer for Drawing<'_> {
 }
 
 pub fn run(args: Args) -> Result<Outcome> {
+    let inputs = args.model.inputs().add(&args.images, "--images");
+    inputs.refuse_folder(&args.output, "--output")?;
     ensure_writable_dir(&args.output)?;
     let preprocess = args.preprocess.build()?;
     let (files, mut skipped) = collect_images(&args.images)?;
     let outputs = output_names(&args.images, &files, &args.output);
-    refuse_overwriting_inputs(&files, &outputs, &args.output)?;
     let model = args.model.load()?;
     let family = model.family();
     let viz = args.preprocess.visualizer(model, preprocess);

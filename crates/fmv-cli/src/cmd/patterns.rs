@@ -224,6 +224,19 @@ fn objective(args: &Args) -> Objective {
 }
 
 pub fn run(args: Args) -> Result<Outcome> {
+    let mut inputs = args.model.inputs();
+    if let Some(init) = &args.init_image {
+        inputs = inputs.add(init, "--init-image");
+    }
+    if let Some(refs) = &args.reference_images {
+        inputs = inputs.add(refs, "--reference-images");
+    }
+    // `OUT.png`, and `OUT_K.png` for each filter when there are several (a run stopped
+    // after its first filter writes `OUT.png`).
+    inputs.refuse_file(&args.output, "--output")?;
+    for &f in args.filter.iter().filter(|_| args.filter.len() > 1) {
+        inputs.refuse_file(&output_for(&args.output, f, true), "--output")?;
+    }
     let algorithm = algorithm(&args)?;
     let mode = algorithm.mode();
     if let Some(ext) = args.output.extension()

@@ -1,9 +1,10 @@
 //! `fmv rank`: per class, the feature maps unique to it (the original's `find_unique_filters`),
 //! with sharding, merging and resuming.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
+use fmv::core::files::{MAX_JSON_BYTES, read_limited};
 use fmv::core::{Error as CoreError, Field, Observer, Problem};
 use fmv::report::documents::RankDocument;
 use fmv::{Event, ImageFolder, LayerRef, RankConfig, RankCounts, Ranking, Shard};
@@ -87,7 +88,40 @@ impl Observer for Saving<'_> {
     }
 }
 
+/// Refuses outputs that would replace an input, and creates the output's folder.
+fn check_outputs(args: &Args) -> Result<()> {
+    let Some(out) = &args.output else {
+        return Ok(());
+    };
+    let mut inputs = args.model.inputs().add_all(&args.merge, "--merge");
+    if let Some(train) = &args.train_dir {
+        inputs = inputs.add(train, "--train-dir");
+    }
+    inputs.refuse_file(out, "-o")?;
+    if args.shard.is_none() {
+        inputs.refuse_file(&partial_path(out), "-o's state file")?;
+    }
+    if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if dir.exists() && !dir.is_dir() {
+            bail!(
+                "invalid -o {}: {} is not a folder",
+                out.display(),
+                dir.display()
+            );
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Reads a ranking state (a shard's part or an unfinished run's), bounded in size.
+fn read_counts(path: &Path, what: &str) -> Result<RankCounts> {
+    let bytes = read_limited(path, MAX_JSON_BYTES)?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not {what}", path.display()))
+}
+
 pub fn run(args: Args) -> Result<Outcome> {
+    check_outputs(&args)?;
     if !args.merge.is_empty() {
         return merge(&args);
     }
@@ -109,14 +143,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     };
     let resume = match &state_file {
         Some(f) if f.exists() => {
-            let text = std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read {}", f.display()))?;
-            let prev: RankCounts = serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "{} is not a partial ranking; delete it or change -o",
-                    f.display()
-                )
-            })?;
+            let prev = read_counts(f, "a partial ranking; delete it or change -o")?;
             eprintln!("resuming from {}", f.display());
             Some(prev)
         }
@@ -190,16 +217,7 @@ fn merge(args: &Args) -> Result<Outcome> {
     let parts = args
         .merge
         .iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
-            serde_json::from_str::<RankCounts>(&text).with_context(|| {
-                format!(
-                    "{} is not a partial result of `fmv rank --shard`",
-                    p.display()
-                )
-            })
-        })
+        .map(|p| read_counts(p, "a partial result of `fmv rank --shard`"))
         .collect::<Result<Vec<_>>>()?;
     let merged = RankCounts::merge(&parts)?;
     if !merged.is_complete() {

@@ -212,6 +212,16 @@ impl ReportObserver for Stages {
 pub fn run(args: Args) -> Result<Outcome> {
     let started = Instant::now();
     let out = args.output.clone();
+    let mut inputs = args.model.inputs();
+    for (dir, flag) in [
+        (&args.train_dir, "--train-dir"),
+        (&args.test_dir, "--test-dir"),
+    ] {
+        if let Some(dir) = dir {
+            inputs = inputs.add(dir, flag);
+        }
+    }
+    inputs.refuse_folder(&out, "--output")?;
     ensure_writable_dir(&out)?;
     let s = setup(&args)?;
     let train = ImageFolder::open(&s.train, args.classes.as_deref())?;

@@ -355,7 +355,7 @@ fn overlay_writes_one_png_per_image_with_its_mean() {
     let own_dir = own.to_str().unwrap();
     let msg = fail("1", own_dir, own_dir);
     assert!(
-        msg.contains("would replace that input image") && msg.contains("x.png"),
+        msg.contains("inside the input folder") && msg.contains("own"),
         "{msg}"
     );
     assert_eq!(std::fs::read(&input).unwrap(), before);
@@ -426,6 +426,55 @@ fn class_sums_take_rank_json_or_a_plain_dict() {
     args.extend(["--train-dir", train.as_str()]);
     let on_the_fly = json_of(&fmv(&args));
     assert_eq!(from_file["sums"], on_the_fly["sums"]);
+
+    // A ranking is tied to what made it: another layer or other weights are refused, naming
+    // both; another preprocessing, or a ranking that does not record its weights, is used
+    // with a warning naming both.
+    let ranked: Value = serde_json::from_slice(&std::fs::read(&rank).unwrap()).unwrap();
+    assert_eq!(ranked["layer"], "layer4.1");
+    let with_top_maps = |extra: &[&str], file: &Path| {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        args.extend(["--top-maps", file.to_str().unwrap()]);
+        fmv(&args)
+    };
+    let msg = {
+        let mut args: Vec<&str> = base
+            .iter()
+            .map(|a| if *a == "-2" { "-1" } else { a })
+            .collect();
+        args.extend(["--top-maps", rank.to_str().unwrap()]);
+        stderr_of_failure(&fmv(&args))
+    };
+    assert!(
+        msg.contains("ranks the maps of `layer4.1`") && msg.contains("reads `layer4.2`"),
+        "{msg}"
+    );
+    let edited = dir.join("edited.json");
+    let mut other_weights = ranked.clone();
+    other_weights["weights"] = "0".repeat(64).into();
+    std::fs::write(&edited, other_weights.to_string()).unwrap();
+    let msg = stderr_of_failure(&with_top_maps(&[], &edited));
+    assert!(msg.contains("ranked with other weights"), "{msg}");
+    let mut other_preprocess = ranked.clone();
+    other_preprocess["preprocess"] = "imagenet".into();
+    std::fs::write(&edited, other_preprocess.to_string()).unwrap();
+    let out = with_top_maps(&[], &edited);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("with the preprocessing `imagenet`") && stderr.contains("uses `original`"),
+        "{stderr}"
+    );
+    let mut unknown = ranked.clone();
+    unknown.as_object_mut().unwrap().remove("weights");
+    std::fs::write(&edited, unknown.to_string()).unwrap();
+    let out = with_top_maps(&[], &edited);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("does not record the weights"),
+        "{stderr}"
+    );
 
     // An empty list sums to 0; a channel the layer lacks is an error.
     std::fs::write(&plain, r#"{"cat": [], "coffee": [47]}"#).unwrap();

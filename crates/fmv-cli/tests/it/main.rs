@@ -1,6 +1,7 @@
 //! Tests of the `fmv` binary: the JSON contracts of each subcommand and its error messages.
 
 mod analysis;
+mod inputs;
 mod patterns;
 mod report;
 
