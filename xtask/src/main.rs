@@ -10,9 +10,12 @@
 //!   RSS), with the original (PyTorch) timed on the same work when `--torch` names a Python that
 //!   has it. `--device cuda` (built with `--features cuda`) benchmarks the GPU and compares its
 //!   results with the CPU's. Not a test; CI does not run it.
+//! - `fuzz [TARGET...] [--minutes N]`: the cargo-fuzz targets of `fuzz/` (nightly), N minutes
+//!   each.
 
 mod bench;
 mod fetch;
+mod fuzz;
 mod gallery;
 mod train_demo;
 
@@ -32,7 +35,7 @@ fn sha256_file(path: &std::path::Path) -> anyhow::Result<String> {
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "Project automation: fetch, gallery, train-demo, bench"
+    about = "Project automation: fetch, gallery, train-demo, bench, fuzz"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -90,6 +93,15 @@ enum Task {
         #[arg(long, value_name = "PATH")]
         fmv: Option<std::path::PathBuf>,
     },
+    /// The fuzz targets of `fuzz/` (needs nightly and `cargo install cargo-fuzz`).
+    Fuzz {
+        /// Only these targets (all when none is named): checkpoint, pickle, decode, json.
+        #[arg(value_name = "TARGET")]
+        targets: Vec<String>,
+        /// Minutes per target.
+        #[arg(long, default_value_t = 5)]
+        minutes: u64,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -123,6 +135,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             fmv,
         }),
         Task::Fetch { names, pin } => fetch::run(&names, pin),
+        Task::Fuzz { targets, minutes } => fuzz::run(&targets, minutes),
         Task::Gallery { check } => gallery::run(check),
         Task::TrainDemo { only, steps } => train_demo::run(steps, only.as_deref()),
     }
