@@ -250,6 +250,12 @@ fn skip_reason(e: &Error) -> String {
         Error::NotAnImage { .. } => "not an image".into(),
         Error::Decode { reason, .. } => format!("cannot decode: {reason}"),
         Error::Io { source, .. } => format!("cannot read: {source}"),
+        Error::TooLarge { size, limit, .. } => format!(
+            "{}, more than the {} fmv reads from an image file",
+            crate::memory::bytes(*size as u128),
+            crate::memory::bytes(*limit as u128)
+        ),
+        Error::NotAFile { .. } => "not a regular file".into(),
         other => other.to_string(),
     }
 }

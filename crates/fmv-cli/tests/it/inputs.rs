@@ -323,6 +323,31 @@ fn large_files_and_devices_are_refused_before_they_are_read() {
         assert!(msg.contains(says), "{args:?}: {msg}");
         assert!(peak < 256 << 20, "{args:?} peaked at {} MiB", peak >> 20);
     }
+    // Inside a class folder, the same file is skipped with the reason, and the run goes on.
+    let train = dir.join("train");
+    copy_tree(&dsa("train"), &train);
+    std::fs::rename(&big_jpg, train.join("cat/zz_big.jpg")).unwrap();
+    let (out, peak) = fmv_with_peak(&[
+        "rank",
+        "--weights",
+        &w,
+        "--layer",
+        "-1",
+        "--train-dir",
+        train.to_str().unwrap(),
+        "--n-each-img",
+        "5",
+        "--n-each-class",
+        "5",
+        "--json",
+    ]);
+    let v = json_of(&out);
+    let skipped = v["skipped"].to_string();
+    assert!(
+        skipped.contains("zz_big.jpg") && skipped.contains("3.0 GiB, more than the 512.0 MiB"),
+        "{skipped}"
+    );
+    assert!(peak < 256 << 20, "rank peaked at {} MiB", peak >> 20);
     std::fs::remove_dir_all(&dir).ok();
 }
 
