@@ -354,7 +354,10 @@ fn push_bn(out: &mut Vec<(String, Vec<usize>)>, prefix: &str, c: usize) {
 }
 
 fn infer_resnet<'a>(shape: &dyn Fn(&str) -> Option<&'a [usize]>) -> Option<ResNetConfig> {
-    let stem = shape("conv1.weight")?;
+    // A convolution's weight, if it has a convolution's four dimensions (a file may say
+    // anything: the shapes are checked in full once the architecture is known).
+    let conv = |k: &str| shape(k).filter(|s| s.len() == 4);
+    let stem = conv("conv1.weight")?;
     let block = if shape("layer1.0.conv3.weight").is_some() {
         BlockKind::Bottleneck
     } else {
@@ -370,13 +373,13 @@ fn infer_resnet<'a>(shape: &dyn Fn(&str) -> Option<&'a [usize]>) -> Option<ResNe
         if n_blocks == 0 {
             break;
         }
-        let c1 = shape(&format!("layer{s}.0.conv1.weight"))?;
+        let c1 = conv(&format!("layer{s}.0.conv1.weight"))?;
         let (inner, out) = match block {
             BlockKind::Basic => (c1[0], c1[0]),
             BlockKind::Bottleneck => {
-                let c2 = shape(&format!("layer{s}.0.conv2.weight"))?;
-                let c3 = shape(&format!("layer{s}.0.conv3.weight"))?;
-                if c2.len() == 4 && c2[1] > 0 && c2[0] % c2[1] == 0 {
+                let c2 = conv(&format!("layer{s}.0.conv2.weight"))?;
+                let c3 = conv(&format!("layer{s}.0.conv3.weight"))?;
+                if c2[1] > 0 && c2[0] % c2[1] == 0 {
                     groups = c2[0] / c2[1];
                 }
                 (c1[0], c3[0])
@@ -389,7 +392,7 @@ fn infer_resnet<'a>(shape: &dyn Fn(&str) -> Option<&'a [usize]>) -> Option<ResNe
             stride: if s == 1 { 1 } else { 2 },
         });
     }
-    if stages.is_empty() || stem.len() != 4 {
+    if stages.is_empty() {
         return None;
     }
     Some(ResNetConfig {

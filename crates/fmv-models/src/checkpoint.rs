@@ -415,7 +415,11 @@ fn timm_vgg_to_torchvision(key: &str, shape: Vec<usize>) -> (String, Vec<usize>)
     match renamed {
         Some(name) => {
             let shape = if shape.len() == 4 {
-                vec![shape[0], shape[1] * shape[2] * shape[3]]
+                // Saturating: a file may claim `[0, huge, huge, huge]`; the shape check names it.
+                vec![
+                    shape[0],
+                    shape[1].saturating_mul(shape[2]).saturating_mul(shape[3]),
+                ]
             } else {
                 shape
             };

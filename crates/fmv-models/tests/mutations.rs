@@ -238,16 +238,22 @@ fn pickles_in_valid_archives() {
 }
 
 fn safetensors() {
-    let st = std::fs::read(testdata().join("torch/narrow_vgg11_bn.safetensors")).unwrap();
+    for net in ["narrow_vgg11_bn", "narrow_resnet18"] {
+        let st = std::fs::read(testdata().join(format!("torch/{net}.safetensors"))).unwrap();
+        safetensors_of(net, &st);
+    }
+}
+
+fn safetensors_of(net: &str, st: &[u8]) {
     // Mutations in the JSON header (its first few kB) matter most; half of them land there.
     let header = 8 + u64::from_le_bytes(st[..8].try_into().unwrap()) as usize;
-    run("safetensors", 300, |rng| {
+    run(net, 300, |rng| {
         if rng.below(2) == 0 {
             let mut head = mutate(&st[..header], rng);
             head.extend_from_slice(&st[header..]);
             head
         } else {
-            mutate(&st, rng)
+            mutate(st, rng)
         }
     });
 }

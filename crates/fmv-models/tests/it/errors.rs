@@ -269,3 +269,37 @@ fn the_classifier_is_read_only_when_logits_are_asked_for() {
         "{msg}"
     );
 }
+
+/// Any one tensor of a ResNet and of a VGG replaced by a scalar, an empty vector or a
+/// one-element vector: a named error every time, never a panic (a scalar `layer1.0.conv1.weight`
+/// once indexed out of bounds while the architecture was being inferred).
+#[test]
+fn any_tensor_of_the_wrong_rank_is_an_error_not_a_panic() {
+    let scalar = Tensor::new(1f32, &Device::Cpu).unwrap();
+    let empty = Tensor::zeros(0, DType::F32, &Device::Cpu).unwrap();
+    let one = Tensor::zeros(1, DType::F32, &Device::Cpu).unwrap();
+    for file in [
+        reference_weights("resnet50_small_seed1"),
+        testdata().join("torch/narrow_vgg11_bn.safetensors"),
+    ] {
+        let original = tensors_of(&file);
+        for key in original.keys() {
+            for bad in [&scalar, &empty, &one] {
+                let mut t = original.clone();
+                t.insert(key.clone(), bad.clone());
+                let ck = Checkpoint::from_tensors("edited.safetensors", t).unwrap();
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    Model::from_checkpoint(ck, &LoadOptions::new())
+                }));
+                let Ok(loaded) = result else {
+                    panic!("{key} as {:?} panicked", bad.dims());
+                };
+                // `num_batches_tracked` is not read: any shape is accepted there.
+                if !key.ends_with("num_batches_tracked") {
+                    let msg = loaded.map(|_| ()).unwrap_err().to_string();
+                    assert!(!msg.is_empty(), "{key}");
+                }
+            }
+        }
+    }
+}
