@@ -497,6 +497,19 @@ fn check_tensors(ck: &Checkpoint, arch: &Arch) -> Result<()> {
                     found: e.shape.clone(),
                 });
             }
+            // Every shape matches the architecture's; a dimension of 0 is a layer without
+            // channels (or a head without classes), which no network computes with.
+            Some(e) if e.shape.contains(&0) => {
+                return Err(Error::BadTensor {
+                    path: path(),
+                    key: e.file_key.clone(),
+                    reason: format!(
+                        "its shape {:?} has a dimension of 0: a layer without channels or a head \
+                         without classes",
+                        e.shape
+                    ),
+                });
+            }
             Some(_) => {}
         }
     }

@@ -303,3 +303,27 @@ fn any_tensor_of_the_wrong_rank_is_an_error_not_a_panic() {
         }
     }
 }
+
+/// A layer of zero channels, or a head of zero classes, is refused naming the tensor (the
+/// kernels once panicked on the empty maps).
+#[test]
+fn a_network_with_zero_channels_or_classes_is_refused() {
+    let zeros = |shape: &[usize]| Tensor::zeros(shape, DType::F32, &Device::Cpu).unwrap();
+    let mut vgg = HashMap::new();
+    vgg.insert("features.0.weight".to_string(), zeros(&[0, 3, 3, 3]));
+    vgg.insert("features.0.bias".to_string(), zeros(&[0]));
+    let msg = load_err(vgg, &LoadOptions::new());
+    assert!(
+        msg.contains("tensor `features.0.weight`") && msg.contains("dimension of 0"),
+        "{msg}"
+    );
+    let mut resnet = resnet_tensors();
+    let c = resnet["fc.weight"].dims()[1];
+    resnet.insert("fc.weight".into(), zeros(&[0, c]));
+    resnet.insert("fc.bias".into(), zeros(&[0]));
+    let msg = load_err(resnet, &LoadOptions::new());
+    assert!(
+        msg.contains("tensor `fc.weight`") && msg.contains("dimension of 0"),
+        "{msg}"
+    );
+}
