@@ -1,13 +1,15 @@
 //! A weights file of any bytes, through everything `fmv` does with one: the format is
-//! recognised (safetensors or a zip `.pth`), every tensor is read, and the architecture is
-//! matched and built. Any outcome but a panic, an abort or a sanitizer report is a pass.
+//! recognised (safetensors or a zip `.pth`), every tensor is read, the architecture is matched
+//! and built, and a small image is run to every tap. Any outcome but a panic, an abort or a
+//! sanitizer report is a pass.
 
 #![no_main]
 
 use std::io::Write;
 
 use candle_core::{DType, Device};
-use fmv_models::{Checkpoint, LoadOptions, Model};
+use candle_core::Tensor;
+use fmv_models::{Backbone, Checkpoint, LayerId, LoadOptions, Model};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
@@ -23,5 +25,10 @@ fuzz_target!(|bytes: &[u8]| {
     for name in &names {
         let _ = checkpoint.load(name, &Device::Cpu, DType::F32);
     }
-    let _ = Model::from_checkpoint(checkpoint, &LoadOptions::new());
+    let Ok(model) = Model::from_checkpoint(checkpoint, &LoadOptions::new()) else {
+        return;
+    };
+    let taps: Vec<LayerId> = (0..model.layers().len()).map(LayerId).collect();
+    let x = Tensor::ones((1, 3, 32, 32), DType::F32, &Device::Cpu).expect("input");
+    let _ = model.forward_taps(&x, &taps);
 });
