@@ -7,8 +7,7 @@
 
 use std::io::Write;
 
-use candle_core::{DType, Device};
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor};
 use fmv_models::{Backbone, Checkpoint, LayerId, LoadOptions, Model};
 use libfuzzer_sys::fuzz_target;
 
