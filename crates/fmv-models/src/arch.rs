@@ -257,8 +257,17 @@ impl Arch {
     /// tensors form neither a ResNet nor a VGG.
     pub fn infer(entries: &BTreeMap<String, Entry>) -> Option<Arch> {
         let shape = |k: &str| entries.get(k).map(|e| e.shape.as_slice());
-        if shape("conv1.weight").is_some() && shape("layer1.0.conv1.weight").is_some() {
-            infer_resnet(&shape).map(Arch::ResNet)
+        let has_prefix = |p: &str| {
+            entries
+                .range(p.to_string()..)
+                .next()
+                .is_some_and(|(k, _)| k.starts_with(p))
+        };
+        // A stem (either of its tensors) and a first block: a ResNet, whose missing tensors
+        // the check names.
+        let resnet = (has_prefix("conv1.") || has_prefix("bn1.")) && has_prefix("layer1.0.");
+        if resnet {
+            infer_resnet(entries, &shape).map(Arch::ResNet)
         } else if shape("features.0.weight").is_some() {
             infer_vgg(entries, &shape).map(Arch::Vgg)
         } else {
@@ -353,12 +362,32 @@ fn push_bn(out: &mut Vec<(String, Vec<usize>)>, prefix: &str, c: usize) {
     }
 }
 
-fn infer_resnet<'a>(shape: &dyn Fn(&str) -> Option<&'a [usize]>) -> Option<ResNetConfig> {
-    // A convolution's weight, if it has a convolution's four dimensions (a file may say
-    // anything: the shapes are checked in full once the architecture is known).
-    let conv = |k: &str| shape(k).filter(|s| s.len() == 4);
-    let stem = conv("conv1.weight")?;
-    let block = if shape("layer1.0.conv3.weight").is_some() {
+fn infer_resnet<'a>(
+    entries: &BTreeMap<String, Entry>,
+    shape: &dyn Fn(&str) -> Option<&'a [usize]>,
+) -> Option<ResNetConfig> {
+    // Widths are read from whichever tensor of a layer the file has (a file may lack one, or
+    // say anything: the shapes are checked in full, and missing tensors named, once the
+    // architecture is known). `width(k, d)`: dimension `d` of a 4-D weight, or the length of
+    // a BatchNorm vector (for `d == 0`).
+    let width = |k: &str, d: usize| match shape(k) {
+        Some(s) if s.len() == 4 => Some(s[d]),
+        Some(s) if s.len() == 1 && d == 0 => Some(s[0]),
+        _ => None,
+    };
+    let first = |candidates: &[(String, usize)]| candidates.iter().find_map(|(k, d)| width(k, *d));
+    let has_prefix = |prefix: &str| {
+        entries
+            .range(prefix.to_string()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(prefix))
+    };
+    let stem = first(&[
+        ("conv1.weight".into(), 0),
+        ("bn1.weight".into(), 0),
+        ("layer1.0.conv1.weight".into(), 1),
+    ])?;
+    let block = if has_prefix("layer1.0.conv3.") || has_prefix("layer1.0.bn3.") {
         BlockKind::Bottleneck
     } else {
         BlockKind::Basic
@@ -367,22 +396,45 @@ fn infer_resnet<'a>(shape: &dyn Fn(&str) -> Option<&'a [usize]>) -> Option<ResNe
     let mut groups = 1;
     for s in 1.. {
         let mut n_blocks = 0;
-        while shape(&format!("layer{s}.{n_blocks}.conv1.weight")).is_some() {
+        while has_prefix(&format!("layer{s}.{n_blocks}.")) {
             n_blocks += 1;
         }
         if n_blocks == 0 {
             break;
         }
-        let c1 = conv(&format!("layer{s}.0.conv1.weight"))?;
-        let (inner, out) = match block {
-            BlockKind::Basic => (c1[0], c1[0]),
+        let p = |b: usize, rest: &str| format!("layer{s}.{b}.{rest}");
+        let inner = first(&[
+            (p(0, "conv1.weight"), 0),
+            (p(0, "bn1.weight"), 0),
+            (p(0, "bn1.running_mean"), 0),
+            (p(1, "conv1.weight"), 0),
+            (p(1, "bn1.weight"), 0),
+        ])?;
+        let out = match block {
+            BlockKind::Basic => first(&[
+                (p(0, "conv2.weight"), 0),
+                (p(0, "bn2.weight"), 0),
+                (p(0, "bn2.running_mean"), 0),
+                (p(1, "conv2.weight"), 0),
+                (p(1, "conv1.weight"), 1),
+            ])
+            .unwrap_or(inner),
             BlockKind::Bottleneck => {
-                let c2 = conv(&format!("layer{s}.0.conv2.weight"))?;
-                let c3 = conv(&format!("layer{s}.0.conv3.weight"))?;
-                if c2[1] > 0 && c2[0] % c2[1] == 0 {
+                if let Some(c2) = (0..n_blocks)
+                    .find_map(|b| shape(&p(b, "conv2.weight")).filter(|c| c.len() == 4))
+                    && c2[1] > 0
+                    && c2[0] % c2[1] == 0
+                {
                     groups = c2[0] / c2[1];
                 }
-                (c1[0], c3[0])
+                first(&[
+                    (p(0, "conv3.weight"), 0),
+                    (p(0, "bn3.weight"), 0),
+                    (p(0, "bn3.running_mean"), 0),
+                    (p(0, "downsample.0.weight"), 0),
+                    (p(1, "conv3.weight"), 0),
+                    (p(1, "conv1.weight"), 1),
+                ])?
             }
         };
         stages.push(Stage {
@@ -397,10 +449,12 @@ fn infer_resnet<'a>(shape: &dyn Fn(&str) -> Option<&'a [usize]>) -> Option<ResNe
     }
     Some(ResNetConfig {
         block,
-        stem_width: stem[0],
+        stem_width: stem,
         stages,
         groups,
-        num_classes: shape("fc.weight").and_then(|s| s.first().copied()),
+        num_classes: shape("fc.weight")
+            .or(shape("fc.bias"))
+            .and_then(|s| s.first().copied()),
     })
 }
 

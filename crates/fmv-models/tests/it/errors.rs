@@ -329,3 +329,35 @@ fn a_network_with_zero_channels_or_classes_is_refused() {
         "{msg}"
     );
 }
+
+/// A ResNet with one tensor missing is still recognised as the ResNet it is, and the missing
+/// tensor is named with its shape, whichever tensor it is (it was "the tensors do not form a
+/// torchvision/timm ResNet or VGG" for `layer4.0.conv2.weight`, with or without `--arch`).
+#[test]
+fn a_resnet_missing_any_one_tensor_names_it() {
+    let original = resnet_tensors();
+    let full = Model::from_checkpoint(
+        Checkpoint::from_tensors("full", original.clone()).unwrap(),
+        &LoadOptions::new(),
+    )
+    .unwrap();
+    let arch = full.arch_name();
+    for key in original
+        .keys()
+        .filter(|k| !k.ends_with("num_batches_tracked"))
+    {
+        let mut t = original.clone();
+        t.remove(key);
+        for opts in [
+            LoadOptions::new(),
+            LoadOptions::new().with_arch(arch.clone()),
+        ] {
+            let msg = load_err(t.clone(), &opts);
+            assert!(
+                msg.contains(&format!("missing 1 tensor(s) for {arch}"))
+                    && msg.contains(&format!("`{key}`")),
+                "{key}: {msg}"
+            );
+        }
+    }
+}
