@@ -10,6 +10,25 @@ fn dsa(split: &str) -> std::path::PathBuf {
     testdata().join("reference/data/dsA").join(split)
 }
 
+/// `fmv rank` of the small ResNet at its last block with small cut-offs, then `extra`.
+fn rank<'a>(weights: &'a str, train: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "rank",
+        "--weights",
+        weights,
+        "--layer",
+        "-1",
+        "--train-dir",
+        train.to_str().unwrap(),
+        "--n-each-img",
+        "5",
+        "--n-each-class",
+        "5",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// Runs `fmv` and returns its output with its peak resident memory in bytes (from `wait4`, the
 /// child's own, whatever else the test process runs).
 #[expect(
@@ -222,21 +241,7 @@ fn rank_creates_the_folders_of_its_output() {
     let out = dir.join("out/deep/r.json");
     let w = weights("resnet50_small_seed1");
     let train = dsa("train");
-    let run = fmv(&[
-        "rank",
-        "--weights",
-        &w,
-        "--layer",
-        "-1",
-        "--train-dir",
-        train.to_str().unwrap(),
-        "--n-each-img",
-        "5",
-        "--n-each-class",
-        "5",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let run = fmv(&rank(&w, &train, &["-o", out.to_str().unwrap()]));
     assert!(
         run.status.success(),
         "{}",
@@ -327,20 +332,7 @@ fn large_files_and_devices_are_refused_before_they_are_read() {
     let train = dir.join("train");
     copy_tree(&dsa("train"), &train);
     std::fs::rename(&big_jpg, train.join("cat/zz_big.jpg")).unwrap();
-    let (out, peak) = fmv_with_peak(&[
-        "rank",
-        "--weights",
-        &w,
-        "--layer",
-        "-1",
-        "--train-dir",
-        train.to_str().unwrap(),
-        "--n-each-img",
-        "5",
-        "--n-each-class",
-        "5",
-        "--json",
-    ]);
+    let (out, peak) = fmv_with_peak(&rank(&w, &train, &["--json"]));
     let v = json_of(&out);
     let skipped = v["skipped"].to_string();
     assert!(
@@ -369,22 +361,7 @@ fn links_that_lead_nowhere_are_skipped_and_named() {
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     let w = weights("resnet50_small_seed1");
-    let args = [
-        "rank",
-        "--weights",
-        &w,
-        "--layer",
-        "-1",
-        "--train-dir",
-        train.to_str().unwrap(),
-        "--n-each-img",
-        "5",
-        "--n-each-class",
-        "5",
-    ];
-    let mut with_json = args.to_vec();
-    with_json.push("--json");
-    let v = json_of(&fmv(&with_json));
+    let v = json_of(&fmv(&rank(&w, &train, &["--json"])));
     let skipped = v["skipped"].as_array().unwrap();
     let reason = |name: &str| {
         skipped
@@ -397,9 +374,7 @@ fn links_that_lead_nowhere_are_skipped_and_named() {
     assert!(reason("coffee/a.jpg").contains("symbolic link loop"));
     assert!(reason("coffee/b.jpg").contains("symbolic link loop"));
     assert!(reason("cat/pipe.jpg").contains("not a regular file"));
-    let mut strict = args.to_vec();
-    strict.push("--strict");
-    let msg = stderr_of_failure(&fmv(&strict));
+    let msg = stderr_of_failure(&fmv(&rank(&w, &train, &["--strict"])));
     assert!(
         msg.contains("--strict") && msg.contains("symbolic link"),
         "{msg}"
