@@ -257,12 +257,7 @@ impl Arch {
     /// tensors form neither a ResNet nor a VGG.
     pub fn infer(entries: &BTreeMap<String, Entry>) -> Option<Arch> {
         let shape = |k: &str| entries.get(k).map(|e| e.shape.as_slice());
-        let has_prefix = |p: &str| {
-            entries
-                .range(p.to_string()..)
-                .next()
-                .is_some_and(|(k, _)| k.starts_with(p))
-        };
+        let has_prefix = |p: &str| has_prefix(entries, p);
         // A stem (either of its tensors) and a first block: a ResNet, whose missing tensors
         // the check names.
         let resnet = (has_prefix("conv1.") || has_prefix("bn1.")) && has_prefix("layer1.0.");
@@ -362,6 +357,14 @@ fn push_bn(out: &mut Vec<(String, Vec<usize>)>, prefix: &str, c: usize) {
     }
 }
 
+/// Whether some key starts with `prefix` (the keys are sorted: one lookup).
+fn has_prefix(entries: &BTreeMap<String, Entry>, prefix: &str) -> bool {
+    entries
+        .range(prefix.to_string()..)
+        .next()
+        .is_some_and(|(k, _)| k.starts_with(prefix))
+}
+
 fn infer_resnet<'a>(
     entries: &BTreeMap<String, Entry>,
     shape: &dyn Fn(&str) -> Option<&'a [usize]>,
@@ -376,12 +379,7 @@ fn infer_resnet<'a>(
         _ => None,
     };
     let first = |candidates: &[(String, usize)]| candidates.iter().find_map(|(k, d)| width(k, *d));
-    let has_prefix = |prefix: &str| {
-        entries
-            .range(prefix.to_string()..)
-            .next()
-            .is_some_and(|(k, _)| k.starts_with(prefix))
-    };
+    let has_prefix = |p: &str| has_prefix(entries, p);
     let stem = first(&[
         ("conv1.weight".into(), 0),
         ("bn1.weight".into(), 0),

@@ -275,6 +275,15 @@ fn count(v: &Value, what: &str) -> std::result::Result<usize, String> {
     usize::try_from(i).map_err(|_| format!("its {what} is {i}"))
 }
 
+/// A tuple of non-negative integers (a shape, strides): `what` names the tuple, `each` an item.
+fn counts(v: &Value, what: &str, each: &str) -> std::result::Result<Vec<usize>, String> {
+    v.items()
+        .ok_or_else(|| format!("its {what} is not a tuple"))?
+        .iter()
+        .map(|d| count(d, each))
+        .collect()
+}
+
 /// The tensor `_rebuild_tensor_v2(storage, offset, size, stride, ...)` describes, checked.
 fn tensor(
     args: &[Value],
@@ -314,18 +323,8 @@ fn tensor(
         .ok_or_else(|| "its storage key is not a string".to_string())?;
     let numel = count(numel, "storage's size")?;
     let offset = count(offset, "storage offset")?;
-    let shape = size
-        .items()
-        .ok_or_else(|| "its shape is not a tuple".to_string())?
-        .iter()
-        .map(|d| count(d, "shape's dimension"))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    let strides = stride
-        .items()
-        .ok_or_else(|| "its strides are not a tuple".to_string())?
-        .iter()
-        .map(|d| count(d, "stride"))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let shape = counts(size, "shape", "shape's dimension")?;
+    let strides = counts(stride, "strides", "stride")?;
     if strides.len() != shape.len() {
         return Err(format!(
             "its shape {shape:?} and strides {strides:?} differ in length"

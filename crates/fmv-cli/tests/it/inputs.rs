@@ -385,7 +385,7 @@ fn links_that_lead_nowhere_are_skipped_and_named() {
 /// With `RUST_BACKTRACE=1`, as many Rust users have it, a user error is still one message (its
 /// line and the causes under it): no backtrace of candle's or fmv's.
 #[test]
-fn a_user_error_is_one_line_even_with_rust_backtrace() {
+fn a_user_error_is_one_message_even_with_rust_backtrace() {
     let dir = scratch("one-line");
     let truncated = dir.join("truncated.safetensors");
     let w = weights("resnet50_small_seed1");
