@@ -17,7 +17,7 @@ use fmv_core::demo::{DEMO_SIZE, DemoClass, generate};
 use fmv_core::rng::Rng;
 use fmv_kernels::{adaptive_avg_pool2d, max_pool2d_differentiable};
 use fmv_models::{
-    Arch, BATCH_NORM_EPS, BlockKind, ResNetConfig, Stage, VggConfig, VggHead, VggItem,
+    Arch, BATCH_NORM_EPS, BlockKind, Head, HeadState, ResNetConfig, Stage, VggConfig, VggItem,
 };
 
 /// Seeds at or above this make the held-out images; training seeds stay below.
@@ -36,7 +36,7 @@ pub fn resnet_arch() -> Arch {
         stem_width: 16,
         stages: vec![stage(16, 1), stage(32, 2), stage(64, 2), stage(64, 2)],
         groups: 1,
-        num_classes: Some(DemoClass::ALL.len()),
+        head: HeadState::Ready(Head::linear("fc", 64, DemoClass::ALL.len())),
     })
 }
 
@@ -55,11 +55,7 @@ pub fn vgg_arch() -> Arch {
     Arch::Vgg(VggConfig {
         features,
         batch_norm: true,
-        head: Some(VggHead {
-            hidden1: 32,
-            hidden2: 32,
-            num_classes: DemoClass::ALL.len(),
-        }),
+        head: HeadState::Ready(Head::vgg(64 * 49, 32, 32, DemoClass::ALL.len())),
     })
 }
 

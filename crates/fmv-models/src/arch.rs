@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::checkpoint::Entry;
+use crate::head::{self, Features, HeadLayout, HeadState};
 
 /// The residual block type of a ResNet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +41,8 @@ pub struct ResNetConfig {
     pub stages: Vec<Stage>,
     /// Groups of the 3×3 convolutions (ResNeXt); 1 for ResNet.
     pub groups: usize,
-    /// Number of classes of `fc`, or `None` for a headless checkpoint.
-    pub num_classes: Option<usize>,
+    /// The classifier `fc` (one Linear in torchvision's; any chain in a fine-tuned one).
+    pub head: HeadState,
 }
 
 /// One item of VGG's `features`.
@@ -64,17 +65,6 @@ pub enum VggItem {
     },
 }
 
-/// VGG's classifier: `classifier.0` → ReLU → `classifier.3` → ReLU → `classifier.6`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VggHead {
-    /// Width of `classifier.0`.
-    pub hidden1: usize,
-    /// Width of `classifier.3`.
-    pub hidden2: usize,
-    /// Number of classes.
-    pub num_classes: usize,
-}
-
 /// A torchvision VGG of any configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VggConfig {
@@ -82,8 +72,8 @@ pub struct VggConfig {
     pub features: Vec<VggItem>,
     /// Whether every convolution is followed by BatchNorm (`vgg16_bn`).
     pub batch_norm: bool,
-    /// The classifier, or `None` for a headless checkpoint.
-    pub head: Option<VggHead>,
+    /// The classifier `classifier` (torchvision's three Linear layers, or any chain).
+    pub head: HeadState,
 }
 
 /// A network architecture.
@@ -234,37 +224,41 @@ impl Arch {
                         }
                     ));
                 }
-                match c.num_classes {
-                    Some(n) => notes.push(format!("{n} classes")),
-                    None => notes.push("no classifier".into()),
-                }
+                notes.push(head_note(&c.head));
             }
             Arch::Vgg(c) => {
                 if !c.is_standard_width() {
                     let w: Vec<String> = c.convs().map(|(_, _, o)| o.to_string()).collect();
                     notes.push(format!("conv widths {}", w.join("/")));
                 }
-                match c.head {
-                    Some(h) => notes.push(format!("{} classes", h.num_classes)),
-                    None => notes.push("no classifier".into()),
-                }
+                notes.push(head_note(&c.head));
             }
         }
         format!("{} ({})", self.name(), notes.join(", "))
     }
 
     /// Infers the architecture from a checkpoint's canonical keys and shapes; `None` if the
-    /// tensors form neither a ResNet nor a VGG.
+    /// tensors form neither a ResNet nor a VGG. The head is read by torchvision's convention
+    /// (see [`Arch::infer_with_head`]).
     pub fn infer(entries: &BTreeMap<String, Entry>) -> Option<Arch> {
+        Self::infer_with_head(entries, None)
+    }
+
+    /// [`Arch::infer`], with the head's modules as the user stated them (`--head`) instead of
+    /// torchvision's convention for the modules without tensors.
+    pub fn infer_with_head(
+        entries: &BTreeMap<String, Entry>,
+        layout: Option<&HeadLayout>,
+    ) -> Option<Arch> {
         let shape = |k: &str| entries.get(k).map(|e| e.shape.as_slice());
         let has_prefix = |p: &str| has_prefix(entries, p);
         // A stem (either of its tensors) and a first block: a ResNet, whose missing tensors
         // the check names.
         let resnet = (has_prefix("conv1.") || has_prefix("bn1.")) && has_prefix("layer1.0.");
         if resnet {
-            infer_resnet(entries, &shape).map(Arch::ResNet)
-        } else if shape("features.0.weight").is_some() {
-            infer_vgg(entries, &shape).map(Arch::Vgg)
+            infer_resnet(entries, &shape, layout).map(Arch::ResNet)
+        } else if has_prefix("features.0.") {
+            infer_vgg(entries, &shape, layout).map(Arch::Vgg)
         } else {
             None
         }
@@ -316,28 +310,20 @@ impl Arch {
                     }
                     c_in = st.out;
                 }
-                if let Some(n) = c.num_classes {
-                    out.push(("fc.weight".into(), vec![n, c_in]));
-                    out.push(("fc.bias".into(), vec![n]));
+                if let Some(h) = c.head.ready() {
+                    out.extend(h.expected_tensors());
                 }
             }
             Arch::Vgg(c) => {
-                let mut last = 0;
                 for (index, c_in, c_out) in c.convs() {
                     out.push((format!("features.{index}.weight"), vec![c_out, c_in, 3, 3]));
                     out.push((format!("features.{index}.bias"), vec![c_out]));
                     if c.batch_norm {
                         push_bn(&mut out, &format!("features.{}", index + 1), c_out);
                     }
-                    last = c_out;
                 }
-                if let Some(h) = c.head {
-                    out.push(("classifier.0.weight".into(), vec![h.hidden1, last * 49]));
-                    out.push(("classifier.0.bias".into(), vec![h.hidden1]));
-                    out.push(("classifier.3.weight".into(), vec![h.hidden2, h.hidden1]));
-                    out.push(("classifier.3.bias".into(), vec![h.hidden2]));
-                    out.push(("classifier.6.weight".into(), vec![h.num_classes, h.hidden2]));
-                    out.push(("classifier.6.bias".into(), vec![h.num_classes]));
+                if let Some(h) = c.head.ready() {
+                    out.extend(h.expected_tensors());
                 }
             }
         }
@@ -368,6 +354,7 @@ fn has_prefix(entries: &BTreeMap<String, Entry>, prefix: &str) -> bool {
 fn infer_resnet<'a>(
     entries: &BTreeMap<String, Entry>,
     shape: &dyn Fn(&str) -> Option<&'a [usize]>,
+    layout: Option<&HeadLayout>,
 ) -> Option<ResNetConfig> {
     // Widths are read from whichever tensor of a layer the file has (a file may lack one, or
     // say anything: the shapes are checked in full, and missing tensors named, once the
@@ -442,73 +429,184 @@ fn infer_resnet<'a>(
             stride: if s == 1 { 1 } else { 2 },
         });
     }
-    if stages.is_empty() {
-        return None;
-    }
+    let last = stages.last()?.out;
+    let features = Features {
+        width: last,
+        described: format!("{last} (the last stage's width, averaged over its grid)"),
+    };
     Some(ResNetConfig {
         block,
         stem_width: stem,
         stages,
         groups,
-        num_classes: shape("fc.weight")
-            .or(shape("fc.bias"))
-            .and_then(|s| s.first().copied()),
+        head: head::infer(entries, RESNET_HEAD, &features, layout),
     })
 }
 
 fn infer_vgg<'a>(
     entries: &BTreeMap<String, Entry>,
     shape: &dyn Fn(&str) -> Option<&'a [usize]>,
+    layout: Option<&HeadLayout>,
 ) -> Option<VggConfig> {
-    // The indices of `features` that carry tensors, and which are convolutions (4-D weight).
+    // The indices of `features` that carry tensors.
     let mut indices: Vec<usize> = entries
         .keys()
         .filter_map(|k| k.strip_prefix("features.")?.split('.').next()?.parse().ok())
         .collect();
     indices.sort_unstable();
     indices.dedup();
-    let conv_at = |i: usize| shape(&format!("features.{i}.weight")).is_some_and(|s| s.len() == 4);
-    let batch_norm = shape("features.1.running_mean").is_some();
+    let key = |i: usize, p: &str| format!("features.{i}.{p}");
+    let is_bn = |i: usize| {
+        ["running_mean", "running_var", "num_batches_tracked"]
+            .iter()
+            .any(|p| shape(&key(i, p)).is_some())
+    };
+    let batch_norm = indices.iter().any(|&i| is_bn(i));
+    // A convolution: a 4-D weight, or (its weight missing, which the check names) a bias at an
+    // index that is not a BatchNorm.
+    let conv_at = |i: usize| match shape(&key(i, "weight")) {
+        Some(w) => w.len() == 4,
+        None => shape(&key(i, "bias")).is_some_and(|b| b.len() == 1) && !is_bn(i),
+    };
     let last = *indices.last()?;
     let mut features = Vec::new();
+    let mut c_prev = 3;
     let mut i = 0;
     while i <= last {
         if conv_at(i) {
-            let w = shape(&format!("features.{i}.weight"))?;
+            let (c_in, c_out) = match shape(&key(i, "weight")) {
+                Some(w) => (w[1], w[0]),
+                None => (c_prev, shape(&key(i, "bias"))?[0]),
+            };
             features.push(VggItem::Conv {
                 index: i,
-                c_in: w[1],
-                c_out: w[0],
+                c_in,
+                c_out,
             });
+            c_prev = c_out;
             i += if batch_norm { 3 } else { 2 };
-        } else if indices.binary_search(&i).is_ok() {
-            return None; // a tensor that is neither a conv nor its BatchNorm
         } else {
+            // A pool, or tensors that are not a convolution where one would be: the check names
+            // them as unexpected.
             features.push(VggItem::Pool { index: i });
             i += 1;
         }
     }
+    if !features.iter().any(|f| matches!(f, VggItem::Conv { .. })) {
+        return None;
+    }
     // torchvision's `features` always ends with a pool after the last ReLU.
     features.push(VggItem::Pool { index: i });
-    let head = match (
-        shape("classifier.0.weight"),
-        shape("classifier.3.weight"),
-        shape("classifier.6.weight"),
-    ) {
-        (Some(a), Some(b), Some(c)) if a.len() == 2 && b.len() == 2 && c.len() == 2 => {
-            Some(VggHead {
-                hidden1: a[0],
-                hidden2: b[0],
-                num_classes: c[0],
-            })
-        }
-        _ => None,
+    let grid = crate::vgg::HEAD_GRID;
+    let head_features = Features {
+        width: c_prev * grid * grid,
+        described: format!(
+            "{} ({c_prev} maps × {grid}×{grid}, torchvision's adaptive pool)",
+            c_prev * grid * grid
+        ),
     };
     Some(VggConfig {
         features,
         batch_norm,
-        head,
+        head: head::infer(entries, VGG_HEAD, &head_features, layout),
     })
+}
+
+/// Where a ResNet's head is (torchvision's and timm's `fc`).
+pub(crate) const RESNET_HEAD: &str = "fc";
+/// Where a VGG's head is (torchvision's `classifier`; timm's are renamed to it).
+pub(crate) const VGG_HEAD: &str = "classifier";
+
+/// `4 classes`, `no classifier`, or `head `fc` not usable`, for descriptions.
+fn head_note(head: &HeadState) -> String {
+    match head {
+        HeadState::Absent => "no classifier".into(),
+        HeadState::Ready(h) => format!("{} classes", h.num_classes()),
+        HeadState::Unusable { prefix, .. } => format!("head `{prefix}` not interpreted"),
+    }
+}
+
+impl Arch {
+    /// The head, whatever its state.
+    pub fn head(&self) -> &HeadState {
+        match self {
+            Arch::ResNet(c) => &c.head,
+            Arch::Vgg(c) => &c.head,
+        }
+    }
+
+    /// Where the head's tensors are: `fc` or `classifier`.
+    pub fn head_prefix(&self) -> &'static str {
+        match self {
+            Arch::ResNet(_) => RESNET_HEAD,
+            Arch::Vgg(_) => VGG_HEAD,
+        }
+    }
+
+    /// This architecture with the depth `name` (`resnet50`, `vgg16_bn`) in place of its own,
+    /// the widths kept: what a file missing whole blocks or layers was meant to be, so that the
+    /// check names what is missing. `None` if `name` is another family or block type.
+    pub fn with_depth(&self, name: &str) -> Option<Arch> {
+        match self {
+            Arch::ResNet(c) => {
+                let (block, blocks, _) = RESNET_DEPTHS.iter().find(|(_, _, n)| *n == name)?;
+                if *block != c.block || blocks.len() != c.stages.len() {
+                    return None;
+                }
+                let stages = c
+                    .stages
+                    .iter()
+                    .zip(blocks)
+                    .map(|(st, &n_blocks)| Stage {
+                        n_blocks,
+                        ..st.clone()
+                    })
+                    .collect();
+                Some(Arch::ResNet(ResNetConfig {
+                    stages,
+                    ..c.clone()
+                }))
+            }
+            Arch::Vgg(c) => {
+                let (base, bn) = match name.strip_suffix("_bn") {
+                    Some(b) => (b, true),
+                    None => (name, false),
+                };
+                let (per_block, _) = VGG_CONFIGS.iter().find(|(_, n)| *n == base)?;
+                if bn != c.batch_norm {
+                    return None;
+                }
+                // Convolutions of one block share a width: take it from any the file has.
+                let found: BTreeMap<usize, usize> =
+                    c.convs().map(|(index, _, c_out)| (index, c_out)).collect();
+                let step = if bn { 3 } else { 2 };
+                let mut features = Vec::new();
+                let (mut index, mut c_in, mut standard) = (0, 3, 64);
+                for &n in per_block {
+                    let width = (index..index + n * step)
+                        .step_by(step)
+                        .find_map(|i| found.get(&i).copied())
+                        .unwrap_or(standard);
+                    for _ in 0..n {
+                        features.push(VggItem::Conv {
+                            index,
+                            c_in,
+                            c_out: width,
+                        });
+                        c_in = width;
+                        index += step;
+                    }
+                    features.push(VggItem::Pool { index });
+                    index += 1;
+                    standard = (standard * 2).min(512);
+                }
+                Some(Arch::Vgg(VggConfig {
+                    features,
+                    ..c.clone()
+                }))
+            }
+        }
+    }
 }
 
 /// Output size of a convolution or pool along one axis, `None` if the input is too small.

@@ -311,6 +311,7 @@ impl Checkpoint {
                 arch: "this network".into(),
                 scheme: self.scheme.as_str(),
                 missing: vec![(name.to_string(), vec![])],
+                unexpected: Vec::new(),
             })?;
         if !entry.dtype.is_float() {
             return Err(Error::UnsupportedDtype {

@@ -106,8 +106,34 @@ pub enum Error {
         /// What the file holds.
         found: String,
     },
+    /// A head fmv cannot interpret, when `logits` are asked for (or when the user stated a
+    /// layout that does not fit it).
+    #[error(
+        "{path}: the classifier head `{prefix}` cannot be interpreted{}: {reason}; every feature map up to `avgpool` works without it, and `logits` need a head of Linear and BatchNorm1d layers, stated with --head (e.g. `--head linear,relu,linear`) where torchvision's convention (a ReLU between two layers) is not what it is",
+        .stated.as_ref().map(|s| format!(" as `--head {s}`")).unwrap_or_default()
+    )]
+    UnusableHead {
+        /// The file.
+        path: PathBuf,
+        /// The head's prefix (`fc`, `classifier`).
+        prefix: String,
+        /// What could not be interpreted.
+        reason: String,
+        /// The layout the user stated, if any.
+        stated: Option<String>,
+    },
+    /// `logits` asked of a checkpoint without a classifier.
+    #[error(
+        "{path} has no classifier (no `{prefix}.*` tensors), so it has no `logits`; its feature maps up to `avgpool` work"
+    )]
+    NoHead {
+        /// The file.
+        path: PathBuf,
+        /// Where the head's tensors would be.
+        prefix: &'static str,
+    },
     /// Tensors the architecture needs are absent.
-    #[error("{path}: missing {} tensor(s) for {arch} (key scheme {scheme}): {}", .missing.len(), list_keys(.missing))]
+    #[error("{path}: missing {} tensor(s) for {arch} (key scheme {scheme}): {}{}", .missing.len(), list_keys(.missing), unused_note(.unexpected))]
     MissingTensors {
         /// The file.
         path: PathBuf,
@@ -117,6 +143,9 @@ pub enum Error {
         scheme: &'static str,
         /// Each missing key with its expected shape.
         missing: Vec<(String, Vec<usize>)>,
+        /// The file's tensors that the architecture does not use (a renamed key shows up in
+        /// both lists).
+        unexpected: Vec<(String, Vec<usize>)>,
     },
     /// Tensors that the architecture does not use.
     #[error("{path}: {} unexpected tensor(s) for {arch} (key scheme {scheme}): {}; every tensor of a checkpoint must be used", .unexpected.len(), list_keys(.unexpected))]
@@ -218,6 +247,19 @@ fn list_keys(keys: &[(String, Vec<usize>)]) -> String {
         out.push(format!("and {} more", keys.len() - SHOWN));
     }
     out.join(", ")
+}
+
+/// `; the file also has N tensor(s) it does not use: ...`, or nothing.
+fn unused_note(unexpected: &[(String, Vec<usize>)]) -> String {
+    if unexpected.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; and it has {} tensor(s) this architecture does not use: {}",
+            unexpected.len(),
+            list_keys(unexpected)
+        )
+    }
 }
 
 /// candle's error without the backtraces candle captures when `RUST_BACKTRACE` is set (a

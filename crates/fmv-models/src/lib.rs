@@ -31,8 +31,10 @@
 
 mod arch;
 mod checkpoint;
+mod classifier;
 pub mod demo;
 mod error;
+mod head;
 mod identity;
 mod layer;
 mod model;
@@ -43,10 +45,11 @@ mod resnet;
 mod taps;
 mod vgg;
 
-pub use arch::{ARCH_NAMES, Arch, BlockKind, ResNetConfig, Stage, VggConfig, VggHead, VggItem};
+pub use arch::{ARCH_NAMES, Arch, BlockKind, ResNetConfig, Stage, VggConfig, VggItem};
 pub use candle_core::{DType, Device, Tensor};
 pub use checkpoint::{Checkpoint, Entry, KeyScheme};
 pub use error::{Error, Result};
+pub use head::{Activation, Head, HeadItem, HeadLayout, HeadModule, HeadState};
 pub use fmv_kernels::{Algorithms, ConvAlgorithm, InputGradAlgorithm, Tile};
 pub use identity::{Provenance, WeightsId};
 pub use layer::{Family, LayerId, LayerInfo, LayerKind, LayerRef};

@@ -8,15 +8,17 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use crate::arch::{ARCH_NAMES, Arch};
 use crate::checkpoint::Checkpoint;
+use crate::classifier::Classifier;
 use crate::error::{BackendContext, Error, Result};
+use crate::head::{HeadLayout, HeadState};
 use crate::identity::Provenance;
 use crate::layer::{Family, LayerId, LayerInfo, LayerKind, LayerRef};
-use fmv_kernels::{Algorithms, ConvAlgorithm, InputGradAlgorithm, Linear};
+use fmv_kernels::{Algorithms, ConvAlgorithm, InputGradAlgorithm};
 
 use crate::ops::Build;
-use crate::resnet::{self, ResNet};
+use crate::resnet::ResNet;
 use crate::taps::Tapper;
-use crate::vgg::{Vgg, VggHead};
+use crate::vgg::Vgg;
 
 /// A network whose feature maps can be read by name.
 ///
@@ -52,20 +54,7 @@ pub trait Backbone: Send + Sync {
     fn resolve(&self, layer: &LayerRef) -> Result<LayerId> {
         match layer {
             LayerRef::Compat(i) => self.resolve_compat(*i),
-            LayerRef::Name(name) => self
-                .layers()
-                .iter()
-                .position(|l| &l.name == name)
-                .map(LayerId)
-                .ok_or_else(|| Error::UnknownLayer {
-                    name: name.clone(),
-                    valid: self
-                        .layers()
-                        .iter()
-                        .map(|l| l.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                }),
+            LayerRef::Name(name) => resolve_name(self.layers(), name),
         }
     }
 
@@ -73,6 +62,22 @@ pub trait Backbone: Send + Sync {
     fn layer(&self, id: LayerId) -> &LayerInfo {
         &self.layers()[id.0]
     }
+}
+
+/// The tap called `name`; an unknown name is an error that lists the valid ones.
+fn resolve_name(layers: &[LayerInfo], name: &str) -> Result<LayerId> {
+    layers
+        .iter()
+        .position(|l| l.name == name)
+        .map(LayerId)
+        .ok_or_else(|| Error::UnknownLayer {
+            name: name.to_string(),
+            valid: layers
+                .iter()
+                .map(|l| l.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// How to load a checkpoint.
@@ -85,6 +90,7 @@ pub trait Backbone: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     arch: Option<String>,
+    head: Option<HeadLayout>,
     device: Device,
     dtype: DType,
     algorithms: Algorithms,
@@ -101,6 +107,7 @@ impl LoadOptions {
     pub fn new() -> Self {
         LoadOptions {
             arch: None,
+            head: None,
             device: Device::Cpu,
             dtype: DType::F32,
             algorithms: Algorithms::default(),
@@ -114,6 +121,20 @@ impl LoadOptions {
         let arch = arch.into();
         self.arch = (arch != "auto").then_some(arch);
         self
+    }
+
+    /// States the head's modules (the CLI's `--head`), one per index of its `Sequential`,
+    /// instead of torchvision's convention for the modules without tensors (a ReLU between two
+    /// layers). A layout that does not fit the file's tensors is an error at load. By default,
+    /// the convention.
+    pub fn with_head(mut self, layout: HeadLayout) -> Self {
+        self.head = Some(layout);
+        self
+    }
+
+    /// The stated head, if any.
+    pub fn head(&self) -> Option<&HeadLayout> {
+        self.head.as_ref()
     }
 
     /// Puts the weights on `device`. By default, the CPU.
@@ -158,15 +179,11 @@ enum Net {
     Vgg(Vgg),
 }
 
-enum Head {
-    ResNet(Linear),
-    Vgg(VggHead),
-}
-
 /// A loaded ResNet or VGG.
 ///
 /// The classifier is read from the checkpoint only when `logits` are first asked for, so a
-/// forward pass that stops at a feature map never loads it (VGG16's is 480 MB).
+/// forward pass that stops at a feature map never loads it (VGG16's is 480 MB), and a head fmv
+/// cannot interpret ([`HeadState::Unusable`]) is an error only then.
 ///
 /// ```no_run
 /// use fmv_models::{Backbone, LayerRef, LoadOptions, Model};
@@ -182,7 +199,7 @@ pub struct Model {
     net: Net,
     layers: Vec<LayerInfo>,
     checkpoint: Arc<Checkpoint>,
-    head: Mutex<Option<Arc<Head>>>,
+    head: Mutex<Option<Arc<Classifier>>>,
     device: Device,
     dtype: DType,
 }
@@ -222,8 +239,8 @@ impl Model {
                 valid: ARCH_NAMES.join(", "),
             });
         }
-        let arch =
-            Arch::infer(checkpoint.entries()).ok_or_else(|| Error::UnrecognizedArchitecture {
+        let arch = Arch::infer_with_head(checkpoint.entries(), opts.head.as_ref()).ok_or_else(|| {
+            Error::UnrecognizedArchitecture {
                 path: checkpoint.path().to_path_buf(),
                 sample: checkpoint
                     .entries()
@@ -232,14 +249,28 @@ impl Model {
                     .map(|k| format!("`{k}`"))
                     .collect::<Vec<_>>()
                     .join(", "),
-            })?;
-        if let Some(requested) = opts.arch()
-            && requested != arch.name()
+            }
+        })?;
+        // A depth asked for that the file does not show: the file was meant to be it (and lacks
+        // whole blocks or layers, which the check names), or it is another network.
+        let arch = match opts.arch() {
+            Some(requested) if requested != arch.name() => {
+                arch.with_depth(requested)
+                    .ok_or_else(|| Error::ArchMismatch {
+                        path: checkpoint.path().to_path_buf(),
+                        requested: requested.to_string(),
+                        found: arch.name(),
+                    })?
+            }
+            _ => arch,
+        };
+        if let (Some(layout), HeadState::Unusable { reason, prefix }) = (opts.head(), arch.head())
         {
-            return Err(Error::ArchMismatch {
+            return Err(Error::UnusableHead {
                 path: checkpoint.path().to_path_buf(),
-                requested: requested.to_string(),
-                found: arch.name(),
+                prefix: prefix.clone(),
+                reason: reason.clone(),
+                stated: Some(layout.to_string()),
             });
         }
         check_tensors(&checkpoint, &arch)?;
@@ -260,11 +291,7 @@ impl Model {
             ),
             Arch::Vgg(c) => (Net::Vgg(Vgg::load(&checkpoint, c, build)?), Vgg::layers(c)),
         };
-        let n_classes = match &arch {
-            Arch::ResNet(c) => c.num_classes,
-            Arch::Vgg(c) => c.head.map(|h| h.num_classes),
-        };
-        if let Some(n) = n_classes {
+        if let Some(n) = arch.head().num_classes() {
             layers.push(LayerInfo {
                 name: "logits".into(),
                 kind: LayerKind::Logits,
@@ -306,10 +333,7 @@ impl Model {
         };
         let head = self.head.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(h) = head {
-            match &*h {
-                Head::ResNet(fc) => out.extend(fc.tensors().into_iter().cloned()),
-                Head::Vgg(v) => out.extend(v.tensors().into_iter().cloned()),
-            }
+            out.extend(h.tensors().into_iter().cloned());
         }
         out
     }
@@ -319,17 +343,33 @@ impl Model {
         &self.checkpoint
     }
 
-    fn head(&self) -> Result<Arc<Head>> {
+    fn head(&self) -> Result<Arc<Classifier>> {
         let mut slot = self.head.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(h) = slot.as_ref() {
             return Ok(h.clone());
         }
-        let head = Arc::new(match &self.net {
-            Net::ResNet(_) => Head::ResNet(resnet::load_head(&self.checkpoint, self.build())?),
-            Net::Vgg(_) => Head::Vgg(VggHead::load(&self.checkpoint, self.build())?),
-        });
+        let Some(spec) = self.arch.head().ready() else {
+            return Err(self.no_logits());
+        };
+        let head = Arc::new(Classifier::load(&self.checkpoint, spec, self.build())?);
         *slot = Some(head.clone());
         Ok(head)
+    }
+
+    /// Why there are no `logits`: a head that cannot be interpreted, or none.
+    fn no_logits(&self) -> Error {
+        match self.arch.head() {
+            HeadState::Unusable { prefix, reason } => Error::UnusableHead {
+                path: self.checkpoint.path().to_path_buf(),
+                prefix: prefix.clone(),
+                reason: reason.clone(),
+                stated: None,
+            },
+            _ => Error::NoHead {
+                path: self.checkpoint.path().to_path_buf(),
+                prefix: self.arch.head_prefix(),
+            },
+        }
     }
 
     fn check_input(&self, x: &Tensor, deepest: LayerId) -> Result<()> {
@@ -444,6 +484,17 @@ impl Backbone for Model {
         self.checkpoint.provenance()
     }
 
+    /// As the trait's, and `logits` without a usable head is an error that says why.
+    fn resolve(&self, layer: &LayerRef) -> Result<LayerId> {
+        match layer {
+            LayerRef::Name(n) if n == "logits" && self.arch.head().ready().is_none() => {
+                Err(self.no_logits())
+            }
+            LayerRef::Compat(i) => self.resolve_compat(*i),
+            LayerRef::Name(name) => resolve_name(self.layers(), name),
+        }
+    }
+
     /// The convolution's as it runs on the model's device: on other devices than the CPU,
     /// [`ConvAlgorithm::Candle`].
     fn algorithms(&self) -> Algorithms {
@@ -468,11 +519,7 @@ impl Backbone for Model {
         }
         .op("forward pass")?;
         if let Some(features) = features {
-            let logits = match &*self.head()? {
-                Head::ResNet(fc) => fc.forward(&features),
-                Head::Vgg(h) => h.forward(&features),
-            }
-            .op("classifier")?;
+            let logits = self.head()?.forward(&features).op("classifier")?;
             tapper.emit(&logits);
         }
         Ok(tapper.finish())
@@ -480,10 +527,28 @@ impl Backbone for Model {
 }
 
 /// Every tensor of the checkpoint must be one the architecture uses, with its shape; every
-/// tensor the architecture needs must be there.
+/// tensor the architecture needs must be there. The tensors of a head that cannot be
+/// interpreted are left to `logits`, which name them.
 fn check_tensors(ck: &Checkpoint, arch: &Arch) -> Result<()> {
     let expected = arch.expected_tensors();
     let path = || ck.path().to_path_buf();
+    let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+    let unusable_head = match arch.head() {
+        HeadState::Unusable { prefix, .. } => Some(format!("{prefix}.")),
+        _ => None,
+    };
+    let unexpected: Vec<(String, Vec<usize>)> = ck
+        .entries()
+        .iter()
+        .filter(|(name, _)| {
+            !known.contains(name.as_str())
+                && !name
+                    .strip_suffix(".num_batches_tracked")
+                    .is_some_and(|bn| known.contains(format!("{bn}.running_mean").as_str()))
+                && !unusable_head.as_ref().is_some_and(|p| name.starts_with(p))
+        })
+        .map(|(_, e)| (e.file_key.clone(), e.shape.clone()))
+        .collect();
     let mut missing = Vec::new();
     for (name, shape) in &expected {
         match ck.entries().get(name) {
@@ -519,20 +584,9 @@ fn check_tensors(ck: &Checkpoint, arch: &Arch) -> Result<()> {
             arch: arch.name(),
             scheme: ck.scheme().as_str(),
             missing,
+            unexpected,
         });
     }
-    let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
-    let unexpected: Vec<(String, Vec<usize>)> = ck
-        .entries()
-        .iter()
-        .filter(|(name, _)| {
-            !known.contains(name.as_str())
-                && !name
-                    .strip_suffix(".num_batches_tracked")
-                    .is_some_and(|bn| known.contains(format!("{bn}.running_mean").as_str()))
-        })
-        .map(|(_, e)| (e.file_key.clone(), e.shape.clone()))
-        .collect();
     if !unexpected.is_empty() {
         return Err(Error::UnexpectedTensors {
             path: path(),

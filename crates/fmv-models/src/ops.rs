@@ -1,9 +1,9 @@
-//! How the layers of both networks are read from a checkpoint: a convolution with BatchNorm
-//! folded in (in f64, before rounding to the model's float type) and a linear layer, built as
-//! `fmv-kernels`' layers.
+//! How the convolutions of both networks are read from a checkpoint, with BatchNorm folded in
+//! (in f64, before rounding to the model's float type), built as `fmv-kernels`' layers (the
+//! head's layers are in `classifier.rs`).
 
 use candle_core::{DType, Device, Tensor};
-use fmv_kernels::{Algorithms, Conv2d, Linear};
+use fmv_kernels::{Algorithms, Conv2d};
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
@@ -95,11 +95,4 @@ pub(crate) fn load_conv(ck: &Checkpoint, spec: &ConvSpec<'_>, build: Build<'_>) 
         spec.groups,
         algorithms,
     )?)
-}
-
-/// The fully connected layer `prefix` (`fc`, `classifier.0`).
-pub(crate) fn load_linear(ck: &Checkpoint, prefix: &str, build: Build<'_>) -> Result<Linear> {
-    let w = ck.load(&format!("{prefix}.weight"), build.device, build.dtype)?;
-    let b = ck.load(&format!("{prefix}.bias"), build.device, build.dtype)?;
-    Ok(Linear::new(&w, &b)?)
 }

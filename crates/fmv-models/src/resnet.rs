@@ -2,13 +2,13 @@
 //! stem, the stem pool, every block and stage, the global pool and the classifier.
 
 use candle_core::Tensor;
-use fmv_kernels::{Conv2d, Linear, max_pool2d, residual};
+use fmv_kernels::{Conv2d, max_pool2d, residual};
 
 use crate::arch::{BlockKind, ResNetConfig, conv_out};
 use crate::checkpoint::Checkpoint;
 use crate::error::Result;
 use crate::layer::{LayerInfo, LayerKind};
-use crate::ops::{Build, ConvSpec, load_conv, load_linear};
+use crate::ops::{Build, ConvSpec, load_conv};
 use crate::taps::Tapper;
 
 enum Block {
@@ -217,9 +217,4 @@ impl ResNet {
         }
         Ok(Some(pooled.flatten_from(1)?))
     }
-}
-
-/// The classifier `fc`.
-pub(crate) fn load_head(ck: &Checkpoint, build: Build<'_>) -> Result<Linear> {
-    load_linear(ck, "fc", build)
 }

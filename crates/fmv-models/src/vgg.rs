@@ -1,14 +1,14 @@
 //! torchvision's VGG (any configuration, with or without BatchNorm) with a tap after every
-//! convolution's ReLU (`features.N`), every pool, the adaptive pool and the classifier.
+//! convolution's ReLU (`features.N`), every pool and the adaptive pool.
 
-use candle_core::{Module, Tensor};
-use fmv_kernels::{Conv2d, Linear, adaptive_avg_pool2d, max_pool2d};
+use candle_core::Tensor;
+use fmv_kernels::{Conv2d, adaptive_avg_pool2d, max_pool2d};
 
 use crate::arch::{VggConfig, VggItem, conv_out};
 use crate::checkpoint::Checkpoint;
 use crate::error::Result;
 use crate::layer::{LayerInfo, LayerKind};
-use crate::ops::{Build, ConvSpec, load_conv, load_linear};
+use crate::ops::{Build, ConvSpec, load_conv};
 use crate::taps::Tapper;
 
 /// The spatial size of torchvision's `AdaptiveAvgPool2d((7, 7))` before the classifier.
@@ -128,40 +128,5 @@ impl Vgg {
             return Ok(None);
         }
         Ok(Some(pooled.flatten_from(1)?))
-    }
-}
-
-/// VGG's classifier (dropout is the identity at inference).
-pub(crate) struct VggHead {
-    fc1: Linear,
-    fc2: Linear,
-    fc3: Linear,
-}
-
-impl VggHead {
-    pub fn load(ck: &Checkpoint, build: Build<'_>) -> Result<Self> {
-        Ok(VggHead {
-            fc1: load_linear(ck, "classifier.0", build)?,
-            fc2: load_linear(ck, "classifier.3", build)?,
-            fc3: load_linear(ck, "classifier.6", build)?,
-        })
-    }
-}
-
-impl VggHead {
-    /// Every tensor the classifier computes with.
-    pub fn tensors(&self) -> Vec<&Tensor> {
-        [&self.fc1, &self.fc2, &self.fc3]
-            .into_iter()
-            .flat_map(Linear::tensors)
-            .collect()
-    }
-}
-
-impl Module for VggHead {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let x = self.fc1.forward(x)?.relu()?;
-        let x = self.fc2.forward(&x)?.relu()?;
-        self.fc3.forward(&x)
     }
 }

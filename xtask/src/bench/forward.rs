@@ -9,8 +9,8 @@ use super::{Row, Setup, Table};
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use fmv_models::{
-    Arch, Backbone, BlockKind, Checkpoint, LayerRef, LoadOptions, Model, ResNetConfig, Stage,
-    VggConfig, VggHead, VggItem,
+    Arch, Backbone, BlockKind, Checkpoint, Head, HeadModule, HeadState, LayerRef, LoadOptions,
+    Model, ResNetConfig, Stage, VggConfig, VggItem,
 };
 
 /// A small deterministic generator, so every run benchmarks the same weights.
@@ -39,7 +39,7 @@ pub fn resnet50() -> Arch {
         stem_width: 64,
         stages: vec![stage(0, 3), stage(1, 4), stage(2, 6), stage(3, 3)],
         groups: 1,
-        num_classes: Some(1000),
+        head: HeadState::Ready(Head::linear("fc", 2048, 1000)),
     })
 }
 
@@ -65,11 +65,7 @@ pub fn vgg16() -> Arch {
     Arch::Vgg(VggConfig {
         features,
         batch_norm: false,
-        head: Some(VggHead {
-            hidden1: 4096,
-            hidden2: 4096,
-            num_classes: 1000,
-        }),
+        head: HeadState::Ready(Head::vgg(512 * 49, 4096, 4096, 1000)),
     })
 }
 
@@ -198,7 +194,6 @@ pub(super) fn gflop(arch: &Arch) -> f64 {
                 }
                 c_in = st.out;
             }
-            flop += 2.0 * (c_in * c.num_classes.unwrap_or(0)) as f64;
         }
         Arch::Vgg(c) => {
             let mut hw = 224usize;
@@ -210,11 +205,12 @@ pub(super) fn gflop(arch: &Arch) -> f64 {
                     VggItem::Pool { .. } => hw /= 2,
                 }
             }
-            if let Some(h) = c.head {
-                let last = c.convs().last().map_or(0, |(_, _, o)| o);
-                flop += 2.0
-                    * (last * 49 * h.hidden1 + h.hidden1 * h.hidden2 + h.hidden2 * h.num_classes)
-                        as f64;
+        }
+    }
+    if let Some(head) = arch.head().ready() {
+        for m in &head.modules {
+            if let HeadModule::Linear { c_in, c_out, .. } = m {
+                flop += 2.0 * (c_in * c_out) as f64;
             }
         }
     }

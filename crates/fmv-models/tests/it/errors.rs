@@ -17,6 +17,21 @@ fn load_err(tensors: HashMap<String, Tensor>, opts: &LoadOptions) -> String {
     Model::from_checkpoint(ck, opts).unwrap_err().to_string()
 }
 
+/// The error of loading `tensors` and asking for `logits` (a head's problems wait for them).
+#[track_caller]
+fn logits_err(tensors: HashMap<String, Tensor>, opts: &LoadOptions) -> String {
+    let ck = Checkpoint::from_tensors("edited.safetensors", tensors).unwrap();
+    Model::from_checkpoint(ck, opts)
+        .and_then(|m| m.resolve(&LayerRef::Name("logits".into())))
+        .unwrap_err()
+        .to_string()
+}
+
+/// Whether `key` is a tensor of a ResNet's or VGG's head.
+fn in_head(key: &str) -> bool {
+    key.starts_with("fc.") || key.starts_with("classifier.")
+}
+
 #[test]
 fn a_missing_tensor_is_named_with_its_expected_shape() {
     let mut t = resnet_tensors();
@@ -43,14 +58,35 @@ fn an_unexpected_tensor_is_named() {
 fn a_misshaped_tensor_names_both_shapes() {
     let mut t = resnet_tensors();
     t.insert(
-        "fc.bias".into(),
+        "layer1.0.bn1.bias".into(),
         Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap(),
     );
     let msg = load_err(t, &LoadOptions::new());
     assert!(
-        msg.contains("`fc.bias` has shape [3], expected [2]"),
+        msg.contains("`layer1.0.bn1.bias` has shape [3], expected [8]"),
         "{msg}"
     );
+}
+
+/// A head whose shapes do not chain loads (every feature map works) and `logits` name both
+/// shapes.
+#[test]
+fn a_misshaped_head_tensor_is_named_when_logits_are_asked() {
+    let mut t = resnet_tensors();
+    let c = t["fc.weight"].dims()[1];
+    t.insert(
+        "fc.bias".into(),
+        Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap(),
+    );
+    let msg = logits_err(t.clone(), &LoadOptions::new());
+    assert!(
+        msg.contains(&format!("`fc.bias` has shape [3], and `fc.weight` [2, {c}] needs [2]")),
+        "{msg}"
+    );
+    let ck = Checkpoint::from_tensors("edited.safetensors", t).unwrap();
+    let model = Model::from_checkpoint(ck, &LoadOptions::new()).unwrap();
+    assert!(model.resolve(&LayerRef::Name("avgpool".into())).is_ok());
+    assert!(!model.layers().iter().any(|l| l.name == "logits"));
 }
 
 #[test]
@@ -288,8 +324,10 @@ fn any_tensor_of_the_wrong_rank_is_an_error_not_a_panic() {
                 let mut t = original.clone();
                 t.insert(key.clone(), bad.clone());
                 let ck = Checkpoint::from_tensors("edited.safetensors", t).unwrap();
+                // A head's problems are errors when `logits` are asked for.
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     Model::from_checkpoint(ck, &LoadOptions::new())
+                        .and_then(|m| m.resolve(&LayerRef::Name("logits".into())))
                         .map(|_| ())
                         .map_err(|e| e.to_string())
                 }));
@@ -332,7 +370,9 @@ fn a_network_with_zero_channels_or_classes_is_refused() {
 
 /// A ResNet with one tensor missing is still recognised as the ResNet it is, and the missing
 /// tensor is named with its shape, whichever tensor it is (it was "the tensors do not form a
-/// torchvision/timm ResNet or VGG" for `layer4.0.conv2.weight`, with or without `--arch`).
+/// torchvision/timm ResNet or VGG" for `layer4.0.conv2.weight`, with or without `--arch`). In
+/// the head, `fc.weight` is named when `logits` are asked for; without `fc.bias` the head is a
+/// Linear without bias (torch's `bias=False`), which is a valid head.
 #[test]
 fn a_resnet_missing_any_one_tensor_names_it() {
     let original = resnet_tensors();
@@ -352,6 +392,20 @@ fn a_resnet_missing_any_one_tensor_names_it() {
             LoadOptions::new(),
             LoadOptions::new().with_arch(arch.clone()),
         ] {
+            if key == "fc.bias" {
+                let ck = Checkpoint::from_tensors("edited.safetensors", t.clone()).unwrap();
+                let model = Model::from_checkpoint(ck, &opts).unwrap();
+                assert!(model.arch().description().contains("2 classes"));
+                continue;
+            }
+            if in_head(key) {
+                let msg = logits_err(t.clone(), &opts);
+                assert!(
+                    msg.contains("`fc.bias` has no `fc.weight`"),
+                    "{key}: {msg}"
+                );
+                continue;
+            }
             let msg = load_err(t.clone(), &opts);
             assert!(
                 msg.contains(&format!("missing 1 tensor(s) for {arch}"))
