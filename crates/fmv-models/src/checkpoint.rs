@@ -57,6 +57,8 @@ pub struct Checkpoint {
     path: PathBuf,
     source: Source,
     scheme: KeyScheme,
+    /// The prefix removed from every key (`module.`), or empty.
+    prefix: String,
     entries: BTreeMap<String, Entry>,
     /// The weights' identity, computed on first use (hashing a large file takes a while).
     id: std::sync::OnceLock<WeightsId>,
@@ -78,8 +80,17 @@ const PYTORCH: &str = "PyTorch";
 impl Checkpoint {
     /// Opens a weights file, recognised by its content: safetensors, or a zip-format PyTorch
     /// checkpoint (`torch.save` since torch 1.6) holding a state dict, possibly wrapped in a
-    /// dict under `state_dict` or `model`. A `module.` prefix (from `DataParallel`) is removed.
+    /// dict under `state_dict`, `model`, `model_state_dict`, `net` or `network` (Lightning's
+    /// `.ckpt`, most training scripts). A prefix that every key shares and that training code
+    /// adds (`module.` from DataParallel, `model.` from Lightning, `_orig_mod.` from
+    /// `torch.compile`, `net.`, `network.`) is removed.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, None)
+    }
+
+    /// [`Checkpoint::open`], reading the state dict under the top-level key `state_key` of a
+    /// `.pth` (an EMA copy: `state_dict_ema`, `model_ema`) instead of the preferred one.
+    pub fn open_with(path: impl AsRef<Path>, state_key: Option<&str>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let mut head = [0u8; 16];
         let n = std::fs::File::open(&path)
@@ -90,7 +101,16 @@ impl Checkpoint {
             })?;
         let head = &head[..n];
         if head.starts_with(b"PK\x03\x04") {
-            Self::open_pth(path)
+            Self::open_pth(path, state_key)
+        } else if let Some(key) = state_key {
+            Err(Error::BadCheckpoint {
+                path,
+                format: SAFETENSORS,
+                reason: format!(
+                    "--state-key {key} chooses among the state dicts of a `.pth` file, and a \
+                     safetensors file holds one"
+                ),
+            })
         } else if head.len() >= 9 && head[8] == b'{' {
             Self::open_safetensors(path)
         } else {
@@ -158,14 +178,37 @@ impl Checkpoint {
         }
     }
 
-    fn open_pth(path: PathBuf) -> Result<Self> {
-        let pth = crate::pth::Pth::open(&path)?;
+    fn open_pth(path: PathBuf, state_key: Option<&str>) -> Result<Self> {
+        let pth = crate::pth::Pth::open(&path, state_key)?;
         let raw = pth
             .tensors
             .iter()
             .map(|(name, t)| (name.clone(), t.shape.clone(), Some(t.dtype)))
             .collect();
         Self::from_raw(path, Source::Pth(pth), raw)
+    }
+
+    /// The top-level key of a `.pth` whose state dict was read (`state_dict`, `model_ema`),
+    /// or `None` where the file is a state dict.
+    pub fn state_key(&self) -> Option<&str> {
+        match &self.source {
+            Source::Pth(p) => p.state.key.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The file's other top-level keys that hold weights (EMA copies), which `--state-key`
+    /// can choose instead.
+    pub fn other_state_keys(&self) -> &[String] {
+        match &self.source {
+            Source::Pth(p) => &p.state.others,
+            _ => &[],
+        }
+    }
+
+    /// The prefix removed from every key (`module.`, `model.`), if any.
+    pub fn removed_prefix(&self) -> Option<&str> {
+        (!self.prefix.is_empty()).then_some(self.prefix.as_str())
     }
 
     /// Wraps tensors already in memory, e.g. for tests or weights made by a program. `label`
@@ -232,13 +275,14 @@ impl Checkpoint {
         source: Source,
         raw: Vec<(String, Vec<usize>, Option<DType>)>,
     ) -> Result<Self> {
-        let prefixed = !raw.is_empty() && raw.iter().all(|(k, _, _)| k.starts_with("module."));
+        let prefix = wrapper_prefix(raw.iter().map(|(k, _, _)| k.as_str()));
+        let unwrapped = |k: &str| k[prefix.len()..].to_string();
         let timm_vgg = raw.iter().any(|(k, _, _)| {
-            k.trim_start_matches("module.").starts_with("pre_logits.")
-                || k.trim_start_matches("module.").starts_with("head.fc.")
+            let k = unwrapped(k);
+            k.starts_with("pre_logits.") || k.starts_with("head.fc.")
         }) && raw
             .iter()
-            .any(|(k, _, _)| k.trim_start_matches("module.").starts_with("features."));
+            .any(|(k, _, _)| unwrapped(k).starts_with("features."));
         let scheme = if timm_vgg {
             KeyScheme::TimmVgg
         } else {
@@ -253,11 +297,7 @@ impl Checkpoint {
                     dtype: "an unknown safetensors dtype".into(),
                 });
             };
-            let key = if prefixed {
-                file_key["module.".len()..].to_string()
-            } else {
-                file_key.clone()
-            };
+            let key = unwrapped(&file_key);
             let (name, shape) = match scheme {
                 KeyScheme::TimmVgg => timm_vgg_to_torchvision(&key, shape),
                 KeyScheme::Torchvision => (key, shape),
@@ -275,6 +315,7 @@ impl Checkpoint {
             path,
             source,
             scheme,
+            prefix,
             entries,
             id: std::sync::OnceLock::new(),
         })
@@ -373,6 +414,26 @@ impl Checkpoint {
             .and_then(|t| t.to_vec1::<f64>())
             .op("read weights")
     }
+}
+
+/// The prefixes training code puts before every key of a network: DataParallel's `module.`,
+/// Lightning's `model.` (the attribute holding the network), `torch.compile`'s `_orig_mod.`,
+/// and the common attribute names `net.` and `network.`.
+const WRAPPER_PREFIXES: &[&str] = &["module.", "model.", "_orig_mod.", "net.", "network."];
+
+/// The wrapper prefixes every key shares, outermost first (`model.module.`), or empty.
+fn wrapper_prefix<'a>(keys: impl Iterator<Item = &'a str> + Clone) -> String {
+    let mut prefix = String::new();
+    if keys.clone().next().is_none() {
+        return prefix;
+    }
+    while let Some(p) = WRAPPER_PREFIXES.iter().find(|p| {
+        keys.clone()
+            .all(|k| k.strip_prefix(prefix.as_str()).is_some_and(|r| r.starts_with(*p)))
+    }) {
+        prefix.push_str(p);
+    }
+    prefix
 }
 
 fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -91,6 +91,7 @@ fn resolve_name(layers: &[LayerInfo], name: &str) -> Result<LayerId> {
 pub struct LoadOptions {
     arch: Option<String>,
     head: Option<HeadLayout>,
+    state_key: Option<String>,
     device: Device,
     dtype: DType,
     algorithms: Algorithms,
@@ -108,6 +109,7 @@ impl LoadOptions {
         LoadOptions {
             arch: None,
             head: None,
+            state_key: None,
             device: Device::Cpu,
             dtype: DType::F32,
             algorithms: Algorithms::default(),
@@ -130,6 +132,19 @@ impl LoadOptions {
     pub fn with_head(mut self, layout: HeadLayout) -> Self {
         self.head = Some(layout);
         self
+    }
+
+    /// Reads the state dict under this top-level key of a `.pth` (`state_dict_ema`,
+    /// `model_ema`: an EMA copy) instead of the one fmv prefers (`state_dict`, `model`, ...).
+    /// By default, the preferred one.
+    pub fn with_state_key(mut self, key: impl Into<String>) -> Self {
+        self.state_key = Some(key.into());
+        self
+    }
+
+    /// The chosen state key, if any.
+    pub fn state_key(&self) -> Option<&str> {
+        self.state_key.as_deref()
     }
 
     /// The stated head, if any.
@@ -219,7 +234,7 @@ impl std::fmt::Debug for Model {
 impl Model {
     /// Opens a weights file (safetensors or zip-format `.pth`) and builds the network it holds.
     pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Self> {
-        Self::from_checkpoint(Checkpoint::open(path)?, opts)
+        Self::from_checkpoint(Checkpoint::open_with(path, opts.state_key())?, opts)
     }
 
     /// Builds the network a checkpoint holds, after checking that every tensor is used and

@@ -37,6 +37,8 @@ pub(crate) struct TensorRef {
 pub(crate) struct Pth {
     path: PathBuf,
     pub tensors: BTreeMap<String, TensorRef>,
+    /// Which of the file's state dicts was read.
+    pub state: StateChoice,
 }
 
 /// A tensor that cannot be used, for [`Error::BadTensor`].
@@ -46,9 +48,10 @@ struct Problem {
 }
 
 impl Pth {
-    /// Reads the archive's directory and its state dict (at the top, or under `state_dict`,
-    /// `model` or `model_state_dict`); every tensor is checked against its storage.
-    pub fn open(path: &Path) -> Result<Pth> {
+    /// Reads the archive's directory and its state dict (at the top, under `state_key` if
+    /// given, or under `state_dict`, `model`, `model_state_dict`, `net` or `network`); every
+    /// tensor is checked against its storage.
+    pub fn open(path: &Path, state_key: Option<&str>) -> Result<Pth> {
         let file = |reason: String| Error::BadCheckpoint {
             path: path.to_path_buf(),
             format: "PyTorch",
@@ -104,11 +107,18 @@ impl Pth {
             )));
         }
         let pickled = unpickle(&bytes).map_err(|e| file(format!("{pickle}: {e}")))?;
-        let tensors = state_dict(&pickled.root, &dir, &sizes).map_err(|p| Error::BadTensor {
-            path: path.to_path_buf(),
-            key: p.key,
-            reason: p.reason,
-        })?;
+        let (tensors, state) =
+            state_dict(&pickled.root, &dir, &sizes, state_key).map_err(|p| {
+                if p.key.is_empty() {
+                    file(p.reason)
+                } else {
+                    Error::BadTensor {
+                        path: path.to_path_buf(),
+                        key: p.key,
+                        reason: p.reason,
+                    }
+                }
+            })?;
         if tensors.is_empty() {
             return Err(file(
                 "no tensors found (expected a state dict, or a dict holding one under \
@@ -119,6 +129,7 @@ impl Pth {
         Ok(Pth {
             path: path.to_path_buf(),
             tensors,
+            state,
         })
     }
 
@@ -184,36 +195,128 @@ pub(crate) fn fuzz_state_dict(pickle: &[u8]) -> std::result::Result<usize, Strin
         .map(|i| (format!("archive/data/{i}"), 1 << 20))
         .collect();
     let pickled = unpickle(pickle)?;
-    state_dict(&pickled.root, "archive/", &sizes)
-        .map(|t| t.len())
+    state_dict(&pickled.root, "archive/", &sizes, None)
+        .map(|(t, _)| t.len())
         .map_err(|p| format!("{}: {}", p.key, p.reason))
 }
 
-/// The tensors of the state dict at the top of `root`, or under one of the keys checkpoints
-/// wrap it in.
+/// The keys training code wraps a state dict in, in the order fmv prefers them when a file has
+/// several (the trained weights before their EMA copies).
+const STATE_KEYS: &[&str] = &["state_dict", "model", "model_state_dict", "net", "network"];
+
+/// Which state dict of a file to read: the one at the top, or under a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StateChoice {
+    /// The top-level key it was under, `None` for a file that is a state dict.
+    pub key: Option<String>,
+    /// The file's other top-level keys that hold tensors (EMA copies, say).
+    pub others: Vec<String>,
+}
+
+/// The tensors of the state dict at the top of `root`, or under `wanted` (`--state-key`), or
+/// under one of the keys checkpoints wrap it in ([`STATE_KEYS`]).
 fn state_dict(
     root: &Value,
     dir: &str,
     sizes: &BTreeMap<String, u64>,
-) -> std::result::Result<BTreeMap<String, TensorRef>, Problem> {
-    let tensors = tensors_of(root, dir, sizes)?;
-    if !tensors.is_empty() {
-        return Ok(tensors);
+    wanted: Option<&str>,
+) -> std::result::Result<(BTreeMap<String, TensorRef>, StateChoice), Problem> {
+    let problem = |reason: String| Problem {
+        key: String::new(),
+        reason,
+    };
+    if let Value::Call(call) = root
+        && let Value::Global(name) = &call.0
+    {
+        return Err(problem(format!(
+            "it holds a whole pickled model (`{}.{}`), as `torch.save(model)` writes, which only \
+             Python with that class's code can rebuild; fmv reads state dicts: save one with \
+             `torch.save(model.state_dict(), \"weights.pth\")`",
+            name.0, name.1
+        )));
     }
-    for key in ["state_dict", "model", "model_state_dict"] {
-        let inner = root
-            .entries()
-            .into_iter()
-            .flatten()
-            .find_map(|(k, v)| (k.as_str() == Some(key)).then_some(v));
-        if let Some(inner) = inner {
-            let tensors = tensors_of(&inner, dir, sizes)?;
+    let top = tensors_of(root, dir, sizes)?;
+    // The top-level entries that hold tensors.
+    let mut candidates: Vec<(String, BTreeMap<String, TensorRef>)> = Vec::new();
+    for (k, v) in root.entries().into_iter().flatten() {
+        if let Some(k) = k.as_str() {
+            let tensors = tensors_of(&v, dir, sizes)?;
             if !tensors.is_empty() {
-                return Ok(tensors);
+                candidates.push((k.to_string(), tensors));
             }
         }
     }
-    Ok(BTreeMap::new())
+    let names = |except: &str| -> Vec<String> {
+        candidates
+            .iter()
+            .map(|(k, _)| k.clone())
+            .filter(|k| k != except)
+            .collect()
+    };
+    if let Some(wanted) = wanted {
+        let found = candidates.iter().position(|(k, _)| k == wanted);
+        return match found {
+            Some(i) => {
+                let others = names(wanted);
+                let (key, tensors) = candidates.swap_remove(i);
+                Ok((
+                    tensors,
+                    StateChoice {
+                        key: Some(key),
+                        others,
+                    },
+                ))
+            }
+            None if candidates.is_empty() => Err(problem(format!(
+                "--state-key {wanted}: the file is a state dict itself, with no key holding one"
+            ))),
+            None => Err(problem(format!(
+                "--state-key {wanted}: the file has no such key; its keys holding weights are {}",
+                quoted(&names(""))
+            ))),
+        };
+    }
+    if !top.is_empty() {
+        return Ok((
+            top,
+            StateChoice {
+                key: None,
+                others: Vec::new(),
+            },
+        ));
+    }
+    let preferred = STATE_KEYS
+        .iter()
+        .find_map(|s| candidates.iter().position(|(k, _)| k == s));
+    let chosen = match (preferred, candidates.len()) {
+        (Some(i), _) => i,
+        (None, 1) => 0,
+        (None, 0) => return Ok((BTreeMap::new(), StateChoice { key: None, others: Vec::new() })),
+        (None, _) => {
+            return Err(problem(format!(
+                "it holds several sets of weights, under {}; choose one with --state-key",
+                quoted(&names(""))
+            )));
+        }
+    };
+    let others = names(&candidates[chosen].0);
+    let (key, tensors) = candidates.swap_remove(chosen);
+    Ok((
+        tensors,
+        StateChoice {
+            key: Some(key),
+            others,
+        },
+    ))
+}
+
+/// `` `a`, `b` ``.
+fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The tensors among a dict's entries (other entries, such as an epoch, are passed over).

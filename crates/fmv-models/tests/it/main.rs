@@ -3,6 +3,7 @@
 mod arch;
 mod errors;
 mod gradients;
+mod heads;
 mod identity;
 mod pth;
 mod torch_parity;

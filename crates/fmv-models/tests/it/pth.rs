@@ -209,3 +209,90 @@ fn a_damaged_storage_is_refused() {
         "{err}"
     );
 }
+
+/// The tiny VGG (`features.0`, `features.1`) of `testdata/torch/wrapped/`, as training code
+/// saves it, reads as the same weights as the state dict it came from.
+mod wrapped {
+    use candle_core::{DType, Device, Tensor};
+    use fmv_models::{Checkpoint, LoadOptions, Model};
+
+    use crate::{tensors_of, testdata};
+
+    fn file(name: &str) -> std::path::PathBuf {
+        testdata().join("torch/wrapped").join(name)
+    }
+
+    /// `features.0.weight` of the checkpoint, as read.
+    fn conv_weight(ck: &Checkpoint) -> Vec<f32> {
+        let t: Tensor = ck.load("features.0.weight", &Device::Cpu, DType::F32).unwrap();
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    fn original() -> Vec<f32> {
+        tensors_of(&testdata().join("torch/narrow_vgg11_bn.safetensors"))["features.0.weight"]
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
+    #[test]
+    fn lightning_dataparallel_and_compiled_checkpoints_load_unwrapped() {
+        for (name, prefix, key) in [
+            ("lightning.ckpt", "model.", Some("state_dict")),
+            ("data_parallel.pth", "module.", None),
+            ("compiled.pth", "_orig_mod.", None),
+        ] {
+            let ck = Checkpoint::open(file(name)).unwrap();
+            assert_eq!(ck.removed_prefix(), Some(prefix), "{name}");
+            assert_eq!(ck.state_key(), key, "{name}");
+            assert_eq!(conv_weight(&ck), original(), "{name}");
+            let model = Model::from_checkpoint(ck, &LoadOptions::new()).unwrap();
+            assert_eq!(model.arch().name(), "vgg-custom_bn", "{name}");
+        }
+    }
+
+    /// The trained weights are read by default; `--state-key` picks the EMA copy (the
+    /// fixture's EMA weights are half the trained ones).
+    #[test]
+    fn ema_copies_are_chosen_with_the_state_key() {
+        let half: Vec<f32> = original().iter().map(|v| v * 0.5).collect();
+        for (name, trained, ema) in [
+            ("timm_ema.pth.tar", "state_dict", "state_dict_ema"),
+            ("model_ema.pth", "model", "model_ema"),
+        ] {
+            let ck = Checkpoint::open(file(name)).unwrap();
+            assert_eq!(ck.state_key(), Some(trained), "{name}");
+            assert_eq!(ck.other_state_keys(), [ema.to_string()], "{name}");
+            assert_eq!(conv_weight(&ck), original(), "{name}");
+            let ck = Checkpoint::open_with(file(name), Some(ema)).unwrap();
+            assert_eq!(ck.state_key(), Some(ema));
+            assert_eq!(conv_weight(&ck), half, "{name}");
+            let model =
+                Model::load(file(name), &LoadOptions::new().with_state_key(ema)).unwrap();
+            assert_eq!(model.checkpoint().state_key(), Some(ema));
+        }
+        let err = Checkpoint::open_with(file("model_ema.pth"), Some("ema"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--state-key ema") && err.contains("`model`, `model_ema`"),
+            "{err}"
+        );
+    }
+
+    /// `torch.save(model)` pickles the module's class, which only Python can rebuild: one line
+    /// that says how to save a state dict instead.
+    #[test]
+    fn a_whole_pickled_module_is_refused_with_the_fix() {
+        let err = Checkpoint::open(file("whole_module.pth"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("whole pickled model (`torch.nn.modules.container.Sequential`)")
+                && err.contains("torch.save(model.state_dict()"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}

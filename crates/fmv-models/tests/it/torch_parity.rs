@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::{means, tensors_of, test_input, testdata};
 
 /// `max |a − g| / max |g|` over one tap's `N×C` values.
-fn rel_err(a: &[Vec<f32>], g: &[Vec<f32>]) -> f64 {
+pub(crate) fn rel_err(a: &[Vec<f32>], g: &[Vec<f32>]) -> f64 {
     let scale = g.iter().flatten().fold(0f64, |m, v| m.max(v.abs() as f64));
     let err = a
         .iter()
