@@ -12,11 +12,15 @@
 //!   results with the CPU's. Not a test; CI does not run it.
 //! - `fuzz [TARGET...] [--minutes N]`: the cargo-fuzz targets of `fuzz/` (nightly), N minutes
 //!   each.
+//! - `real [--dir DIR] [--fmv PATH] [--steps N]`: fmv on the real trained VGG16s that
+//!   `../shared/tools/real_weights/get.sh DIR` writes, against torch's goldens, and every command
+//!   on the fine-tuned one; skipped (successfully) when the weights are absent.
 
 mod bench;
 mod fetch;
 mod fuzz;
 mod gallery;
+mod real;
 mod train_demo;
 
 /// Lower-case hex sha256 of a file, read in a stream.
@@ -35,7 +39,7 @@ fn sha256_file(path: &std::path::Path) -> anyhow::Result<String> {
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "Project automation: fetch, gallery, train-demo, bench, fuzz"
+    about = "Project automation: fetch, gallery, train-demo, bench, fuzz, real"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -102,6 +106,19 @@ enum Task {
         #[arg(long, default_value_t = 5)]
         minutes: u64,
     },
+    /// fmv on a real trained VGG16 (when its weights are present): parity with torch, and
+    /// every command.
+    Real {
+        /// Where `get.sh` wrote the weights.
+        #[arg(long, default_value = "real-weights", value_name = "DIR")]
+        dir: std::path::PathBuf,
+        /// An `fmv` binary to run instead of building one.
+        #[arg(long, value_name = "PATH")]
+        fmv: Option<std::path::PathBuf>,
+        /// Optimisation steps of the patterns (robust) in `patterns` and `report`.
+        #[arg(long, default_value_t = 16)]
+        steps: usize,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -137,6 +154,7 @@ fn run(task: Task) -> anyhow::Result<()> {
         Task::Fetch { names, pin } => fetch::run(&names, pin),
         Task::Fuzz { targets, minutes } => fuzz::run(&targets, minutes),
         Task::Gallery { check } => gallery::run(check),
+        Task::Real { dir, fmv, steps } => real::run(&dir, fmv, steps),
         Task::TrainDemo { only, steps } => train_demo::run(steps, only.as_deref()),
     }
 }

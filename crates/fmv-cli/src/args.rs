@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use fmv::core::TimmConfig;
+use fmv::core::pixels::Interpolation;
 use fmv::models::demo::DemoNet;
-use fmv::models::{ARCH_NAMES, parse_device};
-use fmv::{Device, LayerRef, LoadOptions, Model, Preprocess, Visualizer};
+use fmv::models::{ARCH_NAMES, HeadLayout, parse_device};
+use fmv::{Backbone, Device, LayerRef, LoadOptions, Model, Preprocess, Visualizer};
 
 /// Which network to load, and where to run it.
 #[derive(Debug, Clone, Args)]
@@ -28,6 +30,30 @@ pub struct ModelArgs {
     /// Where to compute: cpu (the default), cuda, cuda:N or metal.
     #[arg(long, value_name = "DEVICE", value_parser = parse_device)]
     pub device: Option<Device>,
+    /// The classifier head's modules, one per index of its Sequential, comma-separated:
+    /// linear, batchnorm (bn), relu, gelu, gelu_tanh, silu, tanh, sigmoid, dropout (identity).
+    /// E.g. `linear,relu,dropout,linear` for `fc.0`/`fc.3`. By default, torchvision's
+    /// convention: a ReLU between two layers, Dropouts in the rest of a gap.
+    #[arg(long, value_name = "LAYOUT", value_parser = parse_head)]
+    pub head: Option<HeadLayout>,
+    /// The top-level key of a `.pth` to read the weights from: an EMA copy (`state_dict_ema`,
+    /// `model_ema`) instead of the trained weights fmv reads by default (`state_dict`, `model`).
+    #[arg(long, value_name = "KEY")]
+    pub state_key: Option<String>,
+    /// A timm `config.json` (its `pretrained_cfg` sets the default preprocessing, its
+    /// `label_names` the class names). By default, a `config.json` beside --weights that has
+    /// a `pretrained_cfg`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Names of the classifier's outputs, in order: one per line, or a JSON list. Used for
+    /// `logits`; by default, the config's `label_names`, else indices.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+}
+
+/// `--head`: a layout such as `linear,relu,linear`.
+fn parse_head(s: &str) -> Result<HeadLayout, String> {
+    s.parse()
 }
 
 /// `auto` and every architecture name, for `--arch`.
@@ -116,13 +142,55 @@ impl ModelArgs {
         }
     }
 
-    /// The command's inputs with the weights file among them (when the network is a file).
+    /// The command's inputs with the weights file among them (when the network is a file),
+    /// and the config and labels files.
     pub fn inputs(&self) -> crate::guard::Inputs {
-        let inputs = crate::guard::Inputs::new();
-        match self.source() {
-            Ok(WeightsSource::File(p)) => inputs.add(&p, "--weights"),
-            _ => inputs,
+        let mut inputs = crate::guard::Inputs::new();
+        if let Ok(WeightsSource::File(p)) = self.source() {
+            inputs = inputs.add(&p, "--weights");
         }
+        if let Some(p) = &self.config {
+            inputs = inputs.add(p, "--config");
+        }
+        if let Some(p) = &self.labels {
+            inputs = inputs.add(p, "--labels");
+        }
+        inputs
+    }
+
+    /// The timm configuration: `--config`, or a timm `config.json` beside the weights file.
+    pub fn config(&self) -> Result<Option<TimmConfig>> {
+        if let Some(path) = &self.config {
+            return Ok(Some(TimmConfig::from_file(path)?));
+        }
+        match self.source() {
+            Ok(WeightsSource::File(w)) => Ok(TimmConfig::beside(&w)?),
+            _ => Ok(None),
+        }
+    }
+
+    /// The names of the model's outputs: `--labels`, or the config's `label_names`, checked
+    /// against the head's width; `None` without either, or for a network without logits.
+    pub fn labels(&self, model: &Model) -> Result<Option<Vec<String>>> {
+        let (names, source) = match (&self.labels, self.config()?) {
+            (Some(path), _) => (fmv::core::read_labels(path)?, path.clone()),
+            (None, Some(cfg)) => match cfg.label_names() {
+                Some(names) => (names.to_vec(), cfg.path().to_path_buf()),
+                None => return Ok(None),
+            },
+            (None, None) => return Ok(None),
+        };
+        let Some(logits) = model.layers().iter().find(|l| l.name == "logits") else {
+            if self.labels.is_some() {
+                bail!(
+                    "--labels names the classifier's outputs, and this network has no usable \
+                     classifier (see `fmv layers`)"
+                );
+            }
+            return Ok(None);
+        };
+        fmv::core::check_labels(&names, logits.channels, &source)?;
+        Ok(Some(names))
     }
 
     /// Whether a network was named at all.
@@ -137,9 +205,15 @@ impl ModelArgs {
 
     /// Loads the network.
     pub fn load(&self) -> Result<Model> {
-        let opts = load_options()?
+        let mut opts = load_options()?
             .with_arch(self.arch.as_deref().unwrap_or("auto"))
             .with_device(self.device());
+        if let Some(head) = &self.head {
+            opts = opts.with_head(head.clone());
+        }
+        if let Some(key) = &self.state_key {
+            opts = opts.with_state_key(key.clone());
+        }
         Ok(match self.source()? {
             WeightsSource::File(p) => Model::load(p, &opts)?,
             WeightsSource::Demo(d) => d.load(&opts)?,
@@ -182,18 +256,42 @@ pub enum Preset {
     Imagenet,
     // FeatureMapVisualizer's: inputs in [0, 1].
     Original,
+    // torchvision's eval transform: Resize(256), CenterCrop(224), ImageNet mean/std.
+    Torchvision,
+}
+
+/// A resampling filter, for `--interpolation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Filter {
+    // Pillow's bilinear (torchvision's default).
+    Bilinear,
+    // Pillow's bicubic (timm's usual).
+    Bicubic,
 }
 
 /// How images become inputs.
 #[derive(Debug, Clone, Args)]
 pub struct PreprocessArgs {
-    /// Preprocessing preset: `imagenet` (mean/std normalisation, for pretrained weights) or
-    /// `original` (FeatureMapVisualizer's: inputs in [0, 1]).
-    #[arg(long, default_value = "imagenet", value_name = "PRESET", value_enum)]
-    pub preprocess: Preset,
+    /// Preprocessing preset: `imagenet` (squash to 224, mean/std normalisation), `original`
+    /// (FeatureMapVisualizer's: squash, inputs in [0, 1]) or `torchvision` (its eval
+    /// transform: the shorter side to 256, centre crop 224, mean/std). Default: the timm
+    /// config's (--config), else `imagenet`.
+    #[arg(long, value_name = "PRESET", value_enum)]
+    pub preprocess: Option<Preset>,
     /// Input size: `N` or `WxH` (images are squashed to it). Default: 224.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub size: Option<(usize, usize)>,
+    /// Resize the shorter side to N pixels (aspect ratio kept), then crop the centre to
+    /// --crop: torchvision's `Resize(N)`. Default: 256 with `torchvision`.
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    pub resize: Option<usize>,
+    /// The centre crop after --resize: `N` or `WxH` (torchvision's `CenterCrop`; zero-padded
+    /// where the image is smaller). Default: 224.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub crop: Option<(usize, usize)>,
+    /// Resampling filter: `bilinear` (the default) or `bicubic`, Pillow's either way.
+    #[arg(long, value_name = "FILTER", value_enum)]
+    pub interpolation: Option<Filter>,
     /// Per-channel mean subtracted after /255, as `R,G,B`. Default: the preset's.
     #[arg(long, value_name = "R,G,B", value_parser = parse_triple)]
     pub mean: Option<[f32; 3]>,
@@ -206,14 +304,53 @@ pub struct PreprocessArgs {
 }
 
 impl PreprocessArgs {
-    /// The preprocessing these options describe.
-    pub fn build(&self) -> Result<Preprocess> {
+    /// The preprocessing these options describe, starting from the model's timm config when
+    /// no preset is named.
+    pub fn build(&self, model: &ModelArgs) -> Result<Preprocess> {
         let mut p = match self.preprocess {
-            Preset::Imagenet => Preprocess::imagenet(),
-            Preset::Original => Preprocess::original(),
+            Some(Preset::Imagenet) => Preprocess::imagenet(),
+            Some(Preset::Original) => Preprocess::original(),
+            Some(Preset::Torchvision) => Preprocess::torchvision(),
+            None => match model.config()? {
+                Some(cfg) => {
+                    let p = cfg.preprocess()?;
+                    eprintln!(
+                        "note: preprocessing from {}: {} (--preprocess overrides it)",
+                        cfg.path().display(),
+                        p.name()
+                    );
+                    p
+                }
+                None => Preprocess::imagenet(),
+            },
         };
+        if let Some(n) = self.resize {
+            p = p.with_resize(n);
+        }
+        let crops = p.resize_to().is_some();
         if let Some((w, h)) = self.size {
+            if crops {
+                bail!(
+                    "--size squashes images to a size, and this preprocessing resizes their \
+                     shorter side and crops the centre: set that size with --crop"
+                );
+            }
             p = p.with_size(w, h);
+        }
+        if let Some((w, h)) = self.crop {
+            if !crops {
+                bail!(
+                    "--crop crops the centre after --resize (or --preprocess torchvision); with \
+                     squashed images, set the size with --size"
+                );
+            }
+            p = p.with_crop(w, h);
+        }
+        if let Some(f) = self.interpolation {
+            p = p.with_interpolation(match f {
+                Filter::Bilinear => Interpolation::Bilinear,
+                Filter::Bicubic => Interpolation::Bicubic,
+            });
         }
         if let Some(m) = self.mean {
             p = p.with_mean(m);
@@ -254,6 +391,14 @@ fn parse_size(s: &str) -> Result<(usize, usize)> {
         bail!("the size must be at least 1x1");
     }
     Ok((w, h))
+}
+
+/// A positive integer.
+fn parse_positive(s: &str) -> Result<usize> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => bail!("expected a positive integer"),
+    }
 }
 
 /// `R,G,B`: three numbers.

@@ -403,6 +403,15 @@ pub enum Error {
         /// The decoder's complaint.
         reason: String,
     },
+    /// A file of settings (a timm `config.json`, a labels file) that cannot be used.
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What it was read as (`timm config`, `labels file`).
+        what: &'static str,
+        /// What is wrong, and how to fix it.
+        reason: String,
+    },
     /// A file that would have been skipped, in a strict run ([`Field::Strict`]).
     Unusable {
         /// The file.
@@ -507,6 +516,9 @@ impl Error {
             ),
             Error::Decode { path, reason } => {
                 write!(f, "cannot decode image {}: {reason}", path.display())
+            }
+            Error::BadFile { path, what, reason } => {
+                write!(f, "cannot use {} as a {what}: {reason}", path.display())
             }
             Error::Unusable { path, reason } => write!(
                 f,

@@ -44,10 +44,12 @@ mod decode;
 pub mod demo;
 mod error;
 mod inputs;
+mod labels;
 mod lanes;
 mod lists;
 mod maps;
 mod memory;
+mod model_config;
 mod observer;
 mod patterns;
 mod preprocess;
@@ -66,7 +68,9 @@ pub use dataset::{ClassFolder, ImageFolder};
 pub use decode::RgbImage;
 pub use error::{Error, Field, Problem, Result};
 pub use inputs::Skipped;
+pub use labels::{check_labels, read_labels};
 pub use maps::{FilterMaps, FilterMapsConfig, ImageMaps};
+pub use model_config::TimmConfig;
 pub use observer::{Event, Observer};
 pub use patterns::{
     CompatConfig, MaxActivations, MaxActivationsConfig, Mode, Objective, Pattern, PatternAlgorithm,
@@ -82,7 +86,7 @@ pub mod pixels {
     pub use crate::cubic::resize_cubic_opencv;
     pub use crate::decode::{DecodeError, Gray16, MAX_PIXELS, RgbImage, decode_rgb8};
     pub use crate::preprocess::{IMAGENET_MEAN, IMAGENET_STD, load_rgb8};
-    pub use crate::resize::resize_bilinear_pillow;
+    pub use crate::resize::{Interpolation, resize_bilinear_pillow, resize_pillow};
 }
 
 /// Which files an analysis reads: files given by name, and the image files of a folder

@@ -428,8 +428,10 @@ fn wrapper_prefix<'a>(keys: impl Iterator<Item = &'a str> + Clone) -> String {
         return prefix;
     }
     while let Some(p) = WRAPPER_PREFIXES.iter().find(|p| {
-        keys.clone()
-            .all(|k| k.strip_prefix(prefix.as_str()).is_some_and(|r| r.starts_with(*p)))
+        keys.clone().all(|k| {
+            k.strip_prefix(prefix.as_str())
+                .is_some_and(|r| r.starts_with(*p))
+        })
     }) {
         prefix.push_str(p);
     }

@@ -14,7 +14,10 @@ use crate::ops::{BATCH_NORM_EPS, Build};
 enum Step {
     Linear(Linear),
     /// `x·scale + shift`, per channel (`1×C` each).
-    Affine { scale: Tensor, shift: Tensor },
+    Affine {
+        scale: Tensor,
+        shift: Tensor,
+    },
     Activation(Activation),
 }
 
@@ -186,7 +189,9 @@ fn batch_norm(ck: &Checkpoint, key: &str, channels: usize, affine: bool) -> Resu
     let scale: Vec<f64> = (0..channels)
         .map(|c| gamma[c] / (var[c] + BATCH_NORM_EPS).sqrt())
         .collect();
-    let shift = (0..channels).map(|c| beta[c] - mean[c] * scale[c]).collect();
+    let shift = (0..channels)
+        .map(|c| beta[c] - mean[c] * scale[c])
+        .collect();
     Ok(HostAffine { scale, shift })
 }
 
@@ -236,8 +241,12 @@ mod tests {
                 .map(|(row, b)| row.iter().zip(x).map(|(w, v)| w * v).sum::<f64>() + b)
                 .collect()
         };
-        let affine =
-            |a: &HostAffine, x: &[f64]| -> Vec<f64> { x.iter().enumerate().map(|(i, v)| v * a.scale[i] + a.shift[i]).collect() };
+        let affine = |a: &HostAffine, x: &[f64]| -> Vec<f64> {
+            x.iter()
+                .enumerate()
+                .map(|(i, v)| v * a.scale[i] + a.shift[i])
+                .collect()
+        };
         let x = [0.3, -1.5, 2.0];
         let after = HostAffine {
             scale: vec![2.0, -0.5],
@@ -250,7 +259,10 @@ mod tests {
         };
         fold_after(&mut folded, &after);
         let (a, b) = (apply(&folded, &x), affine(&after, &apply(&l, &x)));
-        assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-12), "{a:?} {b:?}");
+        assert!(
+            a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-12),
+            "{a:?} {b:?}"
+        );
 
         let before = HostAffine {
             scale: vec![0.5, 2.0, -1.0],
@@ -258,7 +270,10 @@ mod tests {
         };
         let folded = fold_before(&before, &l);
         let (a, b) = (apply(&folded, &x), apply(&l, &affine(&before, &x)));
-        assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-12), "{a:?} {b:?}");
+        assert!(
+            a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-12),
+            "{a:?} {b:?}"
+        );
     }
 
     #[test]

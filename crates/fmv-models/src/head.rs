@@ -621,9 +621,7 @@ fn check_widths(modules: &[HeadModule], features: &Features) -> Result<(), Strin
                 key, c_in, c_out, ..
             } => {
                 if *c_in != width {
-                    return Err(format!(
-                        "`{key}.weight` takes {c_in} inputs, and {from}"
-                    ));
+                    return Err(format!("`{key}.weight` takes {c_in} inputs, and {from}"));
                 }
                 width = *c_out;
                 from = format!("`{key}` gives {c_out}");

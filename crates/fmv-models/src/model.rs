@@ -254,18 +254,19 @@ impl Model {
                 valid: ARCH_NAMES.join(", "),
             });
         }
-        let arch = Arch::infer_with_head(checkpoint.entries(), opts.head.as_ref()).ok_or_else(|| {
-            Error::UnrecognizedArchitecture {
-                path: checkpoint.path().to_path_buf(),
-                sample: checkpoint
-                    .entries()
-                    .keys()
-                    .take(5)
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }
-        })?;
+        let arch =
+            Arch::infer_with_head(checkpoint.entries(), opts.head.as_ref()).ok_or_else(|| {
+                Error::UnrecognizedArchitecture {
+                    path: checkpoint.path().to_path_buf(),
+                    sample: checkpoint
+                        .entries()
+                        .keys()
+                        .take(5)
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+            })?;
         // A depth asked for that the file does not show: the file was meant to be it (and lacks
         // whole blocks or layers, which the check names), or it is another network.
         let arch = match opts.arch() {
@@ -279,8 +280,7 @@ impl Model {
             }
             _ => arch,
         };
-        if let (Some(layout), HeadState::Unusable { reason, prefix }) = (opts.head(), arch.head())
-        {
+        if let (Some(layout), HeadState::Unusable { reason, prefix }) = (opts.head(), arch.head()) {
             return Err(Error::UnusableHead {
                 path: checkpoint.path().to_path_buf(),
                 prefix: prefix.clone(),

@@ -107,18 +107,17 @@ impl Pth {
             )));
         }
         let pickled = unpickle(&bytes).map_err(|e| file(format!("{pickle}: {e}")))?;
-        let (tensors, state) =
-            state_dict(&pickled.root, &dir, &sizes, state_key).map_err(|p| {
-                if p.key.is_empty() {
-                    file(p.reason)
-                } else {
-                    Error::BadTensor {
-                        path: path.to_path_buf(),
-                        key: p.key,
-                        reason: p.reason,
-                    }
+        let (tensors, state) = state_dict(&pickled.root, &dir, &sizes, state_key).map_err(|p| {
+            if p.key.is_empty() {
+                file(p.reason)
+            } else {
+                Error::BadTensor {
+                    path: path.to_path_buf(),
+                    key: p.key,
+                    reason: p.reason,
                 }
-            })?;
+            }
+        })?;
         if tensors.is_empty() {
             return Err(file(
                 "no tensors found (expected a state dict, or a dict holding one under \
@@ -291,7 +290,15 @@ fn state_dict(
     let chosen = match (preferred, candidates.len()) {
         (Some(i), _) => i,
         (None, 1) => 0,
-        (None, 0) => return Ok((BTreeMap::new(), StateChoice { key: None, others: Vec::new() })),
+        (None, 0) => {
+            return Ok((
+                BTreeMap::new(),
+                StateChoice {
+                    key: None,
+                    others: Vec::new(),
+                },
+            ));
+        }
         (None, _) => {
             return Err(problem(format!(
                 "it holds several sets of weights, under {}; choose one with --state-key",

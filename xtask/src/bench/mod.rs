@@ -162,7 +162,7 @@ pub(crate) fn run_measured(cmd: &mut Command) -> Result<(f64, f64)> {
 }
 
 /// `target/release/fmv`, built first (release, as users run it).
-fn fmv_binary() -> Result<PathBuf> {
+pub(crate) fn fmv_binary() -> Result<PathBuf> {
     let status = Command::new(env!("CARGO"))
         .args(["build", "--release", "--quiet", "--bin", "fmv"])
         .current_dir(root())

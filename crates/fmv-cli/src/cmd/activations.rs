@@ -45,17 +45,22 @@ struct Image {
 struct Output {
     layer: String,
     preprocess: String,
+    /// The names of the logits (`--labels`, or the timm config's), for `--layer logits`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<Vec<String>>,
     images: Vec<Image>,
     skipped: Vec<SkippedDocument>,
 }
 
 pub fn run(args: Args) -> Result<Outcome> {
-    let preprocess = args.preprocess.build()?;
+    let preprocess = args.preprocess.build(&args.model)?;
     let model = args.model.load()?;
+    let labels = args.model.labels(&model)?;
     let viz = args.preprocess.visualizer(model, preprocess);
     let layer = args.layer.layer;
     // Resolve before reading any image, so a wrong layer fails at once.
-    viz.resolve(&layer)?;
+    let id = viz.resolve(&layer)?;
+    let labels = labels.filter(|_| viz.backbone().layer(id).kind == fmv::models::LayerKind::Logits);
     let (files, skipped) = expand_inputs(&args.inputs)?;
     for s in &skipped {
         eprintln!("warning: skipping {}: {}", s.path.display(), s.reason);
@@ -65,6 +70,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     let out = Output {
         layer: acts.layer,
         preprocess: acts.preprocess,
+        labels,
         images: acts
             .images
             .into_iter()
@@ -85,7 +91,10 @@ pub fn run(args: Args) -> Result<Outcome> {
         let shown: Vec<String> = img
             .top
             .iter()
-            .map(|&c| format!("{c}:{:.4}", img.mean[c]))
+            .map(|&c| match &out.labels {
+                Some(names) => format!("{}:{:.4}", names[c], img.mean[c]),
+                None => format!("{c}:{:.4}", img.mean[c]),
+            })
             .collect();
         println!("{}\n  top: {}", img.path, shown.join(" "));
     }

@@ -98,7 +98,7 @@ fn warn_of_classes_without_images(top_maps: &[(String, Vec<usize>)], test: &Imag
 }
 
 pub fn run(args: Args) -> Result<Outcome> {
-    let preprocess = args.preprocess.build()?;
+    let preprocess = args.preprocess.build(&args.model)?;
     let test = ImageFolder::open(&args.test_dir, None)?;
     let file_maps = args.top_maps.as_deref().map(read_top_maps).transpose()?;
     let model = args.model.load()?;

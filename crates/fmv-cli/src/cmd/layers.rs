@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use fmv::Backbone;
+use fmv::models::HeadState;
 use serde::Serialize;
 
 use crate::Outcome;
@@ -31,6 +32,9 @@ struct Layer {
 struct Output {
     arch: String,
     description: String,
+    /// The classifier as fmv runs it (`fc.0 Linear(2048→256), ReLU, ...`), why it cannot, or
+    /// null for a headless checkpoint.
+    head: Option<String>,
     layers: Vec<Layer>,
 }
 
@@ -51,9 +55,17 @@ pub fn run(args: Args) -> Result<Outcome> {
             }
         })
         .collect();
+    let head = match model.arch().head() {
+        HeadState::Absent => None,
+        HeadState::Ready(h) => Some(h.to_string()),
+        HeadState::Unusable { prefix, reason } => Some(format!(
+            "`{prefix}` not interpreted, so no logits: {reason} (state it with --head)"
+        )),
+    };
     let out = Output {
         arch: model.arch_name(),
         description: model.arch().description(),
+        head,
         layers,
     };
     if args.json {
@@ -61,6 +73,9 @@ pub fn run(args: Args) -> Result<Outcome> {
         return Ok(Outcome::Done);
     }
     println!("{}", out.description);
+    if let Some(head) = &out.head {
+        println!("head: {head}");
+    }
     println!("{:<16} {:>8}  {:>9}", "layer", "channels", "at 224");
     for l in &out.layers {
         println!(

@@ -162,7 +162,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     let inputs = args.model.inputs().add(&args.images, "--images");
     inputs.refuse_folder(&args.output, "--output")?;
     ensure_writable_dir(&args.output)?;
-    let preprocess = args.preprocess.build()?;
+    let preprocess = args.preprocess.build(&args.model)?;
     let (files, mut skipped) = collect_images(&args.images)?;
     let outputs = output_names(&args.images, &files, &args.output);
     let model = args.model.load()?;

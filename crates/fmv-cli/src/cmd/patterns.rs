@@ -255,7 +255,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     let preprocess = match mode {
         // The original feeds sigmoid(param) to the network as is.
         Mode::Compat => Preprocess::original(),
-        Mode::Robust => args.preprocess.build()?,
+        Mode::Robust => args.preprocess.build(&args.model)?,
     };
     let cfg = PatternConfig::new(args.layer.layer.clone(), args.filter.clone(), algorithm)
         .with_seed(args.seed);

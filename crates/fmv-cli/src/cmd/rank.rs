@@ -130,7 +130,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     if args.shard.is_some() && args.output.is_none() {
         bail!("--shard needs -o FILE for its partial counts (e.g. -o part-0.json)");
     }
-    let preprocess = args.preprocess.build()?;
+    let preprocess = args.preprocess.build(&args.model)?;
     let folder = ImageFolder::open(train_dir, args.classes.as_deref())?;
     let model = args.model.load()?;
     let viz = args.preprocess.visualizer(model, preprocess);

@@ -148,7 +148,7 @@ fn setup(args: &Args) -> Result<Setup> {
             "give --weights (or --model), --train-dir and --test-dir together (or none of them, for the embedded demo)"
         );
     };
-    let preprocess = args.preprocess.build()?;
+    let preprocess = args.preprocess.build(&args.model)?;
     let model = args.model.load()?;
     Ok(Setup {
         viz: args.preprocess.visualizer(model, preprocess),

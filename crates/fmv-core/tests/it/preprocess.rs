@@ -38,3 +38,51 @@ fn original_preset_matches_pillow_bit_for_bit_on_all_dsa_images() {
     }
     assert_eq!(checked, 32);
 }
+
+/// torchvision's eval transform (and timm's, bicubic with `crop_pct`), with fmv's settings for
+/// each configuration of `testdata/torch/transforms.json`: the cropped 8-bit image and the
+/// input tensor equal torchvision's bit for bit on every reference and format image (upscaled,
+/// downscaled, padded where smaller than the crop, odd offsets rounded half to even).
+#[test]
+fn torchvision_preset_matches_torchvisions_eval_transform_bit_for_bit() {
+    use fmv_core::pixels::{Interpolation, load_rgb8};
+    let testdata = root().join("..");
+    let text = std::fs::read_to_string(testdata.join("torch/transforms.json")).unwrap();
+    let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let tv = Preprocess::torchvision;
+    let configs = [
+        ("torchvision", tv()),
+        (
+            "timm_bicubic_crop_pct_0.95",
+            tv().with_resize(235)
+                .with_interpolation(Interpolation::Bicubic),
+        ),
+        ("pad_and_crop", tv().with_resize(100).with_crop(90, 120)),
+        ("odd_sizes", tv().with_resize(161).with_crop(131, 97)),
+    ];
+    let sha = |bytes: &mut dyn Iterator<Item = u8>| {
+        let mut h = Sha256::new();
+        h.update(bytes.collect::<Vec<u8>>());
+        format!("{:x}", h.finalize())
+    };
+    let images = golden["images"].as_object().unwrap();
+    assert_eq!(images.len(), 43);
+    for (rel, per_config) in images {
+        for (name, p) in &configs {
+            let want = &per_config[*name];
+            let img = load_rgb8(&testdata.join(rel), p.gray16()).unwrap();
+            let cropped = p.resize(&img);
+            assert_eq!(
+                sha(&mut cropped.pixels.iter().copied()),
+                want["crop_sha256"].as_str().unwrap(),
+                "{rel} {name}: the cropped image differs from torchvision's"
+            );
+            let x = p.tensor_of_resized(&cropped);
+            assert_eq!(
+                sha(&mut x.iter().flat_map(|v| v.to_le_bytes())),
+                want["tensor_sha256"].as_str().unwrap(),
+                "{rel} {name}: the tensor differs from torchvision's"
+            );
+        }
+    }
+}

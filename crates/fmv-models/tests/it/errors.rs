@@ -80,7 +80,9 @@ fn a_misshaped_head_tensor_is_named_when_logits_are_asked() {
     );
     let msg = logits_err(t.clone(), &LoadOptions::new());
     assert!(
-        msg.contains(&format!("`fc.bias` has shape [3], and `fc.weight` [2, {c}] needs [2]")),
+        msg.contains(&format!(
+            "`fc.bias` has shape [3], and `fc.weight` [2, {c}] needs [2]"
+        )),
         "{msg}"
     );
     let ck = Checkpoint::from_tensors("edited.safetensors", t).unwrap();
@@ -400,10 +402,7 @@ fn a_resnet_missing_any_one_tensor_names_it() {
             }
             if in_head(key) {
                 let msg = logits_err(t.clone(), &opts);
-                assert!(
-                    msg.contains("`fc.bias` has no `fc.weight`"),
-                    "{key}: {msg}"
-                );
+                assert!(msg.contains("`fc.bias` has no `fc.weight`"), "{key}: {msg}");
                 continue;
             }
             let msg = load_err(t.clone(), &opts);

@@ -21,11 +21,14 @@ fn cases() -> Vec<(String, Value)> {
 /// The backbone of `case` under its fine-tuned head, as one checkpoint.
 fn checkpoint(name: &str, case: &Value) -> Checkpoint {
     let prefix = case["prefix"].as_str().unwrap();
-    let mut tensors: HashMap<String, Tensor> =
-        tensors_of(&testdata().join("torch").join(case["backbone"].as_str().unwrap()))
-            .into_iter()
-            .filter(|(k, _)| !k.starts_with(&format!("{prefix}.")))
-            .collect();
+    let mut tensors: HashMap<String, Tensor> = tensors_of(
+        &testdata()
+            .join("torch")
+            .join(case["backbone"].as_str().unwrap()),
+    )
+    .into_iter()
+    .filter(|(k, _)| !k.starts_with(&format!("{prefix}.")))
+    .collect();
     let heads = tensors_of(&testdata().join("torch/heads.safetensors"));
     let mine = format!("{name}/");
     let n_before = tensors.len();
@@ -88,10 +91,7 @@ fn the_convention_differs_where_the_layout_is_needed() {
 /// `fmv layers`' description of a head: every module, in order.
 #[test]
 fn the_head_is_described_as_built() {
-    let (name, case) = cases()
-        .into_iter()
-        .find(|(n, _)| n == "r_bn")
-        .unwrap();
+    let (name, case) = cases().into_iter().find(|(n, _)| n == "r_bn").unwrap();
     let model = Model::from_checkpoint(checkpoint(&name, &case), &LoadOptions::new()).unwrap();
     let head = model.arch().head().ready().unwrap().to_string();
     assert_eq!(
@@ -149,5 +149,10 @@ fn an_uninterpretable_head_fails_only_for_logits() {
             && err.contains("--head"),
         "{err}"
     );
-    assert!(model.arch().description().contains("head `fc` not interpreted"));
+    assert!(
+        model
+            .arch()
+            .description()
+            .contains("head `fc` not interpreted")
+    );
 }

@@ -224,7 +224,9 @@ mod wrapped {
 
     /// `features.0.weight` of the checkpoint, as read.
     fn conv_weight(ck: &Checkpoint) -> Vec<f32> {
-        let t: Tensor = ck.load("features.0.weight", &Device::Cpu, DType::F32).unwrap();
+        let t: Tensor = ck
+            .load("features.0.weight", &Device::Cpu, DType::F32)
+            .unwrap();
         t.flatten_all().unwrap().to_vec1().unwrap()
     }
 
@@ -268,8 +270,7 @@ mod wrapped {
             let ck = Checkpoint::open_with(file(name), Some(ema)).unwrap();
             assert_eq!(ck.state_key(), Some(ema));
             assert_eq!(conv_weight(&ck), half, "{name}");
-            let model =
-                Model::load(file(name), &LoadOptions::new().with_state_key(ema)).unwrap();
+            let model = Model::load(file(name), &LoadOptions::new().with_state_key(ema)).unwrap();
             assert_eq!(model.checkpoint().state_key(), Some(ema));
         }
         let err = Checkpoint::open_with(file("model_ema.pth"), Some("ema"))
