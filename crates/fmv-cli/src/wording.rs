@@ -56,6 +56,10 @@ fn model(e: &ModelError) -> String {
             "{} holds a {found}, not a {requested}; drop `--arch` or pass `--arch {found}`",
             path.display()
         ),
+        ModelError::UnusableHead { .. } => format!("{e}; state it with --head LAYOUT"),
+        ModelError::BadCheckpoint { .. } => e
+            .to_string()
+            .replace("as the state key", "with --state-key"),
         other => other.to_string(),
     }
 }

@@ -210,7 +210,7 @@ impl TimmConfig {
             Some(name) => Interpolation::from_name(name).ok_or_else(|| {
                 bad(format!(
                     "its interpolation `{name}` is not one fmv reproduces (bilinear, bicubic); \
-                     pass --interpolation"
+                     set the interpolation"
                 ))
             })?,
         };
@@ -230,7 +230,7 @@ impl TimmConfig {
                 if h != w {
                     return Err(bad(format!(
                         "its input size {w}x{h} is not square, for which timm keeps the aspect \
-                         ratio in a way fmv does not reproduce; pass --resize and --crop"
+                         ratio in a way fmv does not reproduce; set the resize and crop"
                     )));
                 }
                 let resize = (h as f64 / crop_pct).floor() as usize;

@@ -107,8 +107,8 @@ impl Checkpoint {
                 path,
                 format: SAFETENSORS,
                 reason: format!(
-                    "--state-key {key} chooses among the state dicts of a `.pth` file, and a \
-                     safetensors file holds one"
+                    "a state key (`{key}`) chooses among the state dicts of a `.pth` file, \
+                     and a safetensors file holds one"
                 ),
             })
         } else if head.len() >= 9 && head[8] == b'{' {

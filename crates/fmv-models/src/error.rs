@@ -109,8 +109,8 @@ pub enum Error {
     /// A head fmv cannot interpret, when `logits` are asked for (or when the user stated a
     /// layout that does not fit it).
     #[error(
-        "{path}: the classifier head `{prefix}` cannot be interpreted{}: {reason}; every feature map up to `avgpool` works without it, and `logits` need a head of Linear and BatchNorm1d layers, stated with --head (e.g. `--head linear,relu,linear`) where torchvision's convention (a ReLU between two layers) is not what it is",
-        .stated.as_ref().map(|s| format!(" as `--head {s}`")).unwrap_or_default()
+        "{path}: the classifier head `{prefix}` cannot be interpreted{}: {reason}; every feature map up to `avgpool` works without it, and `logits` need a head of Linear and BatchNorm1d layers, and where torchvision's convention (a ReLU between two layers) is not what the head is, its layout can be stated (e.g. `linear,relu,linear`)",
+        .stated.as_ref().map(|s| format!(" as the stated layout `{s}`")).unwrap_or_default()
     )]
     UnusableHead {
         /// The file.

@@ -544,7 +544,7 @@ fn follow_layout(
     layout: &HeadLayout,
     direct: bool,
 ) -> Result<Vec<HeadModule>, String> {
-    let stated = || format!("--head {layout}");
+    let stated = || format!("the stated layout `{layout}`");
     if direct {
         // A single module at the prefix: the layout must be exactly that module.
         let kinds: Vec<&HeadItem> = layout.0.iter().filter(|i| i.has_weights()).collect();
@@ -558,7 +558,7 @@ fn follow_layout(
         if !fits || layout.0.len() != 1 {
             return Err(format!(
                 "{} does not fit `{prefix}`: the file holds a single layer there, which is \
-                 `--head {}`",
+                 the layout `{}`",
                 stated(),
                 if matches!(module, HeadModule::Linear { .. }) {
                     "linear"
@@ -645,7 +645,10 @@ mod tests {
     use super::*;
     use candle_core::DType;
 
-    fn entries(keys: &[(&str, &[usize])]) -> BTreeMap<String, Entry> {
+    /// A key and its shape.
+    type Key<'a> = (&'a str, &'a [usize]);
+
+    fn entries(keys: &[Key]) -> BTreeMap<String, Entry> {
         keys.iter()
             .map(|(k, s)| {
                 (
@@ -733,7 +736,7 @@ mod tests {
 
     #[test]
     fn what_cannot_be_read_is_named() {
-        let cases: &[(&[(&str, &[usize])], &str)] = &[
+        let cases: &[(&[Key], &str)] = &[
             (&[("fc.0.weight", &[8]), ("fc.0.bias", &[8])], "LayerNorm"),
             (&[("fc.0.bias", &[8])], "`fc.0.bias` has no `fc.0.weight`"),
             (&[("fc.0.weight", &[8, 15])], "takes 15 inputs"),

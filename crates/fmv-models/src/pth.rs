@@ -267,10 +267,10 @@ fn state_dict(
                 ))
             }
             None if candidates.is_empty() => Err(problem(format!(
-                "--state-key {wanted}: the file is a state dict itself, with no key holding one"
+                "state key `{wanted}`: the file is a state dict itself, with no key holding one"
             ))),
             None => Err(problem(format!(
-                "--state-key {wanted}: the file has no such key; its keys holding weights are {}",
+                "state key `{wanted}`: the file has no such key; its keys holding weights are {}",
                 quoted(&names(""))
             ))),
         };
@@ -301,7 +301,7 @@ fn state_dict(
         }
         (None, _) => {
             return Err(problem(format!(
-                "it holds several sets of weights, under {}; choose one with --state-key",
+                "it holds several sets of weights, under {}; choose one as the state key",
                 quoted(&names(""))
             )));
         }

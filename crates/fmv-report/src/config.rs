@@ -79,6 +79,7 @@ pub struct ReportConfig {
     pub(crate) style: Style,
     pub(crate) svg: bool,
     pub(crate) demo: bool,
+    pub(crate) labels: Option<Vec<String>>,
 }
 
 impl ReportConfig {
@@ -98,6 +99,7 @@ impl ReportConfig {
             style: Style::Heatmap,
             svg: false,
             demo: false,
+            labels: None,
         }
     }
 
@@ -174,6 +176,13 @@ impl ReportConfig {
     /// Also writes the plots as SVG (linked from the page). By default, off.
     pub fn with_svg(mut self, svg: bool) -> Self {
         self.svg = svg;
+        self
+    }
+
+    /// Names the classifier's outputs, in order, where the page shows what the network
+    /// predicts for a sample image. By default, `class 0`, `class 1`, ...
+    pub fn with_labels(mut self, labels: Vec<String>) -> Self {
+        self.labels = Some(labels);
         self
     }
 

@@ -55,5 +55,11 @@ pub fn config(net: DemoNet) -> ReportConfig {
         .with_n_each_img(8)
         .with_n_each_class(8)
         .with_pattern_steps(128)
+        .with_labels(
+            fmv_core::demo::DemoClass::ALL
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect(),
+        )
         .with_demo(true)
 }

@@ -42,6 +42,16 @@ pub enum Error {
     /// A document could not be written as JSON.
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// Class names that do not name the classifier's outputs one for one.
+    #[error(
+        "{labels} class names were given for the classifier's {outputs} outputs; give one name per output, in order"
+    )]
+    LabelsDiffer {
+        /// How many names.
+        labels: usize,
+        /// How many outputs.
+        outputs: usize,
+    },
     /// A count of the report's configuration is zero.
     #[error("invalid `{field}`: must be at least 1")]
     Zero {

@@ -173,6 +173,8 @@ pub struct TopMaps {
     pub grid: Figure,
     /// The plot of every map's mean activation.
     pub plot: Figure,
+    /// What the network predicts for the image, where it has a classifier.
+    pub predicted: Option<crate::results::Prediction>,
 }
 
 impl TopMaps {
@@ -185,6 +187,7 @@ impl TopMaps {
             top_means: self.top.iter().map(|t| t.1 as f64).collect(),
             grid: self.grid.png.clone(),
             plot: self.plot.png.clone(),
+            predicted: self.predicted.clone(),
         }
     }
 }
@@ -252,6 +255,7 @@ pub fn top_maps(ctx: &Ctx, class: &str, img: &ImageActivations) -> Result<TopMap
         },
         plot: plot_fig,
         top,
+        predicted: None,
     })
 }
 

@@ -136,9 +136,16 @@ impl Page {
     pub fn top_maps(&mut self, shown: &[TopMaps]) {
         let mut body = String::new();
         for t in shown {
+            let predicted = t.predicted.as_ref().map_or(String::new(), |p| {
+                format!(
+                    "<p>The network classifies it as <b>{}</b> (logit {:.2}).</p>",
+                    escape(&p.label),
+                    p.logits[p.index]
+                )
+            });
             let _ = write!(
                 body,
-                "<h3>{} ({})</h3><figure>{}<figcaption>The image, then its most active maps, each titled with layer, filter and mean activation.</figcaption></figure><figure>{}<figcaption>Every map's mean activation; the most active are marked.</figcaption></figure>",
+                "<h3>{} ({})</h3>{predicted}<figure>{}<figcaption>The image, then its most active maps, each titled with layer, filter and mean activation.</figcaption></figure><figure>{}<figcaption>Every map's mean activation; the most active are marked.</figcaption></figure>",
                 escape(&t.image),
                 escape(&t.class),
                 img(&t.grid),

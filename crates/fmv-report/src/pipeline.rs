@@ -9,12 +9,14 @@ use fmv_core::{
     ActivationsConfig, ClassSumsConfig, CompatConfig, Event, Mode, Observer, PatternAlgorithm,
     PatternConfig, RankConfig, RobustConfig, Visualizer,
 };
+use fmv_models::LayerRef;
 
 use crate::documents::{ClassSumsDocument, RankDocument, show};
 use crate::figures::{self, Ctx};
 use crate::html::Page;
 use crate::results::{
-    AlgorithmsDocument, Manifest, Parameters, PatternsDocument, Results, Timing, WeightsDocument,
+    AlgorithmsDocument, Manifest, Parameters, PatternsDocument, Prediction, Results, Timing,
+    WeightsDocument,
 };
 use crate::{Error, Folders, Report, ReportConfig, ReportEvent, ReportObserver, Result};
 
@@ -74,6 +76,15 @@ pub(crate) fn run(
     }
     let net = viz.backbone();
     let layer_id = viz.resolve(config.layer())?;
+    // Names for the classifier's outputs must fit it, before any work.
+    if let (Some(labels), Some(outputs)) = (&config.labels, logit_outputs(viz))
+        && labels.len() != outputs
+    {
+        return Err(Error::LabelsDiffer {
+            labels: labels.len(),
+            outputs,
+        });
+    }
     let layer_name = net.layer(layer_id).name.clone();
     let ctx = Ctx {
         files: RefCell::new(Vec::new()),
@@ -171,11 +182,15 @@ pub(crate) fn run(
         .with_top(config.top)
         .with_maps(true);
     let acts = viz.activations(&files, &acts_config, &mut Forward(observer))?;
+    let predictions = predict(viz, &files, config.labels.as_deref(), observer)?;
     let top_maps = acts
         .images
         .iter()
         .zip(&samples)
-        .map(|(img, (class, _))| figures::top_maps(&ctx, class, img))
+        .zip(predictions)
+        .map(|((img, (class, _)), predicted)| {
+            figures::top_maps(&ctx, class, img).map(|t| figures::TopMaps { predicted, ..t })
+        })
         .collect::<Result<Vec<_>>>()?;
     page.top_maps(&top_maps);
     done(2, start);
@@ -283,4 +298,47 @@ pub(crate) fn run(
         manifest,
         images: ctx.files.into_inner(),
     })
+}
+
+/// What the network's classifier says of each of `files` (`None` each where it has no usable
+/// one), with `labels` naming the outputs.
+fn predict(
+    viz: &Visualizer,
+    files: &[PathBuf],
+    labels: Option<&[String]>,
+    observer: &mut dyn ReportObserver,
+) -> Result<Vec<Option<Prediction>>> {
+    if logit_outputs(viz).is_none() {
+        return Ok(vec![None; files.len()]);
+    }
+    let logits = LayerRef::Name("logits".into());
+    let acts = viz.activations(
+        files,
+        &ActivationsConfig::new(logits),
+        &mut Forward(observer),
+    )?;
+    Ok(acts
+        .images
+        .iter()
+        .map(|img| {
+            let index = img
+                .mean
+                .iter()
+                .enumerate()
+                .fold(0, |best, (i, v)| if *v > img.mean[best] { i } else { best });
+            Some(Prediction {
+                index,
+                label: labels
+                    .and_then(|l| l.get(index).cloned())
+                    .unwrap_or_else(|| format!("class {index}")),
+                logits: img.mean.iter().map(|&v| v as f64).collect(),
+            })
+        })
+        .collect())
+}
+
+/// The number of outputs of the network's classifier, if it has a usable one.
+fn logit_outputs(viz: &Visualizer) -> Option<usize> {
+    let id = viz.resolve(&LayerRef::Name("logits".into())).ok()?;
+    Some(viz.backbone().layer(id).channels)
 }

@@ -63,6 +63,20 @@ pub struct TopMapsDocument {
     pub grid: String,
     /// The plot of every map's mean activation.
     pub plot: String,
+    /// What the network predicts for the image, where it has a classifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted: Option<Prediction>,
+}
+
+/// The classifier's output for one image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// The index of the largest logit.
+    pub index: usize,
+    /// Its name (`--labels`, or `class N`).
+    pub label: String,
+    /// Every logit (f32 values, written as f64).
+    pub logits: Vec<f64>,
 }
 
 /// Some maps of one class over test images.

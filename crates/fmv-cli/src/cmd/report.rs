@@ -150,12 +150,16 @@ fn setup(args: &Args) -> Result<Setup> {
     };
     let preprocess = args.preprocess.build(&args.model)?;
     let model = args.model.load()?;
+    // The original's default layer, -2; the outputs named where names are given.
+    let mut base = ReportConfig::new(LayerRef::Compat(-2));
+    if let Some(labels) = args.model.labels(&model)? {
+        base = base.with_labels(labels);
+    }
     Ok(Setup {
         viz: args.preprocess.visualizer(model, preprocess),
         train: train.clone(),
         test: test.clone(),
-        // The original's default layer, -2.
-        config: config(args, ReportConfig::new(LayerRef::Compat(-2))),
+        config: config(args, base),
     })
 }
 

@@ -1,6 +1,7 @@
 //! Tests of the `fmv` binary: the JSON contracts of each subcommand and its error messages.
 
 mod analysis;
+mod checkpoints;
 mod inputs;
 mod patterns;
 mod report;
@@ -247,7 +248,7 @@ fn errors_name_the_problem_and_exit_non_zero() {
     let msg = fail("12", &["--preprocess", "caffe", img]);
     assert!(
         msg.contains("invalid value 'caffe' for '--preprocess <PRESET>'")
-            && msg.contains("[possible values: imagenet, original]"),
+            && msg.contains("[possible values: imagenet, original, torchvision]"),
         "{msg}"
     );
     let msg = fail("12", &["/nonexistent/x.png"]);

@@ -21,10 +21,13 @@ fn load_err(tensors: HashMap<String, Tensor>, opts: &LoadOptions) -> String {
 #[track_caller]
 fn logits_err(tensors: HashMap<String, Tensor>, opts: &LoadOptions) -> String {
     let ck = Checkpoint::from_tensors("edited.safetensors", tensors).unwrap();
-    Model::from_checkpoint(ck, opts)
-        .and_then(|m| m.resolve(&LayerRef::Name("logits".into())))
-        .unwrap_err()
-        .to_string()
+    match Model::from_checkpoint(ck, opts) {
+        Ok(m) => m
+            .resolve(&LayerRef::Name("logits".into()))
+            .unwrap_err()
+            .to_string(),
+        Err(e) => e.to_string(),
+    }
 }
 
 /// Whether `key` is a tensor of a ResNet's or VGG's head.
@@ -328,10 +331,11 @@ fn any_tensor_of_the_wrong_rank_is_an_error_not_a_panic() {
                 let ck = Checkpoint::from_tensors("edited.safetensors", t).unwrap();
                 // A head's problems are errors when `logits` are asked for.
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    Model::from_checkpoint(ck, &LoadOptions::new())
-                        .and_then(|m| m.resolve(&LayerRef::Name("logits".into())))
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
+                    let logits = LayerRef::Name("logits".into());
+                    match Model::from_checkpoint(ck, &LoadOptions::new()) {
+                        Ok(m) => m.resolve(&logits).map(|_| ()).map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    }
                 }));
                 let Ok(loaded) = result else {
                     panic!("{key} as {:?} panicked", bad.dims());

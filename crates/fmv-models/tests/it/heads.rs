@@ -113,7 +113,7 @@ fn a_layout_that_does_not_fit_is_refused_at_load() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("--head linear,relu,linear")
+        err.contains("the stated layout `linear,relu,linear`")
             && err.contains("the file has a layer at `classifier.6`"),
         "{err}"
     );
@@ -146,7 +146,7 @@ fn an_uninterpretable_head_fails_only_for_logits() {
         err.contains("head `fc` cannot be interpreted")
             && err.contains("`fc.0`")
             && err.contains("LayerNorm")
-            && err.contains("--head"),
+            && err.contains("its layout can be stated"),
         "{err}"
     );
     assert!(

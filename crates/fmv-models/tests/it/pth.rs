@@ -277,7 +277,7 @@ mod wrapped {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("--state-key ema") && err.contains("`model`, `model_ema`"),
+            err.contains("state key `ema`") && err.contains("`model`, `model_ema`"),
             "{err}"
         );
     }
