@@ -418,3 +418,52 @@ fn a_resnet_missing_any_one_tensor_names_it() {
         }
     }
 }
+
+/// A VGG with one backbone tensor missing (a convolution's weight or bias, a BatchNorm's
+/// statistic) is still the VGG it is, and the tensor is named (a missing weight once made the
+/// file "not a ResNet or VGG").
+#[test]
+fn a_vgg_missing_any_one_tensor_names_it() {
+    let original = tensors_of(&testdata().join("torch/narrow_vgg11_bn.safetensors"));
+    for key in original
+        .keys()
+        .filter(|k| k.starts_with("features.") && !k.ends_with("num_batches_tracked"))
+    {
+        let mut t = original.clone();
+        t.remove(key);
+        for opts in [LoadOptions::new(), LoadOptions::new().with_arch("vgg11_bn")] {
+            let msg = load_err(t.clone(), &opts);
+            assert!(
+                msg.contains("missing 1 tensor(s) for vgg11_bn")
+                    && msg.contains(&format!("`{key}`")),
+                "{key}: {msg}"
+            );
+        }
+    }
+}
+
+/// A whole block or convolution missing changes the depth the file shows; asking for the
+/// depth names every missing tensor instead of refusing the architecture.
+#[test]
+fn an_asked_depth_names_whole_missing_blocks() {
+    let mut resnet = tensors_of(&testdata().join("torch/narrow_resnet18.safetensors"));
+    resnet.retain(|k, _| !k.starts_with("layer3.1."));
+    let msg = load_err(resnet.clone(), &LoadOptions::new().with_arch("resnet18"));
+    assert!(
+        msg.contains("missing 10 tensor(s) for resnet18")
+            && msg.contains("`layer3.1.conv1.weight`"),
+        "{msg}"
+    );
+    // Without the depth, the file is a ResNet of another block layout.
+    let ck = Checkpoint::from_tensors("edited.safetensors", resnet).unwrap();
+    let model = Model::from_checkpoint(ck, &LoadOptions::new()).unwrap();
+    assert_eq!(model.arch_name(), "resnet-custom");
+
+    let mut vgg = tensors_of(&testdata().join("torch/narrow_vgg11_bn.safetensors"));
+    vgg.retain(|k, _| !k.starts_with("features.11.") && !k.starts_with("features.12."));
+    let msg = load_err(vgg, &LoadOptions::new().with_arch("vgg11_bn"));
+    assert!(
+        msg.contains("missing 6 tensor(s) for vgg11_bn") && msg.contains("`features.11.weight`"),
+        "{msg}"
+    );
+}
