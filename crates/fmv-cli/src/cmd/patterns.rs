@@ -112,6 +112,14 @@ fn output_for(out: &Path, filter: usize, several: bool) -> PathBuf {
     out.with_file_name(format!("{stem}_{filter}.{ext}"))
 }
 
+impl PatternDocument {
+    /// Whether the objective was 0 at every step and at the end: the map never fired, so the
+    /// image never changed.
+    fn never_fired(&self) -> bool {
+        self.final_activation == 0.0 && self.activation_trace.iter().all(|&v| v == 0.0)
+    }
+}
+
 /// One pattern in `fmv patterns --json`.
 #[derive(Serialize)]
 struct PatternDocument {
@@ -289,6 +297,20 @@ pub fn run(args: Args) -> Result<Outcome> {
             &out,
             reference.as_ref().map(|r| r[k]),
         ));
+    }
+    for d in docs.iter().filter(|d| d.never_fired()) {
+        eprintln!(
+            "warning: filter {} of {} never fired: its map stayed at 0 from every start tried, so \
+             no gradient reached the image and {} is the starting noise; try another --seed{}",
+            d.filter,
+            d.layer,
+            d.output,
+            if d.mode == "compat" {
+                " or --init-image"
+            } else {
+                ""
+            }
+        );
     }
     if args.json {
         match docs.as_slice() {

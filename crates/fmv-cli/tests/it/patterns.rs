@@ -186,3 +186,61 @@ fn bad_pattern_arguments_are_named() {
     );
     assert!(!jpg.exists());
 }
+
+/// A safetensors file of `tensors` (`name`, shape, f32 values), written by hand: 8 bytes of
+/// header length, the JSON header, the data.
+fn write_safetensors(path: &std::path::Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, shape, values) in tensors {
+        let start = data.len();
+        data.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        header.insert(
+            name.to_string(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let header = serde_json::to_vec(&header).unwrap();
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(header);
+    bytes.extend(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A map that is 0 for every input (a convolution with a negative bias and no weight) gives no
+/// gradient, so its pattern is the starting noise: said, not passed off as a pattern.
+#[test]
+fn a_map_that_never_fires_is_said_to() {
+    let dir = scratch("never-fires");
+    let w = dir.join("dead.safetensors");
+    write_safetensors(
+        &w,
+        &[
+            ("features.0.weight", vec![2, 3, 3, 3], vec![0.0; 54]),
+            ("features.0.bias", vec![2], vec![-1.0, -1.0]),
+        ],
+    );
+    let out = dir.join("p.png");
+    let run = fmv(&[
+        "patterns",
+        "--weights",
+        &w.display().to_string(),
+        "--layer",
+        "features.0",
+        "--filter",
+        "1",
+        "--steps",
+        "4",
+        "--size",
+        "32",
+        "-o",
+        &out.display().to_string(),
+    ]);
+    assert!(run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("warning: filter 1 of features.0 never fired") && err.contains("--seed"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
