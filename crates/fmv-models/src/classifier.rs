@@ -6,9 +6,9 @@ use candle_core::{Device, Module, Tensor};
 use fmv_kernels::Linear;
 
 use crate::checkpoint::Checkpoint;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::head::{Activation, Head, HeadModule};
-use crate::ops::{BATCH_NORM_EPS, Build};
+use crate::ops::{BatchNorm, Build};
 
 /// One step of the running head.
 enum Step {
@@ -37,6 +37,16 @@ struct HostLinear {
 struct HostAffine {
     scale: Vec<f64>,
     shift: Vec<f64>,
+}
+
+impl From<BatchNorm> for HostAffine {
+    fn from(bn: BatchNorm) -> Self {
+        let shift = (0..bn.scale.len()).map(|c| bn.bias_after(c, 0.0)).collect();
+        HostAffine {
+            scale: bn.scale,
+            shift,
+        }
+    }
 }
 
 enum HostStep {
@@ -78,15 +88,11 @@ impl Classifier {
                         _ => host.push(HostStep::Linear(linear)),
                     }
                 }
-                HeadModule::BatchNorm {
-                    key,
-                    channels,
-                    affine,
-                } => {
-                    let bn = batch_norm(ck, key, *channels, *affine)?;
+                HeadModule::BatchNorm { key, affine, .. } => {
+                    let bn = BatchNorm::load(ck, key, *affine)?;
                     match host.last_mut() {
                         Some(HostStep::Linear(l)) => fold_after(l, &bn),
-                        _ => host.push(HostStep::Affine(bn)),
+                        _ => host.push(HostStep::Affine(bn.into())),
                     }
                 }
                 HeadModule::Activation(a) => host.push(HostStep::Activation(*a)),
@@ -161,45 +167,12 @@ fn activate(x: &Tensor, a: Activation) -> candle_core::Result<Tensor> {
     }
 }
 
-/// BatchNorm1d's inference statistics as a scale and shift: `γ/√(var+ε)`, `β − μ·scale`.
-fn batch_norm(ck: &Checkpoint, key: &str, channels: usize, affine: bool) -> Result<HostAffine> {
-    let mean = ck.load_f64(&format!("{key}.running_mean"))?;
-    let var_key = format!("{key}.running_var");
-    let var = ck.load_f64(&var_key)?;
-    let (gamma, beta) = if affine {
-        (
-            ck.load_f64(&format!("{key}.weight"))?,
-            ck.load_f64(&format!("{key}.bias"))?,
-        )
-    } else {
-        (vec![1.0; channels], vec![0.0; channels])
-    };
-    if let Some(channel) = var.iter().position(|v| v + BATCH_NORM_EPS <= 0.0) {
-        return Err(Error::NegativeVariance {
-            path: ck.path().to_path_buf(),
-            key: ck
-                .entries()
-                .get(&var_key)
-                .map_or(var_key.clone(), |e| e.file_key.clone()),
-            channel,
-            value: var[channel],
-            eps: BATCH_NORM_EPS,
-        });
-    }
-    let scale: Vec<f64> = (0..channels)
-        .map(|c| gamma[c] / (var[c] + BATCH_NORM_EPS).sqrt())
-        .collect();
-    let shift = (0..channels)
-        .map(|c| beta[c] - mean[c] * scale[c])
-        .collect();
-    Ok(HostAffine { scale, shift })
-}
-
-/// `bn(linear(x))` as one Linear: each output row scaled, the bias mapped.
-fn fold_after(l: &mut HostLinear, bn: &HostAffine) {
+/// `bn(linear(x))` as one Linear: each output row scaled, the bias mapped (as a
+/// convolution's BatchNorm is folded).
+fn fold_after(l: &mut HostLinear, bn: &BatchNorm) {
     for (o, row) in l.weight.chunks_exact_mut(l.c_in).enumerate() {
         row.iter_mut().for_each(|w| *w *= bn.scale[o]);
-        l.bias[o] = l.bias[o] * bn.scale[o] + bn.shift[o];
+        l.bias[o] = bn.bias_after(o, l.bias[o]);
     }
 }
 
@@ -248,9 +221,10 @@ mod tests {
                 .collect()
         };
         let x = [0.3, -1.5, 2.0];
-        let after = HostAffine {
+        let after = BatchNorm {
             scale: vec![2.0, -0.5],
-            shift: vec![1.0, 0.25],
+            mean: vec![0.5, -0.1],
+            beta: vec![1.0, 0.25],
         };
         let mut folded = HostLinear {
             weight: l.weight.clone(),
@@ -258,7 +232,7 @@ mod tests {
             c_in: 3,
         };
         fold_after(&mut folded, &after);
-        let (a, b) = (apply(&folded, &x), affine(&after, &apply(&l, &x)));
+        let (a, b) = (apply(&folded, &x), affine(&after.into(), &apply(&l, &x)));
         assert!(
             a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-12),
             "{a:?} {b:?}"

@@ -23,6 +23,55 @@ pub(crate) struct ConvSpec<'a> {
     pub groups: usize,
 }
 
+/// BatchNorm's inference statistics, in f64: `y = (x − mean)·scale + beta`, with
+/// `scale = γ/√(var + ε)`.
+pub(crate) struct BatchNorm {
+    pub scale: Vec<f64>,
+    pub mean: Vec<f64>,
+    pub beta: Vec<f64>,
+}
+
+impl BatchNorm {
+    /// Reads the BatchNorm at `prefix` (`layer1.0.bn1`); without `affine` (torch's
+    /// `affine=False`), γ = 1 and β = 0. A variance below −ε is refused, naming its channel.
+    pub fn load(ck: &Checkpoint, prefix: &str, affine: bool) -> Result<Self> {
+        let mean = ck.load_f64(&format!("{prefix}.running_mean"))?;
+        let var_key = format!("{prefix}.running_var");
+        let var = ck.load_f64(&var_key)?;
+        let (gamma, beta) = if affine {
+            (
+                ck.load_f64(&format!("{prefix}.weight"))?,
+                ck.load_f64(&format!("{prefix}.bias"))?,
+            )
+        } else {
+            (vec![1.0; mean.len()], vec![0.0; mean.len()])
+        };
+        if let Some(channel) = var.iter().position(|v| v + BATCH_NORM_EPS <= 0.0) {
+            return Err(Error::NegativeVariance {
+                path: ck.path().to_path_buf(),
+                key: ck
+                    .entries()
+                    .get(&var_key)
+                    .map_or(var_key.clone(), |e| e.file_key.clone()),
+                channel,
+                value: var[channel],
+                eps: BATCH_NORM_EPS,
+            });
+        }
+        let scale = gamma
+            .iter()
+            .zip(&var)
+            .map(|(g, v)| g / (v + BATCH_NORM_EPS).sqrt())
+            .collect();
+        Ok(BatchNorm { scale, mean, beta })
+    }
+
+    /// The bias of channel `c` of a layer whose bias was `bias` before this BatchNorm.
+    pub fn bias_after(&self, c: usize, bias: f64) -> f64 {
+        self.beta[c] + (bias - self.mean[c]) * self.scale[c]
+    }
+}
+
 /// How a model's layers are made: on which device, in which float type, with which kernels.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Build<'a> {
@@ -48,32 +97,10 @@ pub(crate) fn load_conv(ck: &Checkpoint, spec: &ConvSpec<'_>, build: Build<'_>) 
     let w = match spec.batch_norm {
         None => w,
         Some(bn) => {
-            let gamma = ck.load_f64(&format!("{bn}.weight"))?;
-            let beta = ck.load_f64(&format!("{bn}.bias"))?;
-            let mean = ck.load_f64(&format!("{bn}.running_mean"))?;
-            let var_key = format!("{bn}.running_var");
-            let var = ck.load_f64(&var_key)?;
-            if let Some(channel) = var.iter().position(|v| v + BATCH_NORM_EPS <= 0.0) {
-                return Err(Error::NegativeVariance {
-                    path: ck.path().to_path_buf(),
-                    key: ck
-                        .entries()
-                        .get(&var_key)
-                        .map_or(var_key.clone(), |e| e.file_key.clone()),
-                    channel,
-                    value: var[channel],
-                    eps: BATCH_NORM_EPS,
-                });
-            }
-            let scale: Vec<f64> = (0..c_out)
-                .map(|o| gamma[o] / (var[o] + BATCH_NORM_EPS).sqrt())
-                .collect();
+            let bn = BatchNorm::load(ck, bn, true)?;
+            let scale = bn.scale.clone();
             let b0 = bias.take().unwrap_or_else(|| vec![0.0; c_out]);
-            bias = Some(
-                (0..c_out)
-                    .map(|o| beta[o] + (b0[o] - mean[o]) * scale[o])
-                    .collect(),
-            );
+            bias = Some((0..c_out).map(|o| bn.bias_after(o, b0[o])).collect());
             let s = Tensor::from_vec(scale, (c_out, 1, 1, 1), &Device::Cpu)?;
             w.broadcast_mul(&s)?
         }

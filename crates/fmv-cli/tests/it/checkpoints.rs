@@ -19,21 +19,18 @@ fn cat_image() -> String {
         .to_string()
 }
 
-/// `fmv activations --json` at `logits` of the ResNet, with `extra` flags.
-fn logits(extra: &[&str]) -> std::process::Output {
-    let w = weights("resnet50_small_seed1");
+/// `fmv activations --json` at `logits` of the weights `w` on a cat, with `extra` flags.
+fn logits_of(w: &str, extra: &[&str]) -> std::process::Output {
     let image = cat_image();
-    let mut args = vec![
-        "activations",
-        "--weights",
-        &w,
-        "--layer",
-        "logits",
-        "--json",
-    ];
+    let mut args = vec!["activations", "--weights", w, "--layer", "logits", "--json"];
     args.extend_from_slice(extra);
     args.push(&image);
     fmv(&args)
+}
+
+/// [`logits_of`] the small reference ResNet.
+fn logits(extra: &[&str]) -> std::process::Output {
+    logits_of(&weights("resnet50_small_seed1"), extra)
 }
 
 /// The flags of each configuration of `testdata/torch/transforms.json` (whose tensors the
@@ -112,21 +109,7 @@ fn a_timm_config_beside_the_weights_is_used() {
             "label_names": ["tabby", "espresso"]}"#,
     )
     .unwrap();
-    let run = |extra: &[&str]| {
-        let w = w.display().to_string();
-        let image = cat_image();
-        let mut args = vec![
-            "activations",
-            "--weights",
-            &w,
-            "--layer",
-            "logits",
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        args.push(&image);
-        fmv(&args)
-    };
+    let run = |extra: &[&str]| logits_of(&w.display().to_string(), extra);
     let out = run(&[]);
     let v = json_of(&out);
     assert_eq!(
