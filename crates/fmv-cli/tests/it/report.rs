@@ -116,6 +116,11 @@ fn demo_results_and_manifest_have_the_documented_shapes() {
     for p in results["patterns"]["maps"].as_array().unwrap() {
         assert!(dir.join(p["file"].as_str().unwrap()).is_file());
     }
+    // The demo network's predictions, named with its classes.
+    for t in results["top_maps"].as_array().unwrap() {
+        let label = t["predicted"]["label"].as_str().unwrap();
+        assert!(classes.contains_key(label), "{label}");
+    }
     assert_eq!(manifest["demo"], true);
     assert_eq!(manifest["weights"]["arch"], "resnet-custom");
     assert_eq!(manifest["weights"]["sha256"].as_str().unwrap().len(), 64);
@@ -386,10 +391,14 @@ fn report_on_given_weights_and_folders_records_them_in_the_manifest() {
     let data = super::testdata().join("reference/data/dsA");
     let dir = scratch("report-user");
     let w = weights("resnet50_small_seed1");
+    let labels = scratch("report-user-labels").join("labels.txt");
+    std::fs::write(&labels, "feline\nespresso\n").unwrap();
     let out = fmv(&[
         "report",
         "--weights",
         &w,
+        "--labels",
+        labels.to_str().unwrap(),
         "--train-dir",
         data.join("train").to_str().unwrap(),
         "--test-dir",
@@ -464,5 +473,43 @@ fn report_on_given_weights_and_folders_records_them_in_the_manifest() {
     assert!(dir.join("rank.svg").is_file() && dir.join("class-sums.svg").is_file());
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
     assert!(html.contains("href=\"rank.svg\""));
+    // Each sample's prediction: the logits `fmv activations` gives, named by --labels.
+    for t in results["top_maps"].as_array().unwrap() {
+        let class = t["class"].as_str().unwrap();
+        let image = data
+            .join("test")
+            .join(class)
+            .join(t["image"].as_str().unwrap());
+        let acts = super::json_of(&fmv(&[
+            "activations",
+            "--weights",
+            &w,
+            "--layer",
+            "logits",
+            "--preprocess",
+            "original",
+            "--json",
+            image.to_str().unwrap(),
+        ]));
+        // The same f32 values (results.json writes them as f64).
+        let f32s = |v: &Value| -> Vec<f32> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        };
+        assert_eq!(
+            f32s(&t["predicted"]["logits"]),
+            f32s(&acts["images"][0]["mean"]),
+            "{image:?}"
+        );
+        let index = t["predicted"]["index"].as_u64().unwrap() as usize;
+        assert_eq!(acts["images"][0]["top"][0].as_u64(), Some(index as u64));
+        let label = ["feline", "espresso"][index];
+        assert_eq!(t["predicted"]["label"], label);
+        assert!(html.contains(&format!("classifies it as <b>{label}</b>")));
+    }
     std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(labels.parent().unwrap()).ok();
 }
