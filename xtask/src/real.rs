@@ -8,7 +8,8 @@
 //!    relative (of each image's largest magnitude).
 //! 2. Every command on the fine-tuned network, through the `fmv` binary: `layers`,
 //!    `activations --layer logits --labels`, `rank`, `overlay`, `class-sums`, `patterns`
-//!    (robust, N steps) and `report`, each of which must succeed and write what it says.
+//!    (robust, N steps) and `report --labels`, each of which must succeed and write what it
+//!    says (the logits and the report's predictions named by the labels).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -253,6 +254,8 @@ fn commands_run(fmv: &Path, weights: &Path, testdata: &Path, steps: usize) -> Re
             &s(&test),
             "--pattern-steps",
             &steps,
+            "--labels",
+            &s(&labels),
             "-o",
             &s(&out.join("report")),
         ],
@@ -275,6 +278,15 @@ fn commands_run(fmv: &Path, weights: &Path, testdata: &Path, steps: usize) -> Re
             && !path.is_file()
         {
             bail!("`fmv {name}` succeeded but wrote no {}", path.display());
+        }
+        if name == "report" {
+            let html = std::fs::read_to_string(out.join("report/index.html"))?;
+            let named = ["glioma", "meningioma", "notumor", "pituitary"]
+                .iter()
+                .any(|l| html.contains(&format!("classifies it as <b>{l}</b>")));
+            if !named {
+                bail!("`fmv report` does not name the network's predictions with --labels");
+            }
         }
         if name.starts_with("activations") {
             let doc: Value = serde_json::from_slice(&result.stdout)?;
