@@ -280,13 +280,28 @@ impl Model {
             }
             _ => arch,
         };
-        if let (Some(layout), HeadState::Unusable { reason, prefix }) = (opts.head(), arch.head()) {
-            return Err(Error::UnusableHead {
-                path: checkpoint.path().to_path_buf(),
-                prefix: prefix.clone(),
-                reason: reason.clone(),
-                stated: Some(layout.to_string()),
-            });
+        // A stated layout must fit: a head that does not, or no head at all, is the user's
+        // mistake, said at once.
+        if let Some(layout) = opts.head() {
+            let unfit = match arch.head() {
+                HeadState::Unusable { reason, prefix } => Some((prefix.clone(), reason.clone())),
+                HeadState::Absent => Some((
+                    arch.head_prefix().to_string(),
+                    format!(
+                        "the file has no tensors under `{}.`: it has no classifier",
+                        arch.head_prefix()
+                    ),
+                )),
+                HeadState::Ready(_) => None,
+            };
+            if let Some((prefix, reason)) = unfit {
+                return Err(Error::UnusableHead {
+                    path: checkpoint.path().to_path_buf(),
+                    prefix,
+                    reason,
+                    stated: Some(layout.to_string()),
+                });
+            }
         }
         check_tensors(&checkpoint, &arch)?;
         let (device, dtype) = (&opts.device, opts.dtype);

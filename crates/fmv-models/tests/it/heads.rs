@@ -156,3 +156,17 @@ fn an_uninterpretable_head_fails_only_for_logits() {
             .contains("head `fc` not interpreted")
     );
 }
+
+/// A layout stated for a file without a classifier is refused, not ignored.
+#[test]
+fn a_layout_for_a_headless_file_is_refused() {
+    let mut tensors = tensors_of(&testdata().join("torch/narrow_vgg11_bn.safetensors"));
+    tensors.retain(|k, _| k.starts_with("features."));
+    let ck = Checkpoint::from_tensors("headless.safetensors", tensors).unwrap();
+    let opts = LoadOptions::new().with_head("linear".parse().unwrap());
+    let err = Model::from_checkpoint(ck, &opts).unwrap_err().to_string();
+    assert!(
+        err.contains("as the stated layout `linear`") && err.contains("it has no classifier"),
+        "{err}"
+    );
+}
