@@ -56,7 +56,9 @@ fn model(e: &ModelError) -> String {
             "{} holds a {found}, not a {requested}; drop `--arch` or pass `--arch {found}`",
             path.display()
         ),
-        ModelError::UnusableHead { .. } => format!("{e}; state it with --head LAYOUT"),
+        ModelError::UnusableHead { stated: None, .. } => {
+            format!("{e}; state a layout with --head LAYOUT")
+        }
         ModelError::BadCheckpoint { .. } => e
             .to_string()
             .replace("as the state key", "with --state-key"),

@@ -109,8 +109,7 @@ pub enum Error {
     /// A head fmv cannot interpret, when `logits` are asked for (or when the user stated a
     /// layout that does not fit it).
     #[error(
-        "{path}: the classifier head `{prefix}` cannot be interpreted{}: {reason}; every feature map up to `avgpool` works without it, and `logits` need a head of Linear and BatchNorm1d layers, and where torchvision's convention (a ReLU between two layers) is not what the head is, its layout can be stated (e.g. `linear,relu,linear`)",
-        .stated.as_ref().map(|s| format!(" as the stated layout `{s}`")).unwrap_or_default()
+        "{}", unusable_head(.path, .prefix, .reason, .stated.as_deref())
     )]
     UnusableHead {
         /// The file.
@@ -247,6 +246,29 @@ fn list_keys(keys: &[(String, Vec<usize>)]) -> String {
         out.push(format!("and {} more", keys.len() - SHOWN));
     }
     out.join(", ")
+}
+
+/// [`Error::UnusableHead`]'s message: a stated layout that does not fit, or a head that cannot be
+/// read and what fmv reads.
+fn unusable_head(
+    path: &std::path::Path,
+    prefix: &str,
+    reason: &str,
+    stated: Option<&str>,
+) -> String {
+    match stated {
+        Some(layout) => format!(
+            "{}: the head layout `{layout}` does not fit the classifier `{prefix}`: {reason}",
+            path.display()
+        ),
+        None => format!(
+            "{}: the classifier head `{prefix}` cannot be interpreted: {reason}; its feature maps \
+             up to `avgpool` work, and `logits` need Linear and BatchNorm1d layers with \
+             elementwise activations between them (their layout can be stated where \
+             torchvision's convention, a ReLU between two layers, is not the head's)",
+            path.display()
+        ),
+    }
 }
 
 /// `; the file also has N tensor(s) it does not use: ...`, or nothing.

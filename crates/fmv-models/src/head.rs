@@ -544,7 +544,6 @@ fn follow_layout(
     layout: &HeadLayout,
     direct: bool,
 ) -> Result<Vec<HeadModule>, String> {
-    let stated = || format!("the stated layout `{layout}`");
     if direct {
         // A single module at the prefix: the layout must be exactly that module.
         let kinds: Vec<&HeadItem> = layout.0.iter().filter(|i| i.has_weights()).collect();
@@ -557,9 +556,7 @@ fn follow_layout(
             );
         if !fits || layout.0.len() != 1 {
             return Err(format!(
-                "{} does not fit `{prefix}`: the file holds a single layer there, which is \
-                 the layout `{}`",
-                stated(),
+                "the file holds a single layer at `{prefix}`, whose layout is `{}`",
                 if matches!(module, HeadModule::Linear { .. }) {
                     "linear"
                 } else {
@@ -574,8 +571,7 @@ fn follow_layout(
         && last >= layout.0.len()
     {
         return Err(format!(
-            "{} names {} modules, and the file has a layer at `{prefix}.{last}`",
-            stated(),
+            "it names {} modules, and the file has a layer at `{prefix}.{last}`",
             layout.0.len()
         ));
     }
@@ -590,8 +586,7 @@ fn follow_layout(
             (HeadItem::Dropout, None) => out.push(HeadModule::Dropout),
             (item, Some(m)) => {
                 return Err(format!(
-                    "{} says index {i} is `{}`, and the file has a {} at `{prefix}.{i}`",
-                    stated(),
+                    "index {i} is `{}` in it, and the file has a {} at `{prefix}.{i}`",
                     HeadLayout(vec![*item]),
                     match m {
                         HeadModule::Linear { .. } => "Linear",
@@ -601,8 +596,7 @@ fn follow_layout(
             }
             (item, None) => {
                 return Err(format!(
-                    "{} says index {i} is `{}`, and the file has no tensors at `{prefix}.{i}`",
-                    stated(),
+                    "index {i} is `{}` in it, and the file has no tensors at `{prefix}.{i}`",
                     HeadLayout(vec![*item])
                 ));
             }

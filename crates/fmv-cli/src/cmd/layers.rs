@@ -59,7 +59,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         HeadState::Absent => None,
         HeadState::Ready(h) => Some(h.to_string()),
         HeadState::Unusable { prefix, reason } => Some(format!(
-            "`{prefix}` not interpreted, so no logits: {reason} (state it with --head)"
+            "`{prefix}` not interpreted, so no logits: {reason}"
         )),
     };
     let out = Output {

@@ -149,8 +149,8 @@ fn layers_shows_the_head_and_head_layouts_are_checked() {
         "linear,relu,linear",
     ]));
     assert!(
-        err.contains("the stated layout `linear,relu,linear` does not fit `fc`")
-            && err.contains("--head"),
+        err.contains("the head layout `linear,relu,linear` does not fit the classifier `fc`")
+            && err.contains("single layer at `fc`, whose layout is `linear`"),
         "{err}"
     );
     let err = stderr_of_failure(&fmv(&[

@@ -113,7 +113,7 @@ fn a_layout_that_does_not_fit_is_refused_at_load() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("the stated layout `linear,relu,linear`")
+        err.contains("the head layout `linear,relu,linear` does not fit the classifier")
             && err.contains("the file has a layer at `classifier.6`"),
         "{err}"
     );
@@ -146,7 +146,7 @@ fn an_uninterpretable_head_fails_only_for_logits() {
         err.contains("head `fc` cannot be interpreted")
             && err.contains("`fc.0`")
             && err.contains("LayerNorm")
-            && err.contains("its layout can be stated"),
+            && err.contains("their layout can be stated"),
         "{err}"
     );
     assert!(
@@ -166,7 +166,8 @@ fn a_layout_for_a_headless_file_is_refused() {
     let opts = LoadOptions::new().with_head("linear".parse().unwrap());
     let err = Model::from_checkpoint(ck, &opts).unwrap_err().to_string();
     assert!(
-        err.contains("as the stated layout `linear`") && err.contains("it has no classifier"),
+        err.contains("the head layout `linear` does not fit")
+            && err.contains("it has no classifier"),
         "{err}"
     );
 }
