@@ -393,8 +393,7 @@ pub(crate) fn infer(
             };
             if param.contains('.') {
                 return unusable(format!(
-                    "`{prefix}.{rest}` belongs to a module nested in the Sequential; fmv reads \
-                     a flat Sequential of Linear and BatchNorm1d layers"
+                    "`{prefix}.{rest}` belongs to a module nested in the Sequential"
                 ));
             }
             groups.entry(index).or_default().insert(param, shape);
@@ -503,8 +502,7 @@ fn module_of(key: &str, params: &Params) -> Result<HeadModule, String> {
             "`{key}.bias` has no `{key}.weight`: the Linear's weight is missing"
         )),
         (Some(w), _, _) if w.len() == 1 => Err(format!(
-            "`{key}` ({}) has a vector weight without running statistics (a LayerNorm?); fmv \
-             reads Linear and BatchNorm1d layers in a head",
+            "`{key}` ({}) has a vector weight without running statistics (a LayerNorm?)",
             listing()
         )),
         _ => Err(format!(
