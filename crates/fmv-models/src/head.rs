@@ -371,7 +371,8 @@ pub(crate) fn infer(
         .filter(|(rest, _)| !rest.contains('.'))
         .map(|(rest, s)| (*rest, *s))
         .collect();
-    let modules: Vec<(usize, String, Params)> = if !direct.is_empty() {
+    let single = !direct.is_empty();
+    let modules: Vec<(usize, String, Params)> = if single {
         if direct.len() != keys.len() {
             let nested = keys.iter().find(|(r, _)| r.contains('.')).map(|(r, _)| *r);
             return unusable(format!(
@@ -415,7 +416,7 @@ pub(crate) fn infer(
 
     // The modules without tensors, in the gaps.
     let sequence = match layout {
-        Some(layout) => match follow_layout(prefix, &weighted, layout, direct_head(&keys)) {
+        Some(layout) => match follow_layout(prefix, &weighted, layout, single) {
             Ok(s) => s,
             Err(reason) => return unusable(reason),
         },
@@ -425,10 +426,6 @@ pub(crate) fn infer(
         Ok(()) => HeadState::Ready(Head { modules: sequence }),
         Err(reason) => unusable(reason),
     }
-}
-
-fn direct_head(keys: &[(&str, &[usize])]) -> bool {
-    keys.iter().all(|(r, _)| !r.contains('.'))
 }
 
 /// A Linear or a BatchNorm1d from its tensors, or why it is neither.
