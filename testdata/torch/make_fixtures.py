@@ -15,6 +15,8 @@ from torch import nn
 from torchvision.models import resnet as tvr, vgg as tvv
 from safetensors.torch import save_file, load_file
 
+from fixture_input import test_input
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 torch.manual_seed(0)
 torch.set_num_threads(2)
@@ -74,15 +76,6 @@ def randomise_bn(m):
             mod.bias.data = 0.2 * torch.randn(n, generator=g)
             mod.running_mean.data = 0.1 * torch.randn(n, generator=g)
             mod.running_var.data = 0.5 + torch.rand(n, generator=g)
-
-
-def test_input(n, h, w):
-    """The same deterministic input the Rust tests build."""
-    i = torch.arange(n).view(n, 1, 1, 1)
-    c = torch.arange(3).view(1, 3, 1, 1)
-    y = torch.arange(h).view(1, 1, h, 1)
-    x = torch.arange(w).view(1, 1, 1, w)
-    return (((i * 7 + c * 13 + y * 31 + x * 17) % 251).float() / 250.0)
 
 
 def taps_resnet(m):

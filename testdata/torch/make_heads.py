@@ -18,19 +18,12 @@ from torch import nn
 from torchvision.models import resnet as tvr, vgg as tvv
 from safetensors.torch import save_file, load_file
 
+from fixture_input import test_input
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 torch.manual_seed(0)
 torch.set_num_threads(2)
 INPUT = (2, 96, 80)
-
-
-def test_input(n, h, w):
-    """The same deterministic input the Rust tests build (as make_fixtures.py's)."""
-    i = torch.arange(n).view(n, 1, 1, 1)
-    c = torch.arange(3).view(1, 3, 1, 1)
-    y = torch.arange(h).view(1, 1, h, 1)
-    x = torch.arange(w).view(1, 1, 1, w)
-    return (((i * 7 + c * 13 + y * 31 + x * 17) % 251).float() / 250.0)
 
 
 def randomise_bn1d(head):
