@@ -147,121 +147,87 @@ fn commands_run(fmv: &Path, weights: &Path, testdata: &Path, steps: usize) -> Re
     let dsa = testdata.join("reference/data/dsA");
     let (train, test) = (dsa.join("train"), dsa.join("test"));
     let w = weights.to_str().context("weights path is not UTF-8")?;
-    let pre = ["--preprocess", "original", "--size", "240"];
     let s = |p: &Path| p.to_string_lossy().into_owned();
-    let rank = s(&out.join("rank.json"));
-    let steps = steps.to_string();
-    let mut runs: Vec<(&str, Vec<String>, Option<PathBuf>)> = vec![
+    let (rank, cats, steps) = (
+        s(&out.join("rank.json")),
+        s(&test.join("cat")),
+        steps.to_string(),
+    );
+    let (labels, train, test) = (s(&labels), s(&train), s(&test));
+    let (overlays, pattern, report) = (
+        s(&out.join("overlays")),
+        s(&out.join("pattern.png")),
+        s(&out.join("report")),
+    );
+    let f28 = ["--layer", "features.28"];
+    // Each command with its own arguments and the file it must write; the weights and the
+    // model's preprocessing (RGB at 240 px, /255) are added to each.
+    let table: [(&str, Vec<&str>, Option<PathBuf>); 7] = [
+        ("layers", vec![], None),
         (
-            "layers",
-            vec!["layers".into(), "--weights".into(), w.into()],
+            "activations",
+            vec!["--layer", "logits", "--json", "--labels", &labels, &cats],
             None,
         ),
         (
-            "activations --layer logits --labels",
+            "rank",
+            [&f28[..], &["--train-dir", &train, "-o", &rank]].concat(),
+            Some(out.join("rank.json")),
+        ),
+        (
+            "overlay",
             [
-                &["activations", "--weights", w, "--layer", "logits", "--json"][..],
-                &pre,
-                &["--labels", &s(&labels), &s(&test.join("cat"))],
+                &f28[..],
+                &["--filters", "0,1", "--images", &cats, "-o", &overlays],
             ]
-            .concat()
-            .iter()
-            .map(|a| a.to_string())
-            .collect(),
+            .concat(),
+            Some(out.join("overlays/cat_0.png")),
+        ),
+        (
+            "class-sums",
+            [
+                &f28[..],
+                &["--top-maps", &rank, "--test-dir", &test, "--json"],
+            ]
+            .concat(),
             None,
+        ),
+        (
+            "patterns",
+            [
+                &f28[..],
+                &["--filter", "0", "--steps", &steps, "-o", &pattern],
+            ]
+            .concat(),
+            Some(out.join("pattern.png")),
+        ),
+        (
+            "report",
+            [
+                &f28[..],
+                &[
+                    "--train-dir",
+                    &train,
+                    "--test-dir",
+                    &test,
+                    "--pattern-steps",
+                    &steps,
+                ],
+                &["--labels", &labels, "-o", &report],
+            ]
+            .concat(),
+            Some(out.join("report/index.html")),
         ),
     ];
-    let with = |args: &[&str], output: PathBuf| {
-        let mut v: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        v.extend(pre.iter().map(|a| a.to_string()));
-        (v, Some(output))
-    };
-    let (a, o) = with(
-        &[
-            "rank",
-            "--weights",
-            w,
-            "--layer",
-            "features.28",
-            "--train-dir",
-            &s(&train),
-            "-o",
-            &rank,
-        ],
-        out.join("rank.json"),
-    );
-    runs.push(("rank", a, o));
-    let (a, o) = with(
-        &[
-            "overlay",
-            "--weights",
-            w,
-            "--layer",
-            "features.28",
-            "--filters",
-            "0,1",
-            "--images",
-            &s(&test.join("cat")),
-            "-o",
-            &s(&out.join("overlays")),
-        ],
-        out.join("overlays/cat_0.png"),
-    );
-    runs.push(("overlay", a, o));
-    let (a, o) = with(
-        &[
-            "class-sums",
-            "--weights",
-            w,
-            "--layer",
-            "features.28",
-            "--top-maps",
-            &rank,
-            "--test-dir",
-            &s(&test),
-            "--json",
-        ],
-        out.join("rank.json"),
-    );
-    runs.push(("class-sums", a, o));
-    let (a, o) = with(
-        &[
-            "patterns",
-            "--weights",
-            w,
-            "--layer",
-            "features.28",
-            "--filter",
-            "0",
-            "--steps",
-            &steps,
-            "-o",
-            &s(&out.join("pattern.png")),
-        ],
-        out.join("pattern.png"),
-    );
-    runs.push(("patterns", a, o));
-    let (a, o) = with(
-        &[
-            "report",
-            "--weights",
-            w,
-            "--layer",
-            "features.28",
-            "--train-dir",
-            &s(&train),
-            "--test-dir",
-            &s(&test),
-            "--pattern-steps",
-            &steps,
-            "--labels",
-            &s(&labels),
-            "-o",
-            &s(&out.join("report")),
-        ],
-        out.join("report/index.html"),
-    );
-    runs.push(("report", a, o));
+    let preprocess = ["--preprocess", "original", "--size", "240"];
+    let runs = table.into_iter().map(|(name, own, output)| {
+        let mut args = vec![name, "--weights", w];
+        args.extend(own);
+        if name != "layers" {
+            args.extend(preprocess);
+        }
+        (name, args, output)
+    });
     for (name, args, output) in runs {
         let started = std::time::Instant::now();
         let result = Command::new(fmv)
@@ -288,7 +254,7 @@ fn commands_run(fmv: &Path, weights: &Path, testdata: &Path, steps: usize) -> Re
                 bail!("`fmv report` does not name the network's predictions with --labels");
             }
         }
-        if name.starts_with("activations") {
+        if name == "activations" {
             let doc: Value = serde_json::from_slice(&result.stdout)?;
             if doc["labels"][0] != "glioma" {
                 bail!("`fmv {name}` does not name the logits: {}", doc["labels"]);
