@@ -55,6 +55,7 @@ pub use identity::{Provenance, WeightsId};
 pub use layer::{Family, LayerId, LayerInfo, LayerKind, LayerRef};
 pub use model::{Backbone, LoadOptions, Model, parse_device};
 pub use ops::BATCH_NORM_EPS;
+pub use taps::Pass;
 
 /// The `.pth` pickle reader, for the fuzz targets in `fuzz/` only (not a public API).
 #[cfg(feature = "fuzzing")]

@@ -17,7 +17,7 @@ use fmv_kernels::{Algorithms, ConvAlgorithm, InputGradAlgorithm};
 
 use crate::ops::Build;
 use crate::resnet::ResNet;
-use crate::taps::Tapper;
+use crate::taps::{Pass, Tapper};
 use crate::vgg::Vgg;
 
 /// A network whose feature maps can be read by name.
@@ -42,7 +42,13 @@ pub trait Backbone: Send + Sync {
     fn resolve_compat(&self, index: i64) -> Result<LayerId>;
     /// Runs the network on `x` (`N×3×H×W`) as far as the deepest of `taps` and returns each
     /// tap's value in the order asked: `N×C×h×w` for maps, `N×classes` for `logits`.
-    fn forward_taps(&self, x: &Tensor, taps: &[LayerId]) -> Result<Vec<Tensor>>;
+    fn forward_taps(&self, x: &Tensor, taps: &[LayerId]) -> Result<Vec<Tensor>> {
+        self.forward_pass(x, &Pass::from_input(), taps)
+    }
+    /// [`Backbone::forward_taps`] as `pass` says: from the input or from a tap's value
+    /// ([`Pass::from_tap`]; `x` then has that tap's shape, and only taps from there on can be
+    /// asked for), with channels of one tap zeroed ([`Pass::zeroing`]).
+    fn forward_pass(&self, x: &Tensor, pass: &Pass, taps: &[LayerId]) -> Result<Vec<Tensor>>;
     /// Where the weights came from, and their identity, which results record (computed on
     /// first use: hashing a large file takes a while).
     fn provenance(&self) -> Result<Provenance>;
@@ -402,6 +408,50 @@ impl Model {
         }
     }
 
+    /// A pass that starts at tap `start`: `x` must have that tap's channels and dtype, and the
+    /// taps asked for (and the one zeroed) must not come before it.
+    fn check_tap_input(
+        &self,
+        x: &Tensor,
+        start: LayerId,
+        taps: &[LayerId],
+        pass: &Pass,
+    ) -> Result<()> {
+        let info = &self.layers[start.0];
+        let bad = |reason: String| Error::BadInput {
+            shape: x.dims().to_vec(),
+            reason,
+        };
+        let rank = if info.kind == LayerKind::Logits { 2 } else { 4 };
+        if x.rank() != rank || x.dim(1).ok() != Some(info.channels) {
+            return Err(bad(format!(
+                "a pass from `{}` starts from its value, {} with {} channels",
+                info.name,
+                if rank == 2 { "N×C" } else { "N×C×h×w" },
+                info.channels
+            )));
+        }
+        if x.dtype() != self.dtype {
+            return Err(bad(format!(
+                "expected {:?} values, got {:?}",
+                self.dtype,
+                x.dtype()
+            )));
+        }
+        let earlier = taps
+            .iter()
+            .copied()
+            .chain(pass.zeroed().map(|(l, _)| l))
+            .find(|t| t.0 < start.0);
+        if let Some(t) = earlier {
+            return Err(bad(format!(
+                "`{}` comes before `{}`, where this pass starts",
+                self.layers[t.0].name, info.name
+            )));
+        }
+        Ok(())
+    }
+
     fn check_input(&self, x: &Tensor, deepest: LayerId) -> Result<()> {
         let bad = |reason: String| Error::BadInput {
             shape: x.dims().to_vec(),
@@ -531,26 +581,49 @@ impl Backbone for Model {
         self.algorithms
     }
 
-    fn forward_taps(&self, x: &Tensor, taps: &[LayerId]) -> Result<Vec<Tensor>> {
+    fn forward_pass(&self, x: &Tensor, pass: &Pass, taps: &[LayerId]) -> Result<Vec<Tensor>> {
         let Some(deepest) = taps.iter().copied().max() else {
             return Ok(Vec::new());
         };
-        if deepest.0 >= self.layers.len() {
-            return Err(Error::UnknownLayer {
-                name: format!("#{}", deepest.0),
-                valid: format!("ids 0..{}", self.layers.len()),
-            });
+        let unknown = |id: LayerId| Error::UnknownLayer {
+            name: format!("#{}", id.0),
+            valid: format!("ids 0..{}", self.layers.len()),
+        };
+        for id in [Some(deepest), pass.start(), pass.zeroed().map(|(l, _)| l)]
+            .into_iter()
+            .flatten()
+        {
+            if id.0 >= self.layers.len() {
+                return Err(unknown(id));
+            }
         }
-        self.check_input(x, deepest)?;
-        let mut tapper = Tapper::new(taps);
+        match pass.start() {
+            None => self.check_input(x, deepest)?,
+            Some(start) => self.check_tap_input(x, start, taps, pass)?,
+        }
+        if let Some((layer, channels)) = pass.zeroed() {
+            let info = &self.layers[layer.0];
+            if let Some(&c) = channels.iter().find(|&&c| c >= info.channels) {
+                return Err(Error::BadInput {
+                    shape: x.dims().to_vec(),
+                    reason: format!(
+                        "cannot zero channel {c} of `{}`, which has {} channels (0..={})",
+                        info.name,
+                        info.channels,
+                        info.channels - 1
+                    ),
+                });
+            }
+        }
+        let mut tapper = Tapper::new(taps, pass);
         let features = match &self.net {
             Net::ResNet(n) => n.forward(x, &mut tapper),
             Net::Vgg(n) => n.forward(x, &mut tapper),
         }
         .op("forward pass")?;
         if let Some(features) = features {
-            let logits = self.head()?.forward(&features).op("classifier")?;
-            tapper.emit(&logits);
+            let mut logits = self.head()?.forward(&features).op("classifier")?;
+            tapper.emit(&mut logits).op("forward pass")?;
         }
         Ok(tapper.finish())
     }

@@ -185,36 +185,47 @@ impl ResNet {
         out
     }
 
-    /// Runs the backbone, emitting every tap until `taps` has what it needs; returns the
+    /// Runs the backbone (from the tap `taps` starts at), emitting every tap until `taps` has
+    /// what it needs; returns the
     /// pooled features `(N, C)` if the pass went all the way.
     pub fn forward(
         &self,
         x: &Tensor,
         taps: &mut Tapper<'_>,
     ) -> candle_core::Result<Option<Tensor>> {
-        let x = self.stem.forward_relu(x)?;
-        if taps.emit(&x) {
+        let mut x = x.clone();
+        if taps.computes() {
+            x = self.stem.forward_relu(&x)?;
+        }
+        if taps.emit(&mut x)? {
             return Ok(None);
         }
-        let mut x = max_pool2d(&x, 3, 2, 1)?;
-        if taps.emit(&x) {
+        if taps.computes() {
+            x = max_pool2d(&x, 3, 2, 1)?;
+        }
+        if taps.emit(&mut x)? {
             return Ok(None);
         }
         for blocks in &self.stages {
             for block in blocks {
-                x = block.forward(&x)?;
-                if taps.emit(&x) {
+                if taps.computes() {
+                    x = block.forward(&x)?;
+                }
+                if taps.emit(&mut x)? {
                     return Ok(None);
                 }
             }
-            if taps.emit(&x) {
+            // The stage's tap is its last block's value.
+            if taps.emit(&mut x)? {
                 return Ok(None);
             }
         }
-        let pooled = x.mean_keepdim((2, 3))?;
-        if taps.emit(&pooled) {
+        if taps.computes() {
+            x = x.mean_keepdim((2, 3))?;
+        }
+        if taps.emit(&mut x)? {
             return Ok(None);
         }
-        Ok(Some(pooled.flatten_from(1)?))
+        Ok(Some(x.flatten_from(1)?))
     }
 }

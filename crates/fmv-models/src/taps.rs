@@ -1,38 +1,109 @@
-//! Collecting the requested taps during a forward pass, and stopping at the deepest one.
+//! Collecting the requested taps during a forward pass, starting it at a tap, changing a tap's
+//! value on the way, and stopping at the deepest tap wanted.
 
 use candle_core::Tensor;
 
 use crate::layer::LayerId;
 
-/// Receives every tap's value in forward order; the network asks [`Tapper::emit`] after each
-/// tap and stops as soon as it answers `true`.
+/// Where a forward pass starts and what it changes on the way ([`crate::Backbone::forward_pass`]).
+///
+/// By default a pass starts at the input and changes nothing. [`Pass::from_tap`] resumes it
+/// from a tap's value (the layers up to that tap are not run again), and [`Pass::zeroing`] sets
+/// channels of one tap to 0 before the rest of the network sees them: the ablation of those
+/// feature maps, as a PyTorch forward hook that zeroes them would do.
+///
+/// ```
+/// use fmv_models::{LayerId, Pass};
+/// let pass = Pass::from_tap(LayerId(3)).zeroing(LayerId(3), vec![0, 7]);
+/// assert_eq!(pass.start(), Some(LayerId(3)));
+/// assert_eq!(pass.zeroed(), Some((LayerId(3), &[0, 7][..])));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pass {
+    start: Option<LayerId>,
+    zero: Option<(LayerId, Vec<usize>)>,
+}
+
+impl Pass {
+    /// A pass from the input (`N×3×H×W`) that changes nothing.
+    pub fn from_input() -> Self {
+        Pass::default()
+    }
+
+    /// A pass whose input is the value of tap `layer` (as [`crate::Backbone::forward_taps`]
+    /// returned it); the network runs on from there.
+    pub fn from_tap(layer: LayerId) -> Self {
+        Pass {
+            start: Some(layer),
+            zero: None,
+        }
+    }
+
+    /// Sets `channels` of tap `layer` to 0 (in every image of the batch) before the layers
+    /// after it run. The tap's own value, when asked for, is the zeroed one.
+    pub fn zeroing(mut self, layer: LayerId, channels: Vec<usize>) -> Self {
+        self.zero = Some((layer, channels));
+        self
+    }
+
+    /// The tap the pass starts from, if not the input.
+    pub fn start(&self) -> Option<LayerId> {
+        self.start
+    }
+
+    /// The tap whose channels are zeroed, and the channels.
+    pub fn zeroed(&self) -> Option<(LayerId, &[usize])> {
+        self.zero.as_ref().map(|(l, c)| (*l, c.as_slice()))
+    }
+}
+
+/// Receives every tap's value in forward order; the network asks [`Tapper::computes`] before
+/// each step (`false` for the steps before the pass's start) and [`Tapper::emit`] after it, and
+/// stops as soon as `emit` answers `true`.
 pub(crate) struct Tapper<'a> {
     wanted: &'a [LayerId],
+    pass: &'a Pass,
     out: Vec<Option<Tensor>>,
     next: usize,
     deepest: usize,
 }
 
 impl<'a> Tapper<'a> {
-    pub fn new(wanted: &'a [LayerId]) -> Self {
+    pub fn new(wanted: &'a [LayerId], pass: &'a Pass) -> Self {
         Tapper {
             wanted,
+            pass,
             out: vec![None; wanted.len()],
             next: 0,
             deepest: wanted.iter().map(|l| l.0).max().unwrap_or(0),
         }
     }
 
-    /// Records the value of the next tap; `true` once the deepest wanted tap is recorded.
-    pub fn emit(&mut self, x: &Tensor) -> bool {
+    /// Whether the step that produces the next tap must run: `false` up to and including the
+    /// tap the pass starts from (its value is the input).
+    pub fn computes(&self) -> bool {
+        self.pass.start.is_none_or(|s| self.next > s.0)
+    }
+
+    /// Records the value of the next tap (zeroing its channels first, if the pass says so);
+    /// `true` once the deepest wanted tap is recorded.
+    pub fn emit(&mut self, x: &mut Tensor) -> candle_core::Result<bool> {
         let id = self.next;
         self.next += 1;
+        if self.pass.start.is_some_and(|s| id < s.0) {
+            return Ok(false);
+        }
+        if let Some((layer, channels)) = &self.pass.zero
+            && layer.0 == id
+        {
+            *x = zero_channels(x, channels)?;
+        }
         for (slot, w) in self.out.iter_mut().zip(self.wanted) {
             if w.0 == id {
                 *slot = Some(x.clone());
             }
         }
-        id >= self.deepest
+        Ok(id >= self.deepest)
     }
 
     /// The recorded values, in the order they were asked for.
@@ -42,4 +113,19 @@ impl<'a> Tapper<'a> {
             .map(|t| t.expect("every wanted tap is emitted before the forward pass ends"))
             .collect()
     }
+}
+
+/// `x` (`N×C…`) with `channels` set to 0: multiplied by a 0/1 mask over dimension 1.
+fn zero_channels(x: &Tensor, channels: &[usize]) -> candle_core::Result<Tensor> {
+    let c = x.dim(1)?;
+    let mut mask = vec![1f32; c];
+    for &k in channels {
+        if let Some(m) = mask.get_mut(k) {
+            *m = 0.0;
+        }
+    }
+    let mut shape = vec![1, c];
+    shape.resize(x.rank(), 1);
+    let mask = Tensor::from_vec(mask, shape, x.device())?.to_dtype(x.dtype())?;
+    x.broadcast_mul(&mask)
 }

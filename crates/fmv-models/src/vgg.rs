@@ -106,8 +106,8 @@ impl Vgg {
         out
     }
 
-    /// Runs `features` and the adaptive pool, emitting every tap until `taps` has what it
-    /// needs; returns the flattened `(N, C·7·7)` features if the pass went all the way.
+    /// Runs `features` and the adaptive pool (from the tap `taps` starts at), emitting every
+    /// tap until `taps` has what it needs; returns the flattened `(N, C·7·7)` features if the pass went all the way.
     pub fn forward(
         &self,
         x: &Tensor,
@@ -115,18 +115,22 @@ impl Vgg {
     ) -> candle_core::Result<Option<Tensor>> {
         let mut x = x.clone();
         for item in &self.items {
-            x = match item {
-                Item::Conv(c) => c.forward_relu(&x)?,
-                Item::Pool => max_pool2d(&x, 2, 2, 0)?,
-            };
-            if taps.emit(&x) {
+            if taps.computes() {
+                x = match item {
+                    Item::Conv(c) => c.forward_relu(&x)?,
+                    Item::Pool => max_pool2d(&x, 2, 2, 0)?,
+                };
+            }
+            if taps.emit(&mut x)? {
                 return Ok(None);
             }
         }
-        let pooled = adaptive_avg_pool2d(&x, HEAD_GRID, HEAD_GRID)?;
-        if taps.emit(&pooled) {
+        if taps.computes() {
+            x = adaptive_avg_pool2d(&x, HEAD_GRID, HEAD_GRID)?;
+        }
+        if taps.emit(&mut x)? {
             return Ok(None);
         }
-        Ok(Some(pooled.flatten_from(1)?))
+        Ok(Some(x.flatten_from(1)?))
     }
 }

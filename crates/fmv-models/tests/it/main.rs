@@ -1,5 +1,6 @@
 //! Integration tests of `fmv-models`.
 
+mod ablation;
 mod arch;
 mod errors;
 mod gradients;
