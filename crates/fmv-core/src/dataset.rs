@@ -130,3 +130,67 @@ impl ImageFolder {
         self.classes.iter().map(|c| c.files.len()).sum()
     }
 }
+
+/// The images of several files and folders, in one fixed order: the analyses over "any
+/// images" ([`crate::Visualizer::exemplars`]) read this list, and its order decides ties.
+///
+/// A file stands for itself. A folder stands for its own image files (sorted by name), then
+/// those of each sub-folder (sorted by folder name, then file name), so that an ImageFolder
+/// (`root/<class>/<image>`) and a plain folder both work. Deeper folders are not entered.
+/// Entries that are not images are left out and listed in [`ImageList::skipped`]; no image
+/// at all is an error that names the inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageList {
+    /// The image files, in order.
+    pub files: Vec<PathBuf>,
+    /// Files left out, with the reason.
+    pub skipped: Vec<Skipped>,
+}
+
+impl ImageList {
+    /// Lists the images of `inputs` (files and folders), in the order given.
+    pub fn open(inputs: &[PathBuf]) -> Result<Self> {
+        let (mut files, mut skipped) = (Vec::new(), Vec::new());
+        for input in inputs {
+            if input.is_dir() {
+                let (own, left_out) = image_files(input)?;
+                files.extend(own);
+                skipped.extend(left_out);
+                let mut dirs: Vec<PathBuf> = std::fs::read_dir(input)
+                    .map_err(|source| Error::Io {
+                        path: input.clone(),
+                        source,
+                    })?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.is_dir())
+                    .collect();
+                dirs.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+                for dir in dirs {
+                    let (own, left_out) = image_files(&dir)?;
+                    files.extend(own);
+                    skipped.extend(left_out);
+                }
+            } else if input.exists() {
+                files.push(input.clone());
+            } else {
+                return Err(Error::Io {
+                    path: input.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no such file or folder",
+                    ),
+                });
+            }
+        }
+        if files.is_empty() {
+            let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
+            return Err(Error::NoImages {
+                reason: format!(
+                    "{} contain(s) no image files (nor do their sub-folders)",
+                    names.join(", ")
+                ),
+            });
+        }
+        Ok(ImageList { files, skipped })
+    }
+}

@@ -62,6 +62,16 @@ pub enum Field {
     Parts,
     /// Whether a file that cannot be used fails the run.
     Strict,
+    /// The layer an analysis reads.
+    Layer,
+    /// Exemplars: the images kept per map.
+    K,
+    /// Exemplars and ablation: the maps (channels) asked for.
+    Maps,
+    /// Ablation: the random channel sets each class's drop is compared with.
+    RandomSets,
+    /// Ablation: the names of the network's outputs.
+    Labels,
 }
 
 impl Field {
@@ -89,6 +99,11 @@ impl Field {
             Field::Resume => "resume",
             Field::Parts => "parts",
             Field::Strict => "strict",
+            Field::Layer => "layer",
+            Field::K => "k",
+            Field::Maps => "maps",
+            Field::RandomSets => "random_sets",
+            Field::Labels => "labels",
         }
     }
 }
@@ -215,6 +230,26 @@ pub enum Problem {
         /// The shard count.
         count: usize,
     },
+    /// A layer without feature maps (`logits`) where maps are needed.
+    NoMaps(String),
+    /// Ablation at the last layer, after which nothing runs.
+    NothingAfter(String),
+    /// A class whose output the network's head does not have.
+    ClassWithoutOutput {
+        /// The class.
+        class: String,
+        /// Its output index (its place among the classes), if it has one.
+        index: Option<usize>,
+        /// The head's outputs.
+        outputs: usize,
+    },
+    /// A class the labels do not name.
+    ClassNotLabelled {
+        /// The class.
+        class: String,
+        /// The first labels, for the message.
+        labels: Vec<String>,
+    },
     /// A saved state made by another run.
     ResumeMismatch,
     /// A saved state whose numbers do not add up (edited, or not written by fmv).
@@ -309,6 +344,42 @@ impl Problem {
             Problem::ShardOutOfRange { index, count } => {
                 write!(f, "shard {index}/{count}: need 0 <= I < N")
             }
+            Problem::NoMaps(layer) => write!(
+                f,
+                "`{layer}` holds the network's outputs, not feature maps; choose a convolutional \
+                 layer"
+            ),
+            Problem::NothingAfter(layer) => write!(
+                f,
+                "`{layer}` is the network's last layer: zeroing it leaves nothing to watch; \
+                 choose a layer before the head"
+            ),
+            Problem::ClassWithoutOutput {
+                class,
+                index: Some(index),
+                outputs,
+            } => write!(
+                f,
+                "class `{class}` is output {index} by folder order (sorted names → 0, 1, …), and \
+                 the network has {outputs} outputs; name the outputs with {}",
+                name(Field::Labels)
+            ),
+            Problem::ClassWithoutOutput { class, outputs, .. } => write!(
+                f,
+                "class `{class}` has no output among the network's {outputs}"
+            ),
+            Problem::ClassNotLabelled { class, labels } => write!(
+                f,
+                "class `{class}` of the test folder is none of the labels ({}{}); the folder \
+                 names must be the labels of the outputs",
+                labels
+                    .iter()
+                    .take(8)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if labels.len() > 8 { ", …" } else { "" }
+            ),
             Problem::ResumeMismatch => f.write_str(
                 "the saved partial result was made with other weights, layer, preprocessing, \
                  parameters, classes or shard; discard it to start afresh",

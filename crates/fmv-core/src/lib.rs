@@ -36,6 +36,7 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod ablation;
 mod activations;
 mod class_sums;
 mod cubic;
@@ -43,6 +44,7 @@ mod dataset;
 mod decode;
 pub mod demo;
 mod error;
+mod exemplars;
 mod inputs;
 mod labels;
 mod lanes;
@@ -62,11 +64,13 @@ mod stream;
 mod topk;
 mod visualizer;
 
+pub use ablation::{Ablation, AblationConfig, ClassAblation, RandomDrops};
 pub use activations::{Activations, ActivationsConfig, ChannelMap, ImageActivations};
 pub use class_sums::{ClassSums, ClassSumsConfig, TestClassSums};
-pub use dataset::{ClassFolder, ImageFolder};
+pub use dataset::{ClassFolder, ImageFolder, ImageList};
 pub use decode::RgbImage;
 pub use error::{Error, Field, Problem, Result};
+pub use exemplars::{Exemplar, ExemplarStat, Exemplars, ExemplarsConfig, MapExemplars};
 pub use inputs::Skipped;
 pub use labels::{check_labels, read_labels};
 pub use maps::{FilterMaps, FilterMapsConfig, ImageMaps};
@@ -101,6 +105,7 @@ pub mod files {
 /// The rules the analyses share: the ranking order, the original's class selection and sum,
 /// and the separability figure.
 pub mod stats {
+    pub use crate::ablation::draw_set;
     pub use crate::class_sums::{roc_auc, sum_f32};
     pub use crate::rank::select_unique;
     pub use crate::topk::top_n;

@@ -2,6 +2,7 @@
 //! an [`Observer`], which receives [`Event`]s (progress, files skipped, results streamed out)
 //! and is asked between batches and steps whether to stop.
 
+use crate::exemplars::Exemplars;
 use crate::inputs::Skipped;
 use crate::maps::ImageMaps;
 use crate::rank::RankCounts;
@@ -31,6 +32,9 @@ pub enum Event<'a> {
     /// A ranking's counting state after a batch: everything needed to resume the run from here
     /// ([`crate::RankConfig::with_resume`]). Save it to survive an interruption.
     RankCheckpoint(&'a RankCounts),
+    /// The exemplars' state after a batch: everything needed to resume the run from here
+    /// ([`crate::ExemplarsConfig::with_resume`]). Save it to survive an interruption.
+    ExemplarsCheckpoint(&'a Exemplars),
     /// One image's maps ([`crate::Visualizer::filter_maps`]), streamed in file order so that
     /// memory stays flat: draw or save them here.
     Maps(&'a ImageMaps),

@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::sync_channel;
 
 use candle_core::{DType, IndexOp};
-use fmv_models::LayerId;
+use fmv_models::{LayerId, LayerRef, Pass};
 use rayon::prelude::*;
 
 use crate::decode::RgbImage;
@@ -35,6 +35,20 @@ pub(crate) struct StreamSpec {
     pub top_maps: usize,
     /// Keep the resized 8-bit input (for overlays).
     pub keep_resized: bool,
+    /// Keep each channel's maximum and where it is.
+    pub peaks: bool,
+    /// Run on from the layer to the logits: unchanged, then once with each of these channel
+    /// sets zeroed at the layer.
+    pub ablate: Option<Vec<Vec<usize>>>,
+}
+
+/// A channel's maximum over its map, and its first position in row-major order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Peak {
+    /// The largest value.
+    pub max: f32,
+    /// Its position `(y, x)` in the map; the first one (row-major) where several are equal.
+    pub argmax: (usize, usize),
 }
 
 /// One image's result.
@@ -50,6 +64,10 @@ pub(crate) struct ImageOutput {
     pub map_size: (usize, usize),
     /// The resized input, if asked for.
     pub resized: Option<RgbImage>,
+    /// Every channel's peak, if asked for ([`StreamSpec::peaks`]).
+    pub peaks: Vec<Peak>,
+    /// The logits unchanged, then with each of [`StreamSpec::ablate`]'s sets zeroed.
+    pub ablated: Vec<Vec<f32>>,
 }
 
 /// What the pipeline hands over for each file, in file order.
@@ -90,8 +108,13 @@ impl Visualizer {
         let batch_size = self.batch_size();
         let (w, h) = self.preprocess().size();
         let batch = batch_size.min(files.len()).max(1);
+        // An ablation runs the whole network.
+        let deepest = match spec.ablate {
+            Some(_) => self.resolve(&LayerRef::Name("logits".into()))?,
+            None => layer,
+        };
         self.check_memory(
-            layer,
+            deepest,
             (h, w),
             batch,
             Keeps::LargestMap,
@@ -218,8 +241,39 @@ impl Visualizer {
                 .collect();
             (logits, maps, (1, 1))
         };
+        let mut peaks = vec![Vec::new(); means.len()];
+        if spec.peaks && t.rank() == 4 {
+            let (_, c, h, w) = t.dims4()?;
+            let values: Vec<f32> = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+            for (i, image) in values.chunks_exact(c * h * w).enumerate() {
+                peaks[i] = image.chunks_exact(h * w).map(|m| peak(m, w)).collect();
+            }
+        }
+        let mut ablated = vec![Vec::new(); means.len()];
+        if let Some(sets) = &spec.ablate {
+            let logits = self.resolve(&LayerRef::Name("logits".into()))?;
+            let net = self.backbone();
+            let mut run = |pass: &Pass| -> Result<()> {
+                let l: Vec<Vec<f32>> = net.forward_pass(&t, pass, &[logits])?[0]
+                    .to_dtype(DType::F32)?
+                    .to_vec2()?;
+                for (a, l) in ablated.iter_mut().zip(l) {
+                    a.push(l);
+                }
+                Ok(())
+            };
+            run(&Pass::from_tap(layer))?;
+            for set in sets {
+                run(&Pass::from_tap(layer).zeroing(layer, set.clone()))?;
+            }
+        }
         let mut outputs = Vec::with_capacity(means.len());
-        for (i, (means, maps)) in means.into_iter().zip(maps).enumerate() {
+        for (i, ((means, maps), (peaks, ablated))) in means
+            .into_iter()
+            .zip(maps)
+            .zip(peaks.into_iter().zip(ablated))
+            .enumerate()
+        {
             let mut top_maps = Vec::new();
             for c in top_n(&means, spec.top_maps) {
                 let values = if t.rank() == 4 {
@@ -238,9 +292,25 @@ impl Visualizer {
                 top_maps,
                 map_size,
                 resized: None,
+                peaks,
+                ablated,
             });
         }
         Ok(outputs)
+    }
+}
+
+/// The peak of one `…×w` map, row-major: the first position of the largest value.
+fn peak(map: &[f32], w: usize) -> Peak {
+    let (mut best, mut at) = (f32::NEG_INFINITY, 0);
+    for (i, &v) in map.iter().enumerate() {
+        if v > best {
+            (best, at) = (v, i);
+        }
+    }
+    Peak {
+        max: best,
+        argmax: (at / w, at % w),
     }
 }
 
@@ -257,5 +327,22 @@ fn skip_reason(e: &Error) -> String {
         ),
         Error::NotAFile { .. } => "not a regular file".into(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first of equal maxima, row-major, as torch's `argmax` returns it; a map that is 0
+    /// everywhere peaks at its first place.
+    #[test]
+    fn a_peak_is_the_first_maximum() {
+        let p = peak(&[1.0, 3.0, 2.0, 3.0], 2);
+        assert_eq!((p.max, p.argmax), (3.0, (0, 1)));
+        let p = peak(&[0.0; 6], 3);
+        assert_eq!((p.max, p.argmax), (0.0, (0, 0)));
+        let p = peak(&[0.0, 0.0, 0.0, 0.5, 0.0, 0.5], 3);
+        assert_eq!(p.argmax, (1, 0));
     }
 }

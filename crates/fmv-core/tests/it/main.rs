@@ -9,6 +9,7 @@ mod analysis;
 mod cuda;
 mod decode;
 mod golden;
+mod meaning;
 mod parity;
 mod patterns;
 mod preprocess;

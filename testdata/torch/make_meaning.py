@@ -1,8 +1,8 @@
-"""Makes the ablation goldens: logits of the small reference networks with feature maps zeroed
-by a PyTorch forward hook, as Captum's LayerFeatureAblation does. Needs torch 2.15 /
-torchvision 0.29 / safetensors / Pillow.
+"""Makes the goldens of exemplars and ablation on the two small reference networks: logits with
+feature maps zeroed by a PyTorch forward hook (as Captum's LayerFeatureAblation does), and each
+map's most active images. Needs torch 2.15 / torchvision 0.29 / safetensors / Pillow.
 
-    python testdata/torch/make_ablation.py
+    python testdata/torch/make_meaning.py
 
 Writes ablation.json:
   forward   per network: torch's logits for the deterministic test input (fixture_input.py),
@@ -11,6 +11,10 @@ Writes ablation.json:
             with Pillow as fmv's default `imagenet` preprocessing reads it): accuracy, and per
             class the logits before and after zeroing its maps, the drops of seeded random sets
             of the same size (fmv's SplitMix64 and draw, reimplemented below) and of each map
+Writes exemplars.json:
+  per case: the images of dsA/train and dsA/test in `fmv_core::ImageList` order, and per map
+  its top k by mean (or max): path, mean, max, argmax [y, x] (torch's first maximum), and the
+  gap between the maximum and the largest value elsewhere (argmax is only defined above it)
 """
 import json, os
 import numpy as np
@@ -211,3 +215,59 @@ for case in ablate_cases:
 with open(os.path.join(HERE, "ablation.json"), "w") as f:
     json.dump({"forward": forward, "ablate": ablate_cases}, f, indent=1)
 print("wrote ablation.json")
+
+
+# ---- fmv exemplars on dsA ------------------------------------------------------------------
+def image_list(inputs):
+    """fmv_core::ImageList: a folder's own images, then each sub-folder's (sorted by name)."""
+    out = []
+    for d in inputs:
+        names = sorted(os.listdir(d))
+        out += [os.path.join(d, n) for n in names if os.path.isfile(os.path.join(d, n))]
+        for sub in [n for n in names if os.path.isdir(os.path.join(d, n))]:
+            out += [os.path.join(d, sub, n) for n in sorted(os.listdir(os.path.join(d, sub)))]
+    return out
+
+
+def exemplars(net, tap, maps, k, by):
+    m = NETS[net]()
+    dsa = os.path.join(REF, "data", "dsA")
+    files = [f for f in image_list([os.path.join(dsa, "train"), os.path.join(dsa, "test")])
+             if not f.endswith(".json")]
+    x = torch.stack([imagenet_input(f) for f in files])
+    seen = []
+    handle = module_of(m, tap).register_forward_hook(lambda _m, _i, o: seen.append(o.clone()))
+    with torch.no_grad():
+        m(x)
+    handle.remove()
+    a = seen[0]  # N×C×h×w
+    n, c, h, w = a.shape
+    flat = a.flatten(2)
+    means, maxs, arg = flat.mean(2), flat.max(2).values, flat.argmax(2)
+    second = flat.clone()
+    second.scatter_(2, arg.unsqueeze(2), float("-inf"))
+    gaps = maxs - second.max(2).values
+    out = []
+    for ch in maps:
+        score = means[:, ch] if by == "mean" else maxs[:, ch]
+        order = sorted(range(n), key=lambda i: (-score[i].item(), i))[:k]
+        out.append({"filter": ch, "top": [{
+            "path": os.path.relpath(files[i], dsa), "mean": means[i, ch].item(),
+            "max": maxs[i, ch].item(), "argmax": [arg[i, ch].item() // w, arg[i, ch].item() % w],
+            "gap": gaps[i, ch].item(), "score_next": score[order[min(j + 1, len(order) - 1)]].item(),
+        } for j, i in enumerate(order)]})
+    return {"files": [os.path.relpath(f, dsa) for f in files], "map_size": [h, w], "maps": out}
+
+
+exemplar_cases = [
+    {"net": "vgg16_small_seed1", "layer": "features.28", "k": 9, "by": "mean", "filters": None},
+    {"net": "vgg16_small_seed1", "layer": "features.28", "k": 9, "by": "max", "filters": None},
+    {"net": "resnet50_small_seed1", "layer": "layer4.1", "k": 5, "by": "mean",
+     "filters": list(range(0, 256, 8))},
+]
+for case in exemplar_cases:
+    maps = case["filters"] if case["filters"] is not None else list(range(64))
+    case["expected"] = exemplars(case["net"], case["layer"], maps, case["k"], case["by"])
+with open(os.path.join(HERE, "exemplars.json"), "w") as f:
+    json.dump(exemplar_cases, f, indent=None)
+print("wrote exemplars.json")
