@@ -229,6 +229,9 @@ fn argmax(v: &[f32]) -> usize {
     best
 }
 
+/// Maps zeroed together.
+type ChannelSet = Vec<usize>;
+
 /// Running sums of one class's computation.
 struct Tally {
     /// Images of the class.
@@ -316,7 +319,7 @@ impl Visualizer {
             observer.on_event(&Event::Skipped(s));
         }
         // Per class ablated: the random sets and the single maps, zeroed on its own images.
-        let extra: Vec<(Option<Vec<Vec<usize>>>, Vec<Vec<usize>>)> = ablated
+        let extra: Vec<(Option<Vec<ChannelSet>>, Vec<ChannelSet>)> = ablated
             .iter()
             .map(|(k, _, maps)| {
                 let pool: Vec<usize> = (0..info.channels).filter(|c| !maps.contains(c)).collect();
