@@ -423,3 +423,11 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
     println!("{text}");
     Ok(())
 }
+
+/// `I/N`, with the library's reason when it is not one.
+pub fn parse_shard(s: &str) -> Result<fmv::Shard, String> {
+    s.parse().map_err(|e: fmv::core::Error| match e {
+        fmv::core::Error::InvalidConfig { problem, .. } => problem.to_string(),
+        other => other.to_string(),
+    })
+}

@@ -9,6 +9,7 @@ mod cmd;
 mod guard;
 mod output;
 mod session;
+mod top_maps;
 mod wording;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,10 @@ enum Command {
     ClassSums(cmd::class_sums::Args),
     /// Draw what a feature map responds to: an image maximising its activation.
     Patterns(cmd::patterns::Args),
+    /// For each map, the real images where it is most active, and where in them.
+    Exemplars(cmd::exemplars::Args),
+    /// Zero each class's maps and watch its logit, against random sets of as many maps.
+    Ablate(cmd::ablate::Args),
     /// The whole pipeline as one static HTML report; without arguments, on the embedded demo.
     Report(cmd::report::Args),
 }
@@ -61,6 +66,8 @@ fn main() -> std::process::ExitCode {
         Command::Overlay(a) => cmd::overlay::run(a),
         Command::ClassSums(a) => cmd::class_sums::run(a),
         Command::Patterns(a) => cmd::patterns::run(a),
+        Command::Exemplars(a) => cmd::exemplars::run(a),
+        Command::Ablate(a) => cmd::ablate::run(a),
         Command::Report(a) => cmd::report::run(a),
     };
     match result {

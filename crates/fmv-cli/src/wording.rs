@@ -13,6 +13,8 @@ pub fn flag(field: Field) -> String {
         Field::Filters => "--filter".into(),
         Field::Preset => "--preprocess".into(),
         Field::Parts => "--merge".into(),
+        Field::K => "-k".into(),
+        Field::Maps => "--filters".into(),
         other => format!("--{}", other.name().replace('_', "-")),
     }
 }
@@ -113,6 +115,10 @@ mod tests {
             Field::Classes,
             Field::Parts,
             Field::Strict,
+            Field::Layer,
+            Field::Maps,
+            Field::RandomSets,
+            Field::Labels,
         ] {
             assert!(flags.contains(&flag(field)), "{field:?}: {}", flag(field));
         }

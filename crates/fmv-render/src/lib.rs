@@ -6,7 +6,7 @@
 //! (×2 for ResNet, ÷max for VGG), and multiplied onto each colour channel. [`heatmap`] draws
 //! the same map as a viridis heat map with a colour bar, which most people read more easily.
 //! [`grid`] lays titled pictures out; [`MeanActivationPlot`], [`ClassSumsPlot`] and
-//! [`RankChart`] are the figures, as PNG or SVG ([`PlotFormat`]).
+//! [`RankChart`] and [`AblationChart`] are the figures, as PNG or SVG ([`PlotFormat`]).
 //!
 //! All text is set in one embedded font (Liberation Sans, SIL Open Font License), never a
 //! system font, so every machine draws the same pixels.
@@ -28,6 +28,7 @@ mod error;
 mod font;
 mod grid;
 mod heatmap;
+mod mark;
 mod overlay;
 mod plots;
 
@@ -40,5 +41,9 @@ pub use compare::{Tolerance, image_difference};
 pub use error::RenderError;
 pub use grid::{Tile, grid};
 pub use heatmap::{HeatmapStyle, heatmap, with_colour_bar};
+pub use mark::{cell_region, outline, with_caption};
 pub use overlay::{MaskScale, overlay, resize_map_bilinear};
-pub use plots::{ClassSumsPanel, ClassSumsPlot, MeanActivationPlot, RankChart, RankedClass};
+pub use plots::{
+    AblatedClass, AblationChart, ClassSumsPanel, ClassSumsPlot, MeanActivationPlot, RankChart,
+    RankedClass,
+};

@@ -435,3 +435,153 @@ impl Drawable for RankChart {
         Ok(())
     }
 }
+
+/// One class's ablation: the drop of its logit with its own maps zeroed, with random sets of
+/// as many maps, and with each of its maps alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AblatedClass {
+    /// The class name.
+    pub name: String,
+    /// The drop with the class's own maps zeroed.
+    pub drop: f32,
+    /// The drops with random sets zeroed.
+    pub random: Vec<f32>,
+    /// `(map, drop)` with each map alone zeroed.
+    pub each: Vec<(usize, f32)>,
+}
+
+/// Ablation's result as a strip chart: per class, the drop of its logit when its own maps
+/// are zeroed (a large coloured diamond), against the drops of random sets of as many maps
+/// (grey dots) and of each of its maps alone (small coloured dots, numbered).
+///
+/// ```
+/// use fmv_render::{AblatedClass, AblationChart, PlotFormat};
+/// let chart = AblationChart {
+///     title: "ablation · layer4.1".into(),
+///     classes: vec![AblatedClass {
+///         name: "cat".into(),
+///         drop: 2.5,
+///         random: vec![0.1, 0.4, -0.2],
+///         each: vec![(12, 1.1), (40, 0.6)],
+///     }],
+/// };
+/// assert!(chart.render(PlotFormat::Png).is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct AblationChart {
+    /// The figure's title.
+    pub title: String,
+    /// The classes, in order.
+    pub classes: Vec<AblatedClass>,
+}
+
+impl AblationChart {
+    /// Renders the chart (width grows with the number of classes).
+    pub fn render(&self, format: PlotFormat) -> Result<Vec<u8>, RenderError> {
+        encode(self, format)
+    }
+
+    /// Renders the chart as an image.
+    pub fn to_image(&self) -> Result<image::RgbImage, RenderError> {
+        to_image(self)
+    }
+
+    fn values(&self) -> impl Iterator<Item = f32> + '_ {
+        self.classes.iter().flat_map(|c| {
+            std::iter::once(c.drop)
+                .chain(c.random.iter().copied())
+                .chain(c.each.iter().map(|e| e.1))
+        })
+    }
+}
+
+impl Drawable for AblationChart {
+    fn validate(&self) -> Result<(), RenderError> {
+        if self.classes.is_empty() {
+            return Err(RenderError::Data("no classes to plot".into()));
+        }
+        check_finite("the drops", self.values())
+    }
+
+    fn size(&self) -> (u32, u32) {
+        ((self.classes.len() as u32 * 150 + 110).max(380), 320)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let n = self.classes.len() as f32;
+        let (lo, hi) = y_range(self.values());
+        let lo = lo.min(-(hi - lo) * 0.05);
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, font::text(15.0))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(56)
+            .build_cartesian_2d(-0.5f32..n - 0.5, lo..hi)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_desc("drop of the class's mean logit")
+            .label_style(font::text(11.0))
+            .axis_desc_style(font::text(12.0))
+            .y_label_formatter(&|v| format_value(*v))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series([PathElement::new(
+                [(-0.5f32, 0f32), (n - 0.5, 0.0)],
+                BLACK.mix(0.4),
+            )])
+            .map_err(err)?;
+        let grey = RGBColor(150, 150, 150);
+        let label = font::text(10.0).pos(Pos::new(HPos::Left, VPos::Center));
+        let under = font::text(11.0).pos(Pos::new(HPos::Center, VPos::Top));
+        for (i, class) in self.classes.iter().enumerate() {
+            let x = i as f32;
+            let colour = rgb(class_colour(i));
+            // Random sets: a spread of grey dots left of the centre.
+            let k = class.random.len().max(1) as f32;
+            chart
+                .draw_series(class.random.iter().enumerate().map(|(j, &d)| {
+                    let dx = -0.32 + 0.18 * (j as f32 + 0.5) / k;
+                    Circle::new((x + dx, d), 3, grey.filled())
+                }))
+                .map_err(err)?;
+            // The class's own maps.
+            chart
+                .draw_series([
+                    PathElement::new(
+                        [(x - 0.08, class.drop), (x + 0.08, class.drop)],
+                        colour.stroke_width(3),
+                    ),
+                    PathElement::new([(x, 0.0), (x, class.drop)], colour.stroke_width(2)),
+                ])
+                .map_err(err)?;
+            chart
+                .draw_series([Circle::new((x, class.drop), 6, colour.filled())])
+                .map_err(err)?;
+            // Each map alone, right of the centre.
+            for (j, &(map, d)) in class.each.iter().enumerate() {
+                let dx = 0.16 + 0.06 * (j % 3) as f32;
+                chart
+                    .draw_series([Circle::new((x + dx, d), 3, colour.mix(0.7).filled())])
+                    .map_err(err)?;
+                if class.each.len() <= 6 {
+                    chart
+                        .draw_series([Text::new(
+                            map.to_string(),
+                            (x + dx + 0.03, d),
+                            label.clone(),
+                        )])
+                        .map_err(err)?;
+                }
+            }
+            let (px, py) = chart.backend_coord(&(x, lo));
+            root.draw_text(&class.name, &under, (px, py + 6))
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+}

@@ -1,10 +1,11 @@
-//! The JSON documents fmv writes, as typed `serde` structs: the ranking and class sums (the
-//! contracts of `fmv rank --json` and `fmv class-sums --json`, which the report's
-//! `results.json` embeds), and what they share. Paths are written as the platform shows them.
+//! The JSON documents fmv writes, as typed `serde` structs: the ranking, class sums, exemplars
+//! and ablation (the contracts of `fmv rank --json`, `fmv class-sums --json`, `fmv exemplars
+//! --json` and `fmv ablate --json`, which the report's `results.json` embeds), and what they
+//! share. Paths are written as the platform shows them.
 
 use std::path::Path;
 
-use fmv_core::{ClassSums, Ranking, Skipped};
+use fmv_core::{Ablation, ClassSums, Exemplars, Ranking, Skipped};
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -385,5 +386,183 @@ mod tests {
         assert_eq!(text, r#"{"zebra":1,"ant":2}"#);
         let back: ByClass<i32> = serde_json::from_str(&text).unwrap();
         assert_eq!(back, v);
+    }
+}
+
+/// One image among a map's exemplars.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExemplarDocument {
+    /// The image file.
+    pub path: String,
+    /// The map's spatial mean on it (an f32 value, written as f64).
+    pub mean: f64,
+    /// The map's maximum on it (an f32 value, written as f64).
+    pub max: f64,
+    /// Where the maximum is, `[y, x]` in the map's own grid.
+    pub argmax: [usize; 2],
+}
+
+/// One map's exemplars.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MapExemplarsDocument {
+    /// The map (channel).
+    pub filter: usize,
+    /// Its most active images, most active first.
+    pub top: Vec<ExemplarDocument>,
+}
+
+/// Exemplars: `fmv exemplars --json`, and `results.json`'s `exemplars`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExemplarsDocument {
+    /// The layer's name.
+    pub layer: String,
+    /// The preprocessing's name.
+    pub preprocess: String,
+    /// Images kept per map.
+    pub k: usize,
+    /// `mean` or `max`: what the images are ranked by.
+    pub by: String,
+    /// Per map, in the order asked.
+    pub maps: Vec<MapExemplarsDocument>,
+    /// Images scanned.
+    pub images: usize,
+    /// Files left out.
+    pub skipped: Vec<SkippedDocument>,
+    /// The maps' size `[height, width]`, the grid `argmax` refers to.
+    pub map_size: [usize; 2],
+    /// The sha256 of the weights that made it.
+    pub weights: String,
+}
+
+impl From<&Exemplars> for ExemplarsDocument {
+    fn from(e: &Exemplars) -> Self {
+        ExemplarsDocument {
+            layer: e.layer.clone(),
+            preprocess: e.preprocess.clone(),
+            k: e.k,
+            by: e.by.as_str().to_string(),
+            maps: e
+                .maps
+                .iter()
+                .map(|m| MapExemplarsDocument {
+                    filter: m.filter,
+                    top: m
+                        .top
+                        .iter()
+                        .map(|x| ExemplarDocument {
+                            path: show(&x.path),
+                            mean: x.mean as f64,
+                            max: x.max as f64,
+                            argmax: [x.argmax.0, x.argmax.1],
+                        })
+                        .collect(),
+                })
+                .collect(),
+            images: e.images,
+            skipped: SkippedDocument::all(&e.skipped),
+            map_size: [e.map_size.0, e.map_size.1],
+            weights: e.weights.as_str().to_string(),
+        }
+    }
+}
+
+/// The spread of random sets' drops.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RandomDropsDocument {
+    /// How many sets were drawn.
+    pub sets: usize,
+    /// The mean of their drops.
+    pub mean_drop: f64,
+    /// The sample standard deviation of their drops.
+    pub sd_drop: f64,
+}
+
+/// One map zeroed alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MapDropDocument {
+    /// The map.
+    pub filter: usize,
+    /// The drop of the class's mean logit.
+    pub drop: f64,
+}
+
+/// One class's ablation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassAblationDocument {
+    /// The maps zeroed.
+    pub maps: Vec<usize>,
+    /// The class's images used.
+    pub images: usize,
+    /// The accuracy over the whole test set with the maps zeroed.
+    pub accuracy_after: f64,
+    /// The class's mean logit over its images.
+    pub logit_before: f64,
+    /// The same with the maps zeroed.
+    pub logit_after: f64,
+    /// `logit_before − logit_after`.
+    pub drop: f64,
+    /// Random sets of as many maps (null without them).
+    pub random: Option<RandomDropsDocument>,
+    /// `(drop − mean_drop) / sd_drop` (null without a spread).
+    pub z: Option<f64>,
+    /// Each map alone (only with `--each`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub each: Option<Vec<MapDropDocument>>,
+}
+
+/// Ablation: `fmv ablate --json`, and `results.json`'s `ablation`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AblationDocument {
+    /// The layer's name.
+    pub layer: String,
+    /// The preprocessing's name.
+    pub preprocess: String,
+    /// The accuracy over the whole test set, nothing zeroed.
+    pub accuracy: f64,
+    /// Per class ablated.
+    pub classes: ByClass<ClassAblationDocument>,
+    /// Files left out.
+    pub skipped: Vec<SkippedDocument>,
+    /// The seed of the random sets.
+    pub seed: u64,
+    /// The sha256 of the weights that made it.
+    pub weights: String,
+}
+
+impl AblationDocument {
+    /// The document of an ablation; `each` says whether single maps were zeroed.
+    pub fn new(a: &Ablation, each: bool) -> Self {
+        AblationDocument {
+            layer: a.layer.clone(),
+            preprocess: a.preprocess.clone(),
+            accuracy: a.accuracy,
+            classes: ByClass::from_items(
+                &a.classes,
+                |c| &c.name,
+                |c| ClassAblationDocument {
+                    maps: c.maps.clone(),
+                    images: c.images,
+                    accuracy_after: c.accuracy_after,
+                    logit_before: c.logit_before,
+                    logit_after: c.logit_after,
+                    drop: c.drop,
+                    random: c.random.as_ref().map(|r| RandomDropsDocument {
+                        sets: r.sets.len(),
+                        mean_drop: r.mean_drop,
+                        sd_drop: r.sd_drop,
+                    }),
+                    z: c.z,
+                    each: each.then(|| {
+                        c.each
+                            .iter()
+                            .map(|&(filter, drop)| MapDropDocument { filter, drop })
+                            .collect()
+                    }),
+                },
+            ),
+            skipped: SkippedDocument::all(&a.skipped),
+            seed: a.seed,
+            weights: a.weights.as_str().to_string(),
+        }
     }
 }

@@ -6,12 +6,15 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use fmv_core::{
-    ClassSums, Event, FilterMapsConfig, ImageActivations, ImageFolder, Observer, Pattern, Ranking,
-    Visualizer,
+    Ablation, ClassSums, Event, ExemplarStat, Exemplars, FilterMapsConfig, ImageActivations,
+    ImageFolder, MapExemplars, Observer, Pattern, Ranking, Visualizer,
 };
 use fmv_models::{Family, LayerRef};
-use fmv_render::{HeatmapStyle, PlotFormat, RenderError, Tile, grid, heatmap, overlay};
-use fmv_render::{png_bytes, with_colour_bar};
+use fmv_render::{
+    AblatedClass, AblationChart, HeatmapStyle, PlotFormat, RenderError, Tile, grid, heatmap,
+    overlay,
+};
+use fmv_render::{cell_region, outline, png_bytes, with_caption, with_colour_bar};
 
 use crate::config::Style;
 use crate::documents::show;
@@ -87,31 +90,111 @@ impl Ctx {
         &self,
         input: &image::RgbImage,
         map: &[f32],
-        (w, h): (usize, usize),
+        size: (usize, usize),
         summed: bool,
         max: f32,
     ) -> Result<image::RgbImage> {
-        if self.style == Style::Heatmap {
-            let style = HeatmapStyle {
-                max: Some(max),
-                colour_bar: false,
-                ..HeatmapStyle::default()
-            };
-            return Ok(heatmap(input, map, w, h, &style)?);
-        }
-        let scale = mask_scale(self.family, if summed { 2 } else { 1 });
-        Ok(overlay(input, map, w, h, scale)?)
+        draw_map((self.style, self.family), input, map, size, summed, max)
     }
 
     /// A grid with, in heat-map style, one colour bar for all its maps.
     fn finish_grid(&self, tiles: &[Tile], columns: usize, max: f32) -> Result<image::RgbImage> {
-        let g = grid(tiles, columns, CELL)?;
-        Ok(if self.style == Style::Heatmap {
-            with_colour_bar(&g, 0.0, max)?
-        } else {
-            g
-        })
+        finish_grid(self.style, tiles, columns, max)
     }
+}
+
+/// One map over its image, in `style` (the original's overlay scales by the `family`). `max`
+/// is the heat map's top value.
+fn draw_map(
+    (style, family): (Style, Family),
+    input: &image::RgbImage,
+    map: &[f32],
+    (w, h): (usize, usize),
+    summed: bool,
+    max: f32,
+) -> Result<image::RgbImage> {
+    if style == Style::Heatmap {
+        let style = HeatmapStyle {
+            max: Some(max),
+            colour_bar: false,
+            ..HeatmapStyle::default()
+        };
+        return Ok(heatmap(input, map, w, h, &style)?);
+    }
+    let scale = mask_scale(family, if summed { 2 } else { 1 });
+    Ok(overlay(input, map, w, h, scale)?)
+}
+
+/// A grid with, in heat-map style, one colour bar for all its maps.
+fn finish_grid(style: Style, tiles: &[Tile], columns: usize, max: f32) -> Result<image::RgbImage> {
+    let g = grid(tiles, columns, CELL)?;
+    Ok(if style == Style::Heatmap {
+        with_colour_bar(&g, 0.0, max)?
+    } else {
+        g
+    })
+}
+
+/// The colour of the box around a map's most active place.
+const BOX: [u8; 3] = [230, 30, 30];
+
+/// One map's exemplars drawn as a grid: `lead` first (the map's pattern, in the report), then
+/// each image with the map overlaid (one scale for all, in `style`) and a box around the map's
+/// most active place, titled with the file and its score, under a caption.
+///
+/// The maps are computed again for the few images shown (`viz` must be the network and
+/// preprocessing that found the exemplars); an image that can no longer be read is an error.
+pub fn exemplar_grid(
+    viz: &Visualizer,
+    exemplars: &Exemplars,
+    map: &MapExemplars,
+    (style, lead): (Style, Option<Tile>),
+    observer: &mut dyn Observer,
+) -> Result<image::RgbImage> {
+    let files: Vec<PathBuf> = map.top.iter().map(|e| e.path.clone()).collect();
+    let layer = LayerRef::Name(exemplars.layer.clone());
+    let cfg = FilterMapsConfig::new(layer, vec![map.filter]).with_strict(true);
+    let mut shown = Vec::new();
+    let mut keep = Keep {
+        shown: &mut shown,
+        observer,
+    };
+    viz.filter_maps(&files, &cfg, &mut keep)?;
+    let max = shown
+        .iter()
+        .flat_map(|s| s.1.iter().copied())
+        .fold(0.0, f32::max);
+    let family = viz.backbone().family();
+    let mut tiles: Vec<Tile> = lead.into_iter().collect();
+    for (e, (input, values, size, _)) in map.top.iter().zip(&shown) {
+        let mut image = draw_map((style, family), input, values, *size, false, max)?;
+        let region = cell_region(e.argmax, (size.1, size.0), image.dimensions());
+        let thickness = (image.width().max(image.height()) / 90).max(2);
+        outline(&mut image, region, BOX, thickness);
+        let score = match exemplars.by {
+            ExemplarStat::Mean => e.mean,
+            ExemplarStat::Max => e.max,
+        };
+        tiles.push(Tile {
+            image,
+            title: format!("{} · {score:.2}", file_name(&e.path)),
+        });
+    }
+    let columns = if tiles.len() > 5 {
+        tiles.len().div_ceil(2)
+    } else {
+        tiles.len()
+    };
+    let g = finish_grid(style, &tiles, columns, max)?;
+    let caption = format!(
+        "{} · filter {} · its {} most active of {} images, by {} (box: the most active place)",
+        exemplars.layer,
+        map.filter,
+        map.top.len(),
+        exemplars.images,
+        exemplars.by.as_str()
+    );
+    Ok(with_caption(&g, &caption)?)
 }
 
 /// A file-name-safe version of a class name.
@@ -441,4 +524,107 @@ impl Observer for Keep<'_> {
     fn should_stop(&mut self) -> bool {
         self.observer.should_stop()
     }
+}
+
+/// One map's exemplars as the report shows them.
+#[derive(Debug, Clone)]
+pub struct ShownExemplars {
+    /// The class whose unique map this is.
+    pub class: String,
+    /// The map.
+    pub filter: usize,
+    /// The grid: the pattern, then the images.
+    pub grid: Figure,
+}
+
+/// The exemplars of each class's maps, each grid led by the map's pattern when there is one.
+pub fn exemplars(
+    viz: &Visualizer,
+    ctx: &Ctx,
+    found: &Exemplars,
+    classes: &[(String, Vec<usize>)],
+    patterns: &[(usize, image::RgbImage)],
+    observer: &mut dyn Observer,
+) -> Result<Vec<ShownExemplars>> {
+    let mut out = Vec::new();
+    for (class, maps) in classes {
+        for &filter in maps {
+            let Some(map) = found.map(filter) else {
+                continue;
+            };
+            let lead = patterns
+                .iter()
+                .find(|(f, _)| *f == filter)
+                .map(|(_, image)| Tile {
+                    image: image.clone(),
+                    title: "pattern".into(),
+                });
+            let g = exemplar_grid(viz, found, map, (ctx.style, lead), observer)?;
+            let rel = format!("exemplars/{}_{filter}.png", slug(class));
+            let png = ctx.write_png(&rel, &g)?;
+            let alt = format!(
+                "Filter {filter} of {} (a unique map of class {class}): its pattern, then the {} images of the training and test folders where it is most active by {}, the map overlaid and its most active place boxed: {}.",
+                ctx.layer_name,
+                map.top.len(),
+                found.by.as_str(),
+                map.top
+                    .iter()
+                    .map(|e| format!("{} {:.2}", file_name(&e.path), e.mean))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            out.push(ShownExemplars {
+                class: class.clone(),
+                filter,
+                grid: Figure {
+                    png,
+                    svg: None,
+                    alt,
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The ablation chart.
+pub fn ablation(ctx: &Ctx, a: &Ablation) -> Result<Figure> {
+    let chart = AblationChart {
+        title: format!("ablation · {}", a.layer),
+        classes: a
+            .classes
+            .iter()
+            .map(|c| AblatedClass {
+                name: c.name.clone(),
+                drop: c.drop as f32,
+                random: c
+                    .random
+                    .as_ref()
+                    .map(|r| r.drops.iter().map(|&d| d as f32).collect())
+                    .unwrap_or_default(),
+                each: c.each.iter().map(|&(m, d)| (m, d as f32)).collect(),
+            })
+            .collect(),
+    };
+    let alt = format!(
+        "For each class, how much its mean logit drops when its unique maps of {} are zeroed, against random sets of as many other maps: {}.",
+        a.layer,
+        a.classes
+            .iter()
+            .map(|c| match (&c.random, c.z) {
+                (Some(r), Some(z)) => format!(
+                    "{} drop {:.2} (random {:.2} ± {:.2}, z {z:.1})",
+                    c.name, c.drop, r.mean_drop, r.sd_drop
+                ),
+                _ => format!("{} drop {:.2}", c.name, c.drop),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    ctx.write_plot(
+        "ablation",
+        alt,
+        || chart.to_image(),
+        || chart.render(PlotFormat::Svg),
+    )
 }

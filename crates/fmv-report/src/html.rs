@@ -3,9 +3,9 @@
 
 use std::fmt::Write;
 
-use fmv_core::{ClassSums, Ranking};
+use fmv_core::{Ablation, ClassSums, Exemplars, Ranking};
 
-use crate::figures::{Figure, MapsRow, TopMaps};
+use crate::figures::{Figure, MapsRow, ShownExemplars, TopMaps};
 use crate::results::{Manifest, ShownPattern};
 
 /// Escapes text for HTML content and attribute values.
@@ -227,6 +227,80 @@ impl Page {
         );
     }
 
+    /// The exemplars section.
+    pub fn exemplars(&mut self, shown: &[ShownExemplars], found: &Exemplars) {
+        let mut body = String::new();
+        if shown.is_empty() {
+            body.push_str("<p>No class has a unique map, so there are no exemplars to show.</p>");
+        }
+        for s in shown {
+            let _ = write!(
+                body,
+                "<figure>{}<figcaption>{} · filter {}</figcaption></figure>",
+                img(&s.grid),
+                escape(&s.class),
+                s.filter
+            );
+        }
+        let explain = format!(
+            "A synthetic pattern can mislead; real images cannot. For each unique map, fmv scanned all {} training and test images and kept the {} where the map is most active on average. The pattern comes first; then each image with the map overlaid, its most active place boxed, and its mean activation. If a map is unique to a class, its exemplars should mostly be that class's images, and the boxes should sit on what the pattern draws.",
+            found.images, found.k
+        );
+        self.section(
+            "exemplars",
+            "Exemplars: the real images that drive each map",
+            &explain,
+            &body,
+        );
+    }
+
+    /// The ablation section; `None` when the network has no classifier to watch.
+    pub fn ablation(&mut self, shown: Option<(&Figure, &Ablation)>) {
+        let Some((chart, a)) = shown else {
+            self.section(
+                "ablation",
+                "Ablation: do the maps matter for their class?",
+                "Ablation watches the network's outputs, and this network has no classifier fmv can run (its weights end before the head), so this section is empty.",
+                "",
+            );
+            return;
+        };
+        let mut body = format!(
+            "<figure>{}</figure><table><tr><th>class</th><th>maps zeroed</th><th>mean logit before → after</th><th>drop</th><th>random sets: mean ± sd</th><th>z</th><th>accuracy after (before {:.1} %)</th></tr>",
+            img(chart),
+            100.0 * a.accuracy
+        );
+        for c in &a.classes {
+            let random = c.random.as_ref().map_or("n/a".to_string(), |r| {
+                format!(
+                    "{:.3} ± {:.3} ({} sets)",
+                    r.mean_drop,
+                    r.sd_drop,
+                    r.sets.len()
+                )
+            });
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{:.3} → {:.3}</td><td>{:.3}</td><td>{}</td><td>{}</td><td>{:.1} %</td></tr>",
+                escape(&c.name),
+                escape(&format!("{:?}", c.maps)),
+                c.logit_before,
+                c.logit_after,
+                c.drop,
+                random,
+                c.z.map_or("n/a".into(), |z| format!("{z:.1}")),
+                100.0 * c.accuracy_after
+            );
+        }
+        body.push_str("</table>");
+        self.section(
+            "ablation",
+            "Ablation: do the maps matter for their class?",
+            "Ranking and class sums show that a class's maps fire on its images; they cannot show that the network uses them. Here fmv sets a class's unique maps to zero and lets the network finish its work on the test images: the drop is how much the class's mean logit falls. The same is done with random sets of as many other maps (grey dots); z is how many standard deviations the class's own drop lies above theirs. A large z means the maps matter for the class more than maps chosen at random; the small dots are each map zeroed alone.",
+            &body,
+        );
+    }
+
     /// The whole document.
     pub fn finish(&self, manifest: &Manifest) -> String {
         let demo = if self.demo {
@@ -238,7 +312,7 @@ impl Page {
         let arch = &manifest.weights.arch;
         let preprocess = &manifest.preprocess;
         format!(
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>fmv report · {layer}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>What the feature maps of <code>{layer}</code> respond to</h1>\n<p>Network <code>{arch}</code> from <code>{weights}</code>, preprocessing <code>{preprocess}</code>. Every number on this page is in <a href=\"results.json\">results.json</a>; how it was made is in <a href=\"manifest.json\">manifest.json</a>.</p>\n{demo}\n<nav><a href=\"#rank\">rank</a><a href=\"#patterns\">patterns</a><a href=\"#top-maps\">top maps</a><a href=\"#one-map\">one map</a><a href=\"#summed-maps\">summed maps</a><a href=\"#class-sums\">class sums</a></nav>\n{sections}<footer><p>Made by fmv {version}.</p></footer>\n</body>\n</html>\n",
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>fmv report · {layer}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>What the feature maps of <code>{layer}</code> respond to</h1>\n<p>Network <code>{arch}</code> from <code>{weights}</code>, preprocessing <code>{preprocess}</code>. Every number on this page is in <a href=\"results.json\">results.json</a>; how it was made is in <a href=\"manifest.json\">manifest.json</a>.</p>\n{demo}\n<nav><a href=\"#rank\">rank</a><a href=\"#patterns\">patterns</a><a href=\"#top-maps\">top maps</a><a href=\"#one-map\">one map</a><a href=\"#summed-maps\">summed maps</a><a href=\"#class-sums\">class sums</a><a href=\"#exemplars\">exemplars</a><a href=\"#ablation\">ablation</a></nav>\n{sections}<footer><p>Made by fmv {version}.</p></footer>\n</body>\n</html>\n",
             layer = escape(&self.layer),
             arch = escape(arch),
             weights = escape(weights),

@@ -46,9 +46,10 @@ use fmv_core::{Event, ImageFolder, Visualizer};
 
 pub use config::{ReportConfig, ReportField, Style};
 pub use error::{Error, Result};
+pub use figures::exemplar_grid;
 pub use results::{
-    AlgorithmsDocument, Manifest, MapsRowDocument, Parameters, PatternsDocument, Results,
-    ShownImage, ShownPattern, Timing, TopMapsDocument, WeightsDocument,
+    AlgorithmsDocument, ExemplarGridDocument, Manifest, MapsRowDocument, Parameters,
+    PatternsDocument, Results, ShownImage, ShownPattern, Timing, TopMapsDocument, WeightsDocument,
 };
 
 /// The image folders a report runs on: the classes must be the same in both.

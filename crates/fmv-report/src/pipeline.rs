@@ -6,17 +6,21 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use fmv_core::{
-    ActivationsConfig, ClassSumsConfig, CompatConfig, Event, Mode, Observer, PatternAlgorithm,
-    PatternConfig, RankConfig, RobustConfig, Visualizer,
+    AblationConfig, ActivationsConfig, ClassSumsConfig, CompatConfig, Event, ExemplarStat,
+    Exemplars, ExemplarsConfig, ImageList, Mode, Observer, PatternAlgorithm, PatternConfig,
+    RankConfig, RobustConfig, Visualizer,
 };
 use fmv_models::LayerRef;
 
-use crate::documents::{ClassSumsDocument, RankDocument, show};
+use crate::documents::{
+    AblationDocument, ClassSumsDocument, ExemplarsDocument, RankDocument, show,
+};
+use crate::draw::to_image;
 use crate::figures::{self, Ctx};
 use crate::html::Page;
 use crate::results::{
-    AlgorithmsDocument, Manifest, Parameters, PatternsDocument, Prediction, Results, Timing,
-    WeightsDocument,
+    AlgorithmsDocument, ExemplarGridDocument, Manifest, Parameters, PatternsDocument, Prediction,
+    Results, Timing, WeightsDocument,
 };
 use crate::{Error, Folders, Report, ReportConfig, ReportEvent, ReportObserver, Result};
 
@@ -47,14 +51,19 @@ impl<O: ReportObserver + ?Sized> ReportObserver for Wrapped<'_, O> {
 }
 
 /// The stages, in order.
-const STAGES: [&str; 6] = [
+const STAGES: [&str; 8] = [
     "rank: the maps unique to each class",
     "patterns: what each class's top maps respond to",
     "top maps of sample test images",
     "each class's top map over test images",
     "each class's unique maps summed",
     "class sums over the test images",
+    "exemplars: the real images that drive each map",
+    "ablation: do the maps matter for their class?",
 ];
+
+/// Images kept per map in the exemplars section.
+const EXEMPLARS_PER_MAP: usize = 9;
 
 /// Runs every stage; see [`crate::report`].
 pub(crate) fn run(
@@ -142,7 +151,7 @@ pub(crate) fn run(
         Mode::Compat => CompatConfig::new().into(),
         Mode::Robust => RobustConfig::new().with_steps(config.pattern_steps).into(),
     };
-    let mut patterns = Vec::new();
+    let (mut patterns, mut pattern_images) = (Vec::new(), Vec::new());
     for (k, (class, maps)) in chosen.iter().enumerate() {
         if maps.is_empty() {
             continue;
@@ -160,6 +169,7 @@ pub(crate) fn run(
             .with_seed(config.seed);
         for p in viz.maximize(&cfg, &mut Forward(observer))? {
             patterns.push(figures::pattern(&ctx, class, &p)?);
+            pattern_images.push((p.filter, to_image(&p.to_rgb8())));
         }
     }
     page.patterns(&patterns);
@@ -237,11 +247,73 @@ pub(crate) fn run(
         .collect();
     let sums = viz.class_sums(
         test,
-        &ClassSumsConfig::new(config.layer().clone(), top),
+        &ClassSumsConfig::new(config.layer().clone(), top.clone()),
         &mut Forward(observer),
     )?;
     page.class_sums(&figures::class_sums(&ctx, &sums)?, &sums);
     done(5, start);
+
+    // 7. Exemplars of the maps whose patterns are drawn, over every image of both folders.
+    let start = stage(6, observer)?;
+    let all = ImageList {
+        files: train
+            .classes
+            .iter()
+            .chain(&test.classes)
+            .flat_map(|c| c.files.iter().cloned())
+            .collect(),
+        skipped: Vec::new(),
+    };
+    let mut shown_maps: Vec<usize> = Vec::new();
+    for m in chosen.iter().flat_map(|(_, m)| m) {
+        if !shown_maps.contains(m) {
+            shown_maps.push(*m);
+        }
+    }
+    let found = if shown_maps.is_empty() {
+        None
+    } else {
+        let cfg = ExemplarsConfig::new(config.layer().clone())
+            .with_filters(Some(shown_maps))
+            .with_k(EXEMPLARS_PER_MAP);
+        Some(viz.exemplars(&all, &cfg, &mut Forward(observer))?)
+    };
+    let exemplar_grids = match &found {
+        Some(found) => figures::exemplars(
+            viz,
+            &ctx,
+            found,
+            &chosen,
+            &pattern_images,
+            &mut Forward(observer),
+        )?,
+        None => Vec::new(),
+    };
+    let found = match found {
+        Some(found) => found,
+        None => empty_exemplars(viz, &layer_name, all.files.len())?,
+    };
+    page.exemplars(&exemplar_grids, &found);
+    done(6, start);
+
+    // 8. Ablation of each class's unique maps, where the network has a classifier.
+    let start = stage(7, observer)?;
+    let ablation = match logit_outputs(viz) {
+        Some(_) => {
+            let cfg = AblationConfig::new(config.layer().clone(), top.clone())
+                .with_each(true)
+                .with_seed(config.seed)
+                .with_labels(config.labels.clone());
+            Some(viz.ablate(test, &cfg, &mut Forward(observer))?)
+        }
+        None => None,
+    };
+    let chart = ablation
+        .as_ref()
+        .map(|a| figures::ablation(&ctx, a))
+        .transpose()?;
+    page.ablation(chart.as_ref().zip(ablation.as_ref()));
+    done(7, start);
 
     let provenance = net.provenance()?;
     let algorithms = net.algorithms();
@@ -291,12 +363,42 @@ pub(crate) fn run(
         one_map: one_map.iter().map(|r| r.document()).collect(),
         summed_maps: summed.iter().map(|r| r.document()).collect(),
         class_sums: ClassSumsDocument::from(&sums),
+        exemplars: ExemplarsDocument::from(&found),
+        exemplar_grids: exemplar_grids
+            .iter()
+            .map(|e| ExemplarGridDocument {
+                class: e.class.clone(),
+                filter: e.filter,
+                grid: e.grid.png.clone(),
+            })
+            .collect(),
+        ablation: ablation.as_ref().map(|a| AblationDocument::new(a, true)),
     };
     Ok(Report {
         html: page.finish(&manifest),
         results,
         manifest,
         images: ctx.files.into_inner(),
+    })
+}
+
+/// The exemplars of no map (no class has a unique map).
+fn empty_exemplars(viz: &Visualizer, layer: &str, files: usize) -> Result<Exemplars> {
+    Ok(Exemplars {
+        format_version: Exemplars::VERSION,
+        weights: viz.backbone().provenance()?.id,
+        layer: layer.to_string(),
+        preprocess: viz.preprocess().name(),
+        k: EXEMPLARS_PER_MAP,
+        by: ExemplarStat::Mean,
+        map_size: (0, 0),
+        files,
+        shards: vec![0],
+        shard_count: 1,
+        done: 0,
+        images: 0,
+        maps: Vec::new(),
+        skipped: Vec::new(),
     })
 }
 

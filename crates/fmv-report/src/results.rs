@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::documents::{ClassSumsDocument, RankDocument};
+use crate::documents::{AblationDocument, ClassSumsDocument, ExemplarsDocument, RankDocument};
 
 /// Every number the report shows: `results.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +20,24 @@ pub struct Results {
     pub summed_maps: Vec<MapsRowDocument>,
     /// The class sums (the shape of `fmv class-sums --json`).
     pub class_sums: ClassSumsDocument,
+    /// The exemplars of each class's maps (the shape of `fmv exemplars --json`).
+    pub exemplars: ExemplarsDocument,
+    /// The exemplars' grids shown.
+    pub exemplar_grids: Vec<ExemplarGridDocument>,
+    /// The ablation of each class's unique maps (the shape of `fmv ablate --json --each`);
+    /// null for a network without a classifier.
+    pub ablation: Option<AblationDocument>,
+}
+
+/// One map's exemplars as the report shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExemplarGridDocument {
+    /// The class whose unique map this is.
+    pub class: String,
+    /// The map.
+    pub filter: usize,
+    /// The grid, relative to the report's folder.
+    pub grid: String,
 }
 
 /// The patterns section's numbers.

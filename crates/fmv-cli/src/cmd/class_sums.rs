@@ -1,15 +1,15 @@
 //! `fmv class-sums`: per test image, the summed activation of each class's top maps (viz 5).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Result, anyhow, bail};
-use fmv::core::files::{MAX_JSON_BYTES, read_limited};
-use fmv::report::documents::{ClassMaps, ClassSumsDocument, Difference};
-use fmv::{ClassSumsConfig, ImageFolder, LayerRef, RankConfig, Visualizer};
+use anyhow::Result;
+use fmv::report::documents::ClassSumsDocument;
+use fmv::{ClassSumsConfig, ImageFolder, RankConfig};
 
 use crate::Outcome;
 use crate::args::{LayerArg, ModelArgs, PreprocessArgs, print_json};
 use crate::session::Session;
+use crate::top_maps::{check_made_by, read_top_maps, warn_of_classes_without_images};
 
 /// Options of `fmv class-sums`.
 #[derive(Debug, clap::Args)]
@@ -44,59 +44,6 @@ pub struct Args {
     json: bool,
 }
 
-/// Reads `--top-maps` (bounded in size): the JSON of `fmv rank` or a plain dict.
-fn read_top_maps(path: &Path) -> Result<ClassMaps> {
-    let bytes = read_limited(path, MAX_JSON_BYTES)?;
-    ClassMaps::parse(&bytes).map_err(|reason| anyhow!("{}: {reason}", path.display()))
-}
-
-/// Refuses maps ranked at another layer or with other weights, and warns of maps ranked with
-/// another preprocessing (the same channels, seen through other inputs) or by a ranking that
-/// does not record its weights.
-fn check_made_by(maps: &ClassMaps, path: &Path, viz: &Visualizer, layer: &LayerRef) -> Result<()> {
-    let net = viz.backbone();
-    let layer = &net.layer(viz.resolve(layer)?).name;
-    let weights = net.provenance()?.id;
-    let file = path.display();
-    for difference in maps.differences(layer, &viz.preprocess().name(), weights.as_str()) {
-        match difference {
-            Difference::Layer { file: theirs, run } => bail!(
-                "{file} ranks the maps of `{theirs}`, and this run reads `{run}` (--layer): \
-                 channel numbers of one layer mean nothing at another; pass --layer {theirs} or \
-                 rank again at `{run}`"
-            ),
-            Difference::Weights { file: theirs, run } => bail!(
-                "{file} was ranked with other weights (sha256 {theirs}) than these (sha256 {run}); \
-                 rank again with these weights"
-            ),
-            Difference::Preprocess { file: theirs, run } => eprintln!(
-                "warning: {file} was ranked with the preprocessing `{theirs}`, and this run uses \
-                 `{run}`: the same maps, seen through other inputs"
-            ),
-            Difference::UnknownWeights => eprintln!(
-                "warning: {file} does not record the weights it was ranked with (a ranking of an \
-                 older fmv); make sure they are these"
-            ),
-        }
-    }
-    Ok(())
-}
-
-/// Warns of each class of the maps that is no class of the test folder (a ranking of another
-/// dataset, or a typo): its sums are computed, but no image is its own, so its ROC AUC is
-/// undefined.
-fn warn_of_classes_without_images(top_maps: &[(String, Vec<usize>)], test: &ImageFolder) {
-    let names = test.class_names();
-    for (class, _) in top_maps.iter().filter(|(c, _)| !names.contains(c)) {
-        eprintln!(
-            "warning: class `{class}` of the maps is no class of {} (classes there: {}); its \
-             ROC AUC is undefined",
-            test.root.display(),
-            names.join(", ")
-        );
-    }
-}
-
 pub fn run(args: Args) -> Result<Outcome> {
     let preprocess = args.preprocess.build(&args.model)?;
     let test = ImageFolder::open(&args.test_dir, None)?;
@@ -127,7 +74,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         }
         (None, None) => unreachable!("clap requires --top-maps or --train-dir"),
     };
-    warn_of_classes_without_images(&top_maps, &test);
+    warn_of_classes_without_images(&top_maps, &test, "its ROC AUC is undefined");
     let cfg = ClassSumsConfig::new(layer, top_maps).with_strict(args.strict);
     let sums = viz.class_sums(&test, &cfg, &mut session)?;
     drop(session);

@@ -10,7 +10,7 @@ use fmv::report::documents::RankDocument;
 use fmv::{Event, ImageFolder, LayerRef, RankConfig, RankCounts, Ranking, Shard};
 
 use crate::Outcome;
-use crate::args::{ModelArgs, PreprocessArgs, layer, print_json};
+use crate::args::{ModelArgs, PreprocessArgs, layer, parse_shard, print_json};
 use crate::output::{partial_path, write_json};
 use crate::session::Session;
 
@@ -54,14 +54,6 @@ pub struct Args {
     /// Print one JSON document on stdout.
     #[arg(long)]
     json: bool,
-}
-
-/// `I/N`, with the library's reason when it is not one.
-fn parse_shard(s: &str) -> Result<Shard, String> {
-    s.parse().map_err(|e: CoreError| match e {
-        CoreError::InvalidConfig { problem, .. } => problem.to_string(),
-        other => other.to_string(),
-    })
 }
 
 /// The run's observer: the session's bar and warnings, and every saved state written to the
