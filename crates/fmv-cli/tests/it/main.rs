@@ -3,6 +3,7 @@
 mod analysis;
 mod checkpoints;
 mod inputs;
+mod meaning;
 mod patterns;
 mod report;
 
