@@ -69,6 +69,8 @@ fn pictures(report: &Path) -> Result<Vec<(&'static str, image::RgbImage)>> {
             open(first_png(&report.join("summed-maps"))?)?,
         ),
         ("class-sums", open(report.join("class-sums.png"))?),
+        ("exemplars", open(first_png(&report.join("exemplars"))?)?),
+        ("ablation", open(report.join("ablation.png"))?),
     ])
 }
 

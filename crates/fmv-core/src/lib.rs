@@ -16,7 +16,11 @@
 //! - [`Visualizer::class_sums`] ([`ClassSumsConfig`]): per test image, the summed activation of
 //!   each class's maps, with a separability figure per class;
 //! - [`Visualizer::maximize`] ([`PatternConfig`]): activation maximisation, the original's
-//!   algorithm ([`CompatConfig`]) or the field's ([`RobustConfig`]).
+//!   algorithm ([`CompatConfig`]) or the field's ([`RobustConfig`]);
+//! - [`Visualizer::exemplars`] ([`ExemplarsConfig`]): per map, the real images of an
+//!   [`ImageList`] where it is most active, and where (shardable and resumable);
+//! - [`Visualizer::ablate`] ([`AblationConfig`]): each class's maps zeroed, its logit and the
+//!   accuracy before and after, against random sets of as many maps.
 //!
 //! Preprocessing reproduces FeatureMapVisualizer's (Pillow's decode, `convert('RGB')` and
 //! antialiased bilinear resize) bit for bit with [`Preprocess::original`]; the default,

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use fmv_core::{
     AblationConfig, ActivationsConfig, ClassSumsConfig, CompatConfig, Event, ExemplarStat,
-    Exemplars, ExemplarsConfig, ImageList, Mode, Observer, PatternAlgorithm, PatternConfig,
-    RankConfig, RobustConfig, Visualizer,
+    Exemplars, ExemplarsConfig, ImageFolder, ImageList, Mode, Observer, PatternAlgorithm,
+    PatternConfig, RankConfig, RobustConfig, Visualizer,
 };
 use fmv_models::LayerRef;
 
@@ -303,7 +303,7 @@ pub(crate) fn run(
             let cfg = AblationConfig::new(config.layer().clone(), top.clone())
                 .with_each(true)
                 .with_seed(config.seed)
-                .with_labels(config.labels.clone());
+                .with_labels(Some(output_names(test, config.labels.as_deref())?));
             Some(viz.ablate(test, &cfg, &mut Forward(observer))?)
         }
         None => None,
@@ -380,6 +380,18 @@ pub(crate) fn run(
         manifest,
         images: ctx.files.into_inner(),
     })
+}
+
+/// The name of each output as the test folder's classes are matched to them: the labels, when
+/// they name every class; else torchvision's `ImageFolder` rule, every class sub-folder of the
+/// test root in sorted order (also those `--classes` leaves out), outputs 0, 1, ….
+fn output_names(test: &ImageFolder, labels: Option<&[String]>) -> Result<Vec<String>> {
+    if let Some(labels) = labels
+        && test.classes.iter().all(|c| labels.contains(&c.name))
+    {
+        return Ok(labels.to_vec());
+    }
+    Ok(ImageFolder::open(&test.root, None)?.class_names())
 }
 
 /// The exemplars of no map (no class has a unique map).

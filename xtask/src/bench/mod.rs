@@ -7,7 +7,8 @@
 //! (12 scales, for one map and for two; with `--full` also the default 20 scales up to 986 px),
 //! each with the GFLOP/s of its convolutions' work; `fmv rank` as a whole
 //! process over a generated folder of JPEGs (ms per image and peak RSS; with `--full` also at
-//! four times the images, to show memory flat in their number). Seeded random full-size
+//! four times the images, to show memory flat in their number); `fmv exemplars --all` over the
+//! same folders at one and four times the images (peak RSS flat). Seeded random full-size
 //! weights, written once to `target/bench/` so that both sides load the same file.
 //!
 //! `--device cuda` (a build with the `cuda` feature) runs fmv's side on the GPU and the
@@ -15,6 +16,7 @@
 //! with the CPU's: the forward passes' maps and logits, and `fmv rank`'s output. `--fmv PATH`
 //! takes that `fmv` binary instead of building one (for a machine without a Rust toolchain).
 
+mod exemplars;
 mod forward;
 mod original;
 mod patterns;
@@ -248,6 +250,9 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     if wants("rank") {
         rank::rows(&setup, opts.images, opts.full, &table)?;
+    }
+    if wants("exemplars") {
+        exemplars::rows(&setup, opts.images, &table)?;
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ const SIDE: usize = 384;
 
 /// `target/bench/images-N/{blobs,stripes}/*.jpg`, `n` images in all, written once (then
 /// marked by `images-N.done`).
-fn make_folder(n: usize) -> Result<PathBuf> {
+pub(super) fn make_folder(n: usize) -> Result<PathBuf> {
     let dir = root().join(format!("target/bench/images-{n}"));
     let done = dir.with_extension("done");
     if done.exists() {

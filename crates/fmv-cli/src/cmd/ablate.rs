@@ -25,7 +25,8 @@ pub struct Args {
     #[arg(long, allow_hyphen_values = true, value_parser = layer, required = true)]
     layer: Option<LayerRef>,
     /// Test ImageFolder: one sub-folder per true class; sorted folder names are outputs 0, 1, …
-    /// (torchvision's ImageFolder) unless `--labels` names the outputs.
+    /// (torchvision's ImageFolder) unless `--labels` (or a timm config's label names, when
+    /// they name every class) names the outputs.
     #[arg(long, value_name = "DIR", required = true)]
     test_dir: Option<PathBuf>,
     /// Each class's maps: the JSON of `fmv rank` (its unique maps) or a plain
@@ -60,7 +61,11 @@ pub fn run(args: Args) -> Result<Outcome> {
     let test = ImageFolder::open(test_dir, None)?;
     let file_maps = args.top_maps.as_deref().map(read_top_maps).transpose()?;
     let model = args.model.load()?;
-    let labels = args.model.labels(&model)?;
+    // Explicit `--labels` name the outputs; a config's `label_names` only when they name every
+    // test class (else its folders follow torchvision's sorted order).
+    let labels = args.model.labels(&model)?.filter(|names| {
+        args.model.labels.is_some() || test.class_names().iter().all(|c| names.contains(c))
+    });
     let viz = args.preprocess.visualizer(model, preprocess);
     viz.resolve(&layer)?;
     let cfg = match (file_maps, &args.filters) {

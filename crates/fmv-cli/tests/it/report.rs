@@ -10,13 +10,15 @@ use serde_json::Value;
 use super::{fmv, scratch, stderr_of_failure, weights};
 
 /// The section ids the page promises.
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 8] = [
     "rank",
     "patterns",
     "top-maps",
     "one-map",
     "summed-maps",
     "class-sums",
+    "exemplars",
+    "ablation",
 ];
 
 /// Runs the demo report once for every test of this file (it takes a few seconds).
@@ -126,7 +128,30 @@ fn demo_results_and_manifest_have_the_documented_shapes() {
     assert_eq!(manifest["weights"]["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(manifest["preprocess"], "original,size=96x96");
     let stages = manifest["timings_s"].as_array().unwrap();
-    assert_eq!(stages.len(), 6);
+    assert_eq!(stages.len(), 8);
+    // Exemplars and ablation in the shapes of `fmv exemplars --json` and `fmv ablate --json`.
+    let ex = &results["exemplars"];
+    assert_eq!(
+        (ex["k"].as_u64(), ex["by"].as_str()),
+        (Some(9), Some("mean"))
+    );
+    assert_eq!(ex["images"], 120);
+    for g in results["exemplar_grids"].as_array().unwrap() {
+        assert!(dir.join(g["grid"].as_str().unwrap()).is_file());
+    }
+    let ablation = results["ablation"]["classes"].as_object().unwrap();
+    assert_eq!(
+        ablation.keys().collect::<Vec<_>>(),
+        classes.keys().collect::<Vec<_>>()
+    );
+    for (class, a) in ablation {
+        assert_eq!(a["maps"], results["rank"]["classes"][class]);
+        assert_eq!(
+            a["each"].as_array().unwrap().len(),
+            a["maps"].as_array().unwrap().len()
+        );
+        assert_eq!(a["random"]["sets"], 20);
+    }
 }
 
 /// Chromium, if this machine has it: `FMV_CHROMIUM`, else the usual names on `PATH`.
