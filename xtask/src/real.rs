@@ -8,8 +8,8 @@
 //!    relative (of each image's largest magnitude).
 //! 2. Every command on the fine-tuned network, through the `fmv` binary: `layers`,
 //!    `activations --layer logits --labels`, `rank`, `overlay`, `class-sums`, `patterns`
-//!    (robust, N steps) and `report --labels`, each of which must succeed and write what it
-//!    says (the logits and the report's predictions named by the labels).
+//!    (robust, N steps), `exemplars --crops`, `ablate --each` and `report --labels`, each of
+//!    which must succeed and write what it says (the logits and the report's predictions named by the labels).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -154,15 +154,16 @@ fn commands_run(fmv: &Path, weights: &Path, testdata: &Path, steps: usize) -> Re
         steps.to_string(),
     );
     let (labels, train, test) = (s(&labels), s(&train), s(&test));
-    let (overlays, pattern, report) = (
+    let (overlays, pattern, report, exemplars) = (
         s(&out.join("overlays")),
         s(&out.join("pattern.png")),
         s(&out.join("report")),
+        s(&out.join("exemplars")),
     );
     let f28 = ["--layer", "features.28"];
     // Each command with its own arguments and the file it must write; the weights and the
     // model's preprocessing (RGB at 240 px, /255) are added to each.
-    let table: [(&str, Vec<&str>, Option<PathBuf>); 7] = [
+    let table: [(&str, Vec<&str>, Option<PathBuf>); 9] = [
         ("layers", vec![], None),
         (
             "activations",
@@ -200,6 +201,25 @@ fn commands_run(fmv: &Path, weights: &Path, testdata: &Path, steps: usize) -> Re
             ]
             .concat(),
             Some(out.join("pattern.png")),
+        ),
+        (
+            "exemplars",
+            [
+                &f28[..],
+                &["--filters", "0,1", "--images", &train, &test],
+                &["--crops", "-o", &exemplars],
+            ]
+            .concat(),
+            Some(out.join("exemplars/filter-1-crops.png")),
+        ),
+        (
+            "ablate",
+            [
+                &f28[..],
+                &["--top-maps", &rank, "--test-dir", &test, "--each", "--json"],
+            ]
+            .concat(),
+            None,
         ),
         (
             "report",

@@ -8,6 +8,7 @@ mod args;
 mod cmd;
 mod guard;
 mod output;
+mod resume;
 mod session;
 mod top_maps;
 mod wording;

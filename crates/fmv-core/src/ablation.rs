@@ -10,9 +10,9 @@ use fmv_models::{LayerKind, LayerRef, WeightsId};
 use crate::dataset::ImageFolder;
 use crate::error::{Error, Field, Problem, Result};
 use crate::inputs::Skipped;
+use crate::inputs::{report_listed, skip};
 use crate::lists::first_repeated;
-use crate::observer::{Dyn, Event, Observer};
-use crate::rank::strict_error;
+use crate::observer::{Dyn, Observer};
 use crate::rng::Rng;
 use crate::stream::{Item, StreamSpec};
 use crate::visualizer::Visualizer;
@@ -311,13 +311,8 @@ impl Visualizer {
                 ablated.push((k, output, maps.to_vec()));
             }
         }
+        report_listed(&test.skipped, config.strict, observer)?;
         let mut skipped = test.skipped.clone();
-        for s in &skipped {
-            if config.strict {
-                return Err(strict_error(s));
-            }
-            observer.on_event(&Event::Skipped(s));
-        }
         // Per class ablated: the random sets and the single maps, zeroed on its own images.
         let extra: Vec<(Option<Vec<ChannelSet>>, Vec<ChannelSet>)> = ablated
             .iter()
@@ -389,11 +384,7 @@ impl Visualizer {
                         }
                     }
                     Item::Failed { skipped: s, .. } => {
-                        if config.strict {
-                            return Err(strict_error(&s));
-                        }
-                        obs.on_event(&Event::Skipped(&s));
-                        skipped.push(s);
+                        skip(s, config.strict, obs, &mut skipped)?;
                     }
                 }
                 Ok(())

@@ -8,8 +8,8 @@ use fmv_models::LayerRef;
 use crate::dataset::ImageFolder;
 use crate::error::Result;
 use crate::inputs::Skipped;
-use crate::observer::{Dyn, Event, Observer};
-use crate::rank::strict_error;
+use crate::inputs::{report_listed, skip};
+use crate::observer::{Dyn, Observer};
 use crate::stream::{Item, StreamSpec};
 use crate::visualizer::Visualizer;
 
@@ -146,13 +146,8 @@ impl Visualizer {
                 self.check_channel(id, c)?;
             }
         }
+        report_listed(&test.skipped, strict, observer)?;
         let mut skipped = test.skipped.clone();
-        for s in &skipped {
-            if strict {
-                return Err(strict_error(s));
-            }
-            observer.on_event(&Event::Skipped(s));
-        }
         let total = test.n_files();
         let mut done = 0;
         let mut classes = Vec::new();
@@ -167,13 +162,7 @@ impl Visualizer {
                             s.push(sum_f32(&o.means, maps));
                         }
                     }
-                    Item::Failed { skipped: s, .. } => {
-                        if strict {
-                            return Err(strict_error(&s));
-                        }
-                        obs.on_event(&Event::Skipped(&s));
-                        skipped.push(s);
-                    }
+                    Item::Failed { skipped: s, .. } => skip(s, strict, obs, &mut skipped)?,
                 }
                 Ok(())
             };

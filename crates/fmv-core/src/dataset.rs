@@ -45,15 +45,7 @@ impl ImageFolder {
                 ),
             });
         }
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-            .map_err(|source| Error::Io {
-                path: root.clone(),
-                source,
-            })?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_dir())
-            .collect();
-        dirs.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+        let dirs = sub_folders(&root)?;
         let name_of = |p: &Path| {
             p.file_name()
                 .unwrap_or_default()
@@ -131,6 +123,20 @@ impl ImageFolder {
     }
 }
 
+/// The sub-folders of `dir`, sorted by name.
+fn sub_folders(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(dirs)
+}
+
 /// The images of several files and folders, in one fixed order: the analyses over "any
 /// images" ([`crate::Visualizer::exemplars`]) read this list, and its order decides ties.
 ///
@@ -156,16 +162,7 @@ impl ImageList {
                 let (own, left_out) = image_files(input)?;
                 files.extend(own);
                 skipped.extend(left_out);
-                let mut dirs: Vec<PathBuf> = std::fs::read_dir(input)
-                    .map_err(|source| Error::Io {
-                        path: input.clone(),
-                        source,
-                    })?
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.is_dir())
-                    .collect();
-                dirs.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-                for dir in dirs {
+                for dir in sub_folders(input)? {
                     let (own, left_out) = image_files(&dir)?;
                     files.extend(own);
                     skipped.extend(left_out);
@@ -186,7 +183,7 @@ impl ImageList {
             let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
             return Err(Error::NoImages {
                 reason: format!(
-                    "{} contain(s) no image files (nor do their sub-folders)",
+                    "{} contain(s) no image files, directly or in sub-folders",
                     names.join(", ")
                 ),
             });

@@ -14,9 +14,10 @@ use fmv_models::{LayerRef, WeightsId};
 use crate::dataset::ImageList;
 use crate::error::{Error, Field, Problem, Result};
 use crate::inputs::Skipped;
+use crate::inputs::{report_listed, skip};
 use crate::lists::first_repeated;
 use crate::observer::{Dyn, Event, Observer};
-use crate::rank::{Shard, strict_error};
+use crate::rank::Shard;
 use crate::stream::{ImageOutput, Item, StreamSpec};
 use crate::visualizer::Visualizer;
 
@@ -507,12 +508,7 @@ impl Visualizer {
             }
             state = prev.clone();
         }
-        for s in &state.skipped {
-            if config.strict {
-                return Err(strict_error(s));
-            }
-            observer.on_event(&Event::Skipped(s));
-        }
+        report_listed(&state.skipped, config.strict, observer)?;
         let shard_files: Vec<(usize, PathBuf)> = images
             .files
             .iter()
@@ -534,11 +530,7 @@ impl Visualizer {
             match item {
                 Item::Image(out) => state.add(path, index, &out),
                 Item::Failed { skipped, .. } => {
-                    if config.strict {
-                        return Err(strict_error(&skipped));
-                    }
-                    observer.on_event(&Event::Skipped(&skipped));
-                    state.skipped.push(skipped);
+                    skip(skipped, config.strict, observer, &mut state.skipped)?;
                 }
             }
             state.done += 1;

@@ -5,6 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::observer::{Event, Observer};
 
 /// A file left out of an analysis, and why. Analyses return these as data; the caller
 /// decides whether to warn or fail.
@@ -201,4 +202,44 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<Skipped>)>
         });
     }
     Ok((files, skipped))
+}
+
+/// The error a strict run turns a skipped file into.
+pub(crate) fn strict_error(s: &Skipped) -> Error {
+    Error::Unusable {
+        path: s.path.clone(),
+        reason: s.reason.clone(),
+    }
+}
+
+/// A file an analysis could not use: the error of a strict run; else the observer hears of it
+/// and it joins `skipped`.
+pub(crate) fn skip(
+    s: Skipped,
+    strict: bool,
+    observer: &mut dyn Observer,
+    skipped: &mut Vec<Skipped>,
+) -> Result<()> {
+    if strict {
+        return Err(strict_error(&s));
+    }
+    observer.on_event(&Event::Skipped(&s));
+    skipped.push(s);
+    Ok(())
+}
+
+/// The files a listing left out, before an analysis starts: the error of a strict run for the
+/// first; else the observer hears of each.
+pub(crate) fn report_listed(
+    skipped: &[Skipped],
+    strict: bool,
+    observer: &mut dyn Observer,
+) -> Result<()> {
+    for s in skipped {
+        if strict {
+            return Err(strict_error(s));
+        }
+        observer.on_event(&Event::Skipped(s));
+    }
+    Ok(())
 }

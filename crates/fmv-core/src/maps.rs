@@ -8,8 +8,8 @@ use fmv_models::LayerRef;
 use crate::decode::RgbImage;
 use crate::error::{Error, Field, Problem, Result};
 use crate::inputs::Skipped;
+use crate::inputs::skip;
 use crate::observer::{Dyn, Event, Observer};
-use crate::rank::strict_error;
 use crate::stream::{Item, StreamSpec};
 use crate::visualizer::Visualizer;
 
@@ -144,13 +144,7 @@ impl Visualizer {
                     observer.on_event(&Event::Maps(&maps));
                     n_images += 1;
                 }
-                Item::Failed { skipped: s, .. } => {
-                    if config.strict {
-                        return Err(strict_error(&s));
-                    }
-                    observer.on_event(&Event::Skipped(&s));
-                    skipped.push(s);
-                }
+                Item::Failed { skipped: s, .. } => skip(s, config.strict, observer, &mut skipped)?,
             }
             Ok(())
         };

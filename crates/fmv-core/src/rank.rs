@@ -11,7 +11,7 @@ use fmv_models::{LayerRef, WeightsId};
 
 use crate::dataset::ImageFolder;
 use crate::error::{Error, Field, Problem, Result};
-use crate::inputs::Skipped;
+use crate::inputs::{Skipped, report_listed, skip};
 use crate::observer::{Dyn, Event, Observer};
 use crate::stream::{Item, StreamSpec};
 use crate::topk::top_n;
@@ -567,12 +567,7 @@ impl Visualizer {
             }
             state = prev.clone();
         }
-        for s in &state.skipped {
-            if config.strict {
-                return Err(strict_error(s));
-            }
-            observer.on_event(&Event::Skipped(s));
-        }
+        report_listed(&state.skipped, config.strict, observer)?;
         let shard_files: Vec<Vec<PathBuf>> = folder
             .classes
             .iter()
@@ -607,11 +602,7 @@ impl Visualizer {
                         class.n_images += 1;
                     }
                     Item::Failed { skipped, .. } => {
-                        if config.strict {
-                            return Err(strict_error(&skipped));
-                        }
-                        observer.on_event(&Event::Skipped(&skipped));
-                        state.skipped.push(skipped);
+                        skip(skipped, config.strict, observer, &mut state.skipped)?;
                     }
                 }
                 state.classes[k].n_done += 1;
@@ -651,13 +642,5 @@ impl Visualizer {
             }
         }
         Ok(state)
-    }
-}
-
-/// The error a strict run turns a skipped file into.
-pub(crate) fn strict_error(s: &Skipped) -> Error {
-    Error::Unusable {
-        path: s.path.clone(),
-        reason: s.reason.clone(),
     }
 }

@@ -526,6 +526,45 @@ impl Observer for Keep<'_> {
     }
 }
 
+/// The most active place of each of one map's exemplars, cut out of the image as the network
+/// saw it (after resizing, at its resolution): the map's most active cell and one cell around
+/// it, in a row titled with each file, under a caption.
+pub fn exemplar_crops(
+    viz: &Visualizer,
+    exemplars: &Exemplars,
+    map: &MapExemplars,
+    observer: &mut dyn Observer,
+) -> Result<image::RgbImage> {
+    let files: Vec<PathBuf> = map.top.iter().map(|e| e.path.clone()).collect();
+    let layer = LayerRef::Name(exemplars.layer.clone());
+    let cfg = FilterMapsConfig::new(layer, vec![map.filter]).with_strict(true);
+    let mut shown = Vec::new();
+    let mut keep = Keep {
+        shown: &mut shown,
+        observer,
+    };
+    viz.filter_maps(&files, &cfg, &mut keep)?;
+    let mut tiles = Vec::new();
+    for (e, (input, _, (w, h), _)) in map.top.iter().zip(&shown) {
+        let (y, x) = e.argmax;
+        let first = (y.saturating_sub(1), x.saturating_sub(1));
+        let last = ((y + 1).min(h - 1), (x + 1).min(w - 1));
+        let (x0, y0, _, _) = cell_region(first, (*h, *w), input.dimensions());
+        let (_, _, x1, y1) = cell_region(last, (*h, *w), input.dimensions());
+        let crop = image::imageops::crop_imm(input, x0, y0, x1 - x0, y1 - y0).to_image();
+        tiles.push(Tile {
+            image: crop,
+            title: file_name(&e.path),
+        });
+    }
+    let g = grid(&tiles, tiles.len(), CELL)?;
+    let caption = format!(
+        "{} · filter {} · each image's most active place and one cell around it ({}×{} map)",
+        exemplars.layer, map.filter, exemplars.map_size.0, exemplars.map_size.1
+    );
+    Ok(with_caption(&g, &caption)?)
+}
+
 /// One map's exemplars as the report shows them.
 #[derive(Debug, Clone)]
 pub struct ShownExemplars {

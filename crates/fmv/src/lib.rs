@@ -31,11 +31,12 @@ pub use fmv_render as render;
 pub use fmv_report as report;
 
 pub use fmv_core::{
-    Activations, ActivationsConfig, ChannelMap, ClassRanking, ClassSums, ClassSumsConfig,
-    CompatConfig, Event, FilterMaps, FilterMapsConfig, ImageActivations, ImageFolder, ImageMaps,
-    MaxActivations, MaxActivationsConfig, Mode, Objective, Observer, Pattern, PatternAlgorithm,
-    PatternConfig, Preprocess, RankConfig, RankCounts, Ranking, RgbImage, RobustConfig, Shard,
-    Skipped, TestClassSums, Visualizer,
+    Ablation, AblationConfig, Activations, ActivationsConfig, ChannelMap, ClassAblation,
+    ClassRanking, ClassSums, ClassSumsConfig, CompatConfig, Event, Exemplar, ExemplarStat,
+    Exemplars, ExemplarsConfig, FilterMaps, FilterMapsConfig, ImageActivations, ImageFolder,
+    ImageList, ImageMaps, MapExemplars, MaxActivations, MaxActivationsConfig, Mode, Objective,
+    Observer, Pattern, PatternAlgorithm, PatternConfig, Preprocess, RandomDrops, RankConfig,
+    RankCounts, Ranking, RgbImage, RobustConfig, Shard, Skipped, TestClassSums, Visualizer,
 };
 pub use fmv_kernels::{Algorithms, ConvAlgorithm, InputGradAlgorithm};
 pub use fmv_models::{Backbone, Device, Family, LayerRef, LoadOptions, Model, Provenance};
@@ -44,9 +45,9 @@ pub use fmv_report::{Folders, Report, ReportConfig, Style};
 /// What most programs use: the model, the visualiser, every analysis's config and the observer.
 pub mod prelude {
     pub use crate::{
-        ActivationsConfig, Backbone, ClassSumsConfig, CompatConfig, Device, Event,
-        FilterMapsConfig, ImageFolder, LayerRef, LoadOptions, Model, Observer, PatternConfig,
-        Preprocess, RankConfig, RobustConfig, Visualizer,
+        AblationConfig, ActivationsConfig, Backbone, ClassSumsConfig, CompatConfig, Device, Event,
+        ExemplarsConfig, FilterMapsConfig, ImageFolder, ImageList, LayerRef, LoadOptions, Model,
+        Observer, PatternConfig, Preprocess, RankConfig, RobustConfig, Visualizer,
     };
 }
 

@@ -4,18 +4,18 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use fmv::core::files::{MAX_JSON_BYTES, read_limited};
 use fmv::core::{
     Error as CoreError, ExemplarStat, Exemplars, ExemplarsConfig, Field, ImageList, Observer,
     Problem,
 };
 use fmv::report::documents::ExemplarsDocument;
-use fmv::report::exemplar_grid;
+use fmv::report::{exemplar_crops, exemplar_grid};
 use fmv::{Event, LayerRef, Shard, Style, Visualizer};
 
 use crate::Outcome;
 use crate::args::{ModelArgs, PreprocessArgs, layer, parse_shard, print_json};
 use crate::output::{encode_png, ensure_writable_dir, write_atomic, write_json};
+use crate::resume::{Saving, read_state, warn_of_merge};
 use crate::session::Session;
 
 /// Options of `fmv exemplars`.
@@ -62,6 +62,10 @@ pub struct Args {
     /// `exemplars.partial.json` and resumes from it.
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     output: Option<PathBuf>,
+    /// With `-o`: also `filter-K-crops.png`, each image's most active place cut out at the
+    /// resolution the network saw it.
+    #[arg(long)]
+    crops: bool,
     /// How the maps are drawn over the images.
     #[arg(long, value_enum, default_value_t = StyleArg::Heatmap)]
     style: StyleArg,
@@ -105,34 +109,12 @@ impl Args {
     }
 }
 
-/// The run's observer: the session's bar and warnings, and every saved state written to the
-/// state file (a failed write stops the run and is reported).
-struct Saving<'a> {
-    session: Session,
-    file: Option<&'a PathBuf>,
-    failed: Option<anyhow::Error>,
-}
-
-impl Observer for Saving<'_> {
-    fn on_event(&mut self, event: &Event<'_>) {
-        if let (Event::ExemplarsCheckpoint(state), Some(file)) = (event, self.file)
-            && self.failed.is_none()
-            && let Err(e) = write_json(file, state)
-        {
-            self.failed = Some(e);
-        }
-        self.session.on_event(event);
+/// Saves the exemplars' checkpoints.
+fn save_state(event: &Event<'_>, file: &Path) -> Option<Result<()>> {
+    match event {
+        Event::ExemplarsCheckpoint(state) => Some(write_json(file, state)),
+        _ => None,
     }
-
-    fn should_stop(&mut self) -> bool {
-        self.failed.is_some() || self.session.should_stop()
-    }
-}
-
-/// Reads an exemplars state (a shard's part or an unfinished run's), bounded in size.
-fn read_state(path: &Path, what: &str) -> Result<Exemplars> {
-    let bytes = read_limited(path, MAX_JSON_BYTES)?;
-    serde_json::from_slice(&bytes).with_context(|| format!("{} is not {what}", path.display()))
 }
 
 /// Refuses outputs that would replace or join an input, and prepares the output.
@@ -198,7 +180,8 @@ pub fn run(args: Args) -> Result<Outcome> {
     };
     let resume = match &state_file {
         Some(f) if f.exists() => {
-            let prev = read_state(f, "a partial exemplars result; delete it or change -o")?;
+            let prev: Exemplars =
+                read_state(f, "a partial exemplars result; delete it or change -o")?;
             eprintln!("resuming from {}", f.display());
             Some(prev)
         }
@@ -211,11 +194,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         .with_shard(args.shard)
         .with_strict(args.strict)
         .with_resume(resume);
-    let mut observer = Saving {
-        session: Session::new("images"),
-        file: state_file.as_ref(),
-        failed: None,
-    };
+    let mut observer = Saving::new(Session::new("images"), state_file.as_deref(), save_state);
     let found = viz.exemplars(&images, &cfg, &mut observer);
     drop(observer.session);
     if let Some(e) = observer.failed {
@@ -274,21 +253,9 @@ fn merge(args: &Args) -> Result<Outcome> {
         .merge
         .iter()
         .map(|p| read_state(p, "a partial result of `fmv exemplars --shard`"))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<Exemplars>>>()?;
     let merged = Exemplars::merge(&parts)?;
-    if !merged.is_complete() {
-        let missing: Vec<String> = (0..merged.shard_count)
-            .filter(|s| !merged.shards.contains(s))
-            .map(|s| format!("{s}/{}", merged.shard_count))
-            .collect();
-        eprintln!(
-            "warning: shards {} are missing; the result covers only the shards given",
-            missing.join(", ")
-        );
-    }
-    for s in &merged.skipped {
-        eprintln!("warning: skipping {}: {}", s.path.display(), s.reason);
-    }
+    warn_of_merge(&merged.shards, merged.shard_count, &merged.skipped);
     // The pictures need the network that found the exemplars.
     let viz = if args.output.is_some() && args.model.given() {
         let preprocess = args.preprocess.build(&args.model)?;
@@ -349,6 +316,11 @@ fn finish(args: &Args, found: &Exemplars, viz: Option<&Visualizer>) -> Result<Ou
                 let g = exemplar_grid(viz, found, map, (args.style(), None), &mut ())?;
                 let file = dir.join(format!("filter-{}.png", map.filter));
                 write_atomic(&file, &encode_png(&g)?)?;
+                if args.crops {
+                    let c = exemplar_crops(viz, found, map, &mut ())?;
+                    let file = dir.join(format!("filter-{}-crops.png", map.filter));
+                    write_atomic(&file, &encode_png(&c)?)?;
+                }
                 session.on_event(&Event::Progress {
                     done: i + 1,
                     total: found.maps.len(),

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use fmv::core::files::expand_inputs;
-use fmv::core::{Error as CoreError, Observer};
+use fmv::core::{Error as CoreError, ImageList, Observer};
 use fmv::report::documents::{SkippedDocument, show};
 use fmv::report::draw::original_overlay;
 use fmv::{Backbone, Event, Family, FilterMapsConfig, ImageMaps};
@@ -60,31 +59,13 @@ struct Output {
     skipped: Vec<SkippedDocument>,
 }
 
-/// The images of `dir`: its own image files, then those of each sub-folder (sorted), each
-/// with the sub-folder it came from.
+/// The images of `dir`: its own image files, then those of each sub-folder (sorted).
 fn collect_images(dir: &Path) -> Result<(Vec<PathBuf>, Vec<fmv::Skipped>)> {
     if !dir.is_dir() {
         anyhow::bail!("--images {} is not a folder", dir.display());
     }
-    let mut files = Vec::new();
-    let mut skipped = Vec::new();
-    if let Ok((f, s)) = expand_inputs(&[dir.to_path_buf()]) {
-        files.extend(f);
-        skipped.extend(s);
-    }
-    if let Ok(folder) = fmv::ImageFolder::open(dir, None) {
-        for c in folder.classes {
-            files.extend(c.files);
-        }
-        skipped.extend(folder.skipped);
-    }
-    if files.is_empty() {
-        anyhow::bail!(
-            "{} contains no image files (directly or in class sub-folders)",
-            dir.display()
-        );
-    }
-    Ok((files, skipped))
+    let list = ImageList::open(&[dir.to_path_buf()])?;
+    Ok((list.files, list.skipped))
 }
 
 /// `OUTDIR/<sub-folder>/<stem>.png`, with the extension kept in the name where two inputs

@@ -4,14 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use fmv::core::files::{MAX_JSON_BYTES, read_limited};
-use fmv::core::{Error as CoreError, Field, Observer, Problem};
+use fmv::core::{Error as CoreError, Field, Problem};
 use fmv::report::documents::RankDocument;
 use fmv::{Event, ImageFolder, LayerRef, RankConfig, RankCounts, Ranking, Shard};
 
 use crate::Outcome;
 use crate::args::{ModelArgs, PreprocessArgs, layer, parse_shard, print_json};
 use crate::output::{partial_path, write_json};
+use crate::resume::{Saving, read_state, warn_of_merge};
 use crate::session::Session;
 
 /// Options of `fmv rank`.
@@ -56,27 +56,11 @@ pub struct Args {
     json: bool,
 }
 
-/// The run's observer: the session's bar and warnings, and every saved state written to the
-/// state file (a failed write stops the run and is reported).
-struct Saving<'a> {
-    session: Session,
-    file: Option<&'a PathBuf>,
-    failed: Option<anyhow::Error>,
-}
-
-impl Observer for Saving<'_> {
-    fn on_event(&mut self, event: &Event<'_>) {
-        if let (Event::RankCheckpoint(state), Some(file)) = (event, self.file)
-            && self.failed.is_none()
-            && let Err(e) = write_json(file, state)
-        {
-            self.failed = Some(e);
-        }
-        self.session.on_event(event);
-    }
-
-    fn should_stop(&mut self) -> bool {
-        self.failed.is_some() || self.session.should_stop()
+/// Saves a ranking's checkpoints.
+fn save_counts(event: &Event<'_>, file: &Path) -> Option<Result<()>> {
+    match event {
+        Event::RankCheckpoint(state) => Some(write_json(file, state)),
+        _ => None,
     }
 }
 
@@ -106,12 +90,6 @@ fn check_outputs(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Reads a ranking state (a shard's part or an unfinished run's), bounded in size.
-fn read_counts(path: &Path, what: &str) -> Result<RankCounts> {
-    let bytes = read_limited(path, MAX_JSON_BYTES)?;
-    serde_json::from_slice(&bytes).with_context(|| format!("{} is not {what}", path.display()))
-}
-
 pub fn run(args: Args) -> Result<Outcome> {
     check_outputs(&args)?;
     if !args.merge.is_empty() {
@@ -135,7 +113,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     };
     let resume = match &state_file {
         Some(f) if f.exists() => {
-            let prev = read_counts(f, "a partial ranking; delete it or change -o")?;
+            let prev: RankCounts = read_state(f, "a partial ranking; delete it or change -o")?;
             eprintln!("resuming from {}", f.display());
             Some(prev)
         }
@@ -147,11 +125,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         .with_shard(args.shard)
         .with_strict(args.strict)
         .with_resume(resume);
-    let mut observer = Saving {
-        session: Session::new("images"),
-        file: state_file.as_ref(),
-        failed: None,
-    };
+    let mut observer = Saving::new(Session::new("images"), state_file.as_deref(), save_counts);
     let counted = viz.rank_counts(&folder, &cfg, &mut observer);
     drop(observer.session);
     if let Some(e) = observer.failed {
@@ -209,22 +183,10 @@ fn merge(args: &Args) -> Result<Outcome> {
     let parts = args
         .merge
         .iter()
-        .map(|p| read_counts(p, "a partial result of `fmv rank --shard`"))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|p| read_state(p, "a partial result of `fmv rank --shard`"))
+        .collect::<Result<Vec<RankCounts>>>()?;
     let merged = RankCounts::merge(&parts)?;
-    if !merged.is_complete() {
-        let missing: Vec<String> = (0..merged.shard_count)
-            .filter(|s| !merged.shards.contains(s))
-            .map(|s| format!("{s}/{}", merged.shard_count))
-            .collect();
-        eprintln!(
-            "warning: shards {} are missing; the result covers only the shards given",
-            missing.join(", ")
-        );
-    }
-    for s in &merged.skipped {
-        eprintln!("warning: skipping {}: {}", s.path.display(), s.reason);
-    }
+    warn_of_merge(&merged.shards, merged.shard_count, &merged.skipped);
     finish(args, &merged.select()?)?;
     Ok(Outcome::Done)
 }

@@ -123,7 +123,7 @@ fn exemplars_write_a_picture_per_map_and_shards_merge_to_one_run() {
     ];
     let out = dir.join("whole");
     let mut args = base.to_vec();
-    args.extend(["--json", "-o", out.to_str().unwrap()]);
+    args.extend(["--json", "--crops", "-o", out.to_str().unwrap()]);
     let whole = json_of(&fmv(&args));
     // The same lists as with every map.
     for (m, f) in whole["maps"]
@@ -140,6 +140,12 @@ fn exemplars_write_a_picture_per_map_and_shards_merge_to_one_run() {
     for f in [0, 113, 255] {
         let png = image::open(out.join(format!("filter-{f}.png"))).unwrap();
         assert!(png.width() > 300 && png.height() > 150, "filter {f}");
+        // A row of 3 crops.
+        let crops = image::open(out.join(format!("filter-{f}-crops.png"))).unwrap();
+        assert!(
+            crops.width() > 3 * 128 && crops.height() < 200,
+            "filter {f}"
+        );
     }
     assert!(!out.join("exemplars.partial.json").exists());
     // Two shards, then merged (with the network, the pictures too).
