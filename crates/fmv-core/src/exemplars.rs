@@ -273,7 +273,13 @@ impl Exemplars {
                 ));
             }
             for e in &m.top {
-                if e.index >= self.files || !e.mean.is_finite() || !e.max.is_finite() {
+                let (y, x) = e.argmax;
+                if e.index >= self.files
+                    || !e.mean.is_finite()
+                    || !e.max.is_finite()
+                    || y >= self.map_size.0
+                    || x >= self.map_size.1
+                {
                     return bad(format!("map {}: entry {}", m.filter, e.path.display()));
                 }
             }

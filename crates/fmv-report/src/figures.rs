@@ -546,7 +546,8 @@ pub fn exemplar_crops(
     viz.filter_maps(&files, &cfg, &mut keep)?;
     let mut tiles = Vec::new();
     for (e, (input, _, (w, h), _)) in map.top.iter().zip(&shown) {
-        let (y, x) = e.argmax;
+        // Inside the map, whatever a merged part claimed.
+        let (y, x) = (e.argmax.0.min(h - 1), e.argmax.1.min(w - 1));
         let first = (y.saturating_sub(1), x.saturating_sub(1));
         let last = ((y + 1).min(h - 1), (x + 1).min(w - 1));
         let (x0, y0, _, _) = cell_region(first, (*h, *w), input.dimensions());

@@ -165,6 +165,11 @@ fn exemplars_do_not_depend_on_batches_shards_or_interruptions() {
         twice.to_string().contains("shard 2/3 is given twice"),
         "{twice}"
     );
+    // A part whose place of a maximum lies outside the map is refused.
+    let mut outside = parts[1].clone();
+    outside.maps[0].top[0].argmax = (14, 0);
+    let err = Exemplars::merge(&[parts[0].clone(), outside]).unwrap_err();
+    assert!(err.to_string().contains("do not add up"), "{err}");
     let mut other = parts[1].clone();
     other.k = 5;
     let err = Exemplars::merge(&[parts[0].clone(), other]).unwrap_err();
