@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use fmv_core::{Ablation, ClassSums, Exemplars, Ranking, Skipped};
+use fmv_core::{Ablation, Activations, ClassSums, Exemplars, Ranking, Skipped};
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -563,6 +563,56 @@ impl AblationDocument {
             skipped: SkippedDocument::all(&a.skipped),
             seed: a.seed,
             weights: a.weights.as_str().to_string(),
+        }
+    }
+}
+
+/// One image's activations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageActivationsDocument {
+    /// The image file.
+    pub path: String,
+    /// Each channel's spatial mean (for `logits`, the logits), written as f32 values (the
+    /// shortest decimal that reads back as the same f32).
+    pub mean: Vec<f32>,
+    /// The most active channels, most active first.
+    pub top: Vec<usize>,
+}
+
+/// Activations: `fmv activations --json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivationsDocument {
+    /// The layer's name.
+    pub layer: String,
+    /// The preprocessing's name.
+    pub preprocess: String,
+    /// The names of the logits, for `logits` with labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
+    /// One entry per image, in the order given.
+    pub images: Vec<ImageActivationsDocument>,
+    /// Files left out.
+    pub skipped: Vec<SkippedDocument>,
+}
+
+impl ActivationsDocument {
+    /// The document of some activations, with the labels of the logits and the files the
+    /// listing left out.
+    pub fn new(a: &Activations, labels: Option<Vec<String>>, skipped: &[Skipped]) -> Self {
+        ActivationsDocument {
+            layer: a.layer.clone(),
+            preprocess: a.preprocess.clone(),
+            labels,
+            images: a
+                .images
+                .iter()
+                .map(|i| ImageActivationsDocument {
+                    path: show(&i.path),
+                    mean: i.mean.clone(),
+                    top: i.top.clone(),
+                })
+                .collect(),
+            skipped: SkippedDocument::all(skipped),
         }
     }
 }

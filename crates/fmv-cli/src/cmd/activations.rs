@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use fmv::ActivationsConfig;
 use fmv::core::files::expand_inputs;
-use fmv::report::documents::{SkippedDocument, show};
-use serde::Serialize;
+use fmv::report::documents::ActivationsDocument;
 
 use crate::Outcome;
 use crate::args::{LayerArg, ModelArgs, PreprocessArgs, print_json};
@@ -32,26 +31,6 @@ pub struct Args {
     inputs: Vec<PathBuf>,
 }
 
-/// One image in `fmv activations --json`.
-#[derive(Serialize)]
-struct Image {
-    path: String,
-    mean: Vec<f32>,
-    top: Vec<usize>,
-}
-
-/// `fmv activations --json`.
-#[derive(Serialize)]
-struct Output {
-    layer: String,
-    preprocess: String,
-    /// The names of the logits (`--labels`, or the timm config's), for `--layer logits`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    labels: Option<Vec<String>>,
-    images: Vec<Image>,
-    skipped: Vec<SkippedDocument>,
-}
-
 pub fn run(args: Args) -> Result<Outcome> {
     let preprocess = args.preprocess.build(&args.model)?;
     let model = args.model.load()?;
@@ -67,21 +46,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     }
     let cfg = ActivationsConfig::new(layer).with_top(args.top);
     let acts = viz.activations(&files, &cfg, &mut Session::new("images"))?;
-    let out = Output {
-        layer: acts.layer,
-        preprocess: acts.preprocess,
-        labels,
-        images: acts
-            .images
-            .into_iter()
-            .map(|i| Image {
-                path: show(&i.path),
-                mean: i.mean,
-                top: i.top,
-            })
-            .collect(),
-        skipped: SkippedDocument::all(&skipped),
-    };
+    let out = ActivationsDocument::new(&acts, labels, &skipped);
     if args.json {
         print_json(&out)?;
         return Ok(Outcome::Done);
