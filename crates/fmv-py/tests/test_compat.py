@@ -1,0 +1,79 @@
+"""`fmv.compat.FeatureMapVisualizer` against the original package's goldens
+(`testdata/reference/golden/`, made by running FeatureMapVisualizer 1.0.6), with the tolerances
+of the reference README (section 6)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fmv import BadConfig
+from fmv.compat import FeatureMapVisualizer
+
+ROOT = Path(__file__).resolve().parents[3]
+REF = ROOT / "testdata" / "reference"
+NETS = {"resnet": "resnet50_small_seed1", "vgg": "vgg16_small_seed1"}
+
+
+def golden(net):
+    return json.loads((REF / "golden" / f"{NETS[net]}__dsA.json").read_text())
+
+
+def visualizer(net):
+    return FeatureMapVisualizer(str(REF / "weights" / f"{NETS[net]}.safetensors"), model_type=net)
+
+
+def data(path):
+    """A golden's `data/dsA/...` path in this repository."""
+    return str(REF / path)
+
+
+@pytest.mark.parametrize("net", ["resnet", "vgg"])
+def test_find_unique_filters_gives_the_originals_maps_under_the_tie_rule(net):
+    g, fmv_ = golden(net), visualizer(net)
+    runs = g["find_unique_filters"]
+    assert runs
+    for run in runs:
+        call = run["call"]
+        got = fmv_.find_unique_filters(
+            call["layer"],
+            data(call["train_dir"]),
+            call["classes"],
+            call["n_imgs_dict"],
+            n_each_img=call["n_each_img"],
+            n_each_class=call["n_each_class"],
+        )
+        want = run["replica_other_tie_orders"]["desc_then_index"]["unique"]
+        assert list(got) == call["classes"]
+        assert got == {c: want[c] for c in call["classes"]}, call
+
+
+@pytest.mark.parametrize("net", ["resnet", "vgg"])
+def test_mean_activations_and_class_sums_match_the_original(net):
+    g, fmv_ = golden(net), visualizer(net)
+    for path, image in list(g["images"].items())[:6]:
+        for layer, want in image["mean_activations"].items():
+            got = fmv_.one_image_N_top_feature_maps(int(layer), data(path))
+            want = np.asarray(want, dtype=np.float32)
+            assert isinstance(got, np.ndarray) and got.dtype == np.float32
+            assert np.max(np.abs(got - want)) <= 1e-4 * np.max(np.abs(want)), (path, layer)
+    for run in g["sum_top_feature_maps_by_class"]:
+        call = run["call"]
+        maps = call["top_feature_maps_dict"]
+        got = fmv_.sum_top_feature_maps_by_class(call["layer"], None, data(call["img_dir"]), maps)
+        assert list(got) == list(run["output"])
+        for test_class, by in run["output"].items():
+            for k, want in by.items():
+                scale = 1e-4 * max(len(maps[k]), 1) * max(abs(v) for v in want)
+                assert np.max(np.abs(np.asarray(got[test_class][k]) - want)) <= scale
+
+
+def test_the_originals_defects_are_refused_or_fixed():
+    fmv_ = visualizer("vgg")
+    with pytest.raises(BadConfig, match="model_type is 'resnet'"):
+        FeatureMapVisualizer(str(REF / "weights" / "vgg16_small_seed1.safetensors"), model_type="resnet")
+    # One class: `{}`, as the original; no trailing `/` needed.
+    assert fmv_.find_unique_filters(12, data("data/dsA/train"), ["cat"], None) == {}
+    both = fmv_.find_unique_filters(12, data("data/dsA/train"), ["cat", "coffee"], None, 5, 5)
+    assert set(both) == {"cat", "coffee"}
