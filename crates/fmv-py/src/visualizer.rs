@@ -165,6 +165,46 @@ impl PyVisualizer {
         })
     }
 
+    /// Each channel's spatial mean at `layer` for a batch already preprocessed: `data` holds
+    /// `shape` = `(n, 3, height, width)` float32 values, little-endian, C order (a DataLoader's
+    /// batch). Returns `n` rows of float32 bytes.
+    fn batch_means(
+        &self,
+        py: Python<'_>,
+        data: Vec<u8>,
+        shape: (usize, usize, usize, usize),
+        layer: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<Vec<u8>>> {
+        let layer = self::layer(layer)?;
+        let (n, c, h, w) = shape;
+        if data.len() != n * c * h * w * 4 {
+            return Err(BadConfig::new_err(format!(
+                "{} bytes for a float32 batch of shape {shape:?}",
+                data.len()
+            )));
+        }
+        py.detach(|| {
+            let viz = &self.viz;
+            let id = viz.resolve(&layer).py_err()?;
+            let net = viz.backbone();
+            let x = fmv::models::Tensor::from_raw_buffer(
+                &data,
+                fmv::models::DType::F32,
+                &[n, c, h, w],
+                net.device(),
+            )
+            .and_then(|t| t.to_dtype(net.dtype()))
+            .map_err(|e| BadConfig::new_err(e.to_string()))?;
+            let t = net.forward_taps(&x, &[id]).py_err()?.remove(0);
+            let t = if t.rank() == 4 { t.mean((2, 3)) } else { Ok(t) };
+            let rows: Vec<Vec<f32>> = t
+                .and_then(|t| t.to_dtype(fmv::models::DType::F32))
+                .and_then(|t| t.to_vec2())
+                .map_err(|e| crate::errors::FmvError::new_err(e.to_string()))?;
+            Ok(rows.iter().map(|r| f32_bytes(r)).collect())
+        })
+    }
+
     /// `fmv class-sums --json`, with each class's maps given.
     #[pyo3(signature = (test_dir, layer, top_maps, *, strict=false, progress=None))]
     fn class_sums(

@@ -77,3 +77,28 @@ def test_the_originals_defects_are_refused_or_fixed():
     assert fmv_.find_unique_filters(12, data("data/dsA/train"), ["cat"], None) == {}
     both = fmv_.find_unique_filters(12, data("data/dsA/train"), ["cat", "coffee"], None, 5, 5)
     assert set(both) == {"cat", "coffee"}
+
+
+@pytest.mark.parametrize("net", ["resnet", "vgg"])
+def test_one_feature_map_over_a_dataloader_matches_the_original(net):
+    import fmv
+
+    g, compat = golden(net), visualizer(net)
+    viz = fmv.Visualizer(compat.model, preprocess="original")
+    for run in g["one_feature_map_N_images"]:
+        call = run["call"]
+        files = [data(f) for f in run["files_order"]]
+        # The DataLoader's batches, preprocessed as the original's Resize((224, 224)) +
+        # ToTensor(): fmv's own `original` preprocessing, which equals Pillow's bit for bit.
+        tensors = [
+            m.input.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
+            for m in viz.filter_maps(files, call["layer"], [0])
+        ]
+        size = call["batch_size"]
+        loader = [
+            (np.stack(tensors[i : i + size]), None) for i in range(0, len(tensors), size)
+        ]
+        got = compat.one_feature_map_N_images(call["layer"], loader, call["filter_idx"], plot=False)
+        want = np.asarray(run["output"], dtype=np.float32)
+        assert len(got) == len(want)
+        assert np.max(np.abs(np.asarray(got) - want)) <= 1e-4 * np.max(np.abs(want)), call

@@ -285,6 +285,18 @@ class Visualizer:
             out.append(ImageMaps(path=path, mean=mean, maps=stack, input=_image(pixels)))
         return out
 
+    def batch_means(self, batch: Any, layer: Layer) -> np.ndarray:
+        """Each channel's spatial mean at ``layer`` for a batch already preprocessed
+        (``n x 3 x height x width``, a numpy array or a torch tensor, e.g. a DataLoader's):
+        an ``n x channels`` float32 array."""
+        if hasattr(batch, "detach") and hasattr(batch, "cpu"):
+            batch = batch.detach().cpu().numpy()
+        arr = np.ascontiguousarray(np.asarray(batch, dtype="<f4"))
+        if arr.ndim != 4:
+            raise BadConfig(f"a batch is n x 3 x height x width; this one has shape {arr.shape}")
+        rows = self._inner.batch_means(arr.tobytes(), tuple(arr.shape), layer)
+        return np.stack([np.frombuffer(bytes(r), dtype="<f4") for r in rows])
+
     def class_sums(
         self,
         test_dir: PathLike,

@@ -71,6 +71,9 @@ class Visualizer:
     def filter_maps(
         self, images: Sequence[str], layer: _Layer, filters: Sequence[int], *, progress: _Progress = None
     ) -> list[tuple[str, float, list[bytes], int, int, _Pixels]]: ...
+    def batch_means(
+        self, data: bytes, shape: tuple[int, int, int, int], layer: _Layer
+    ) -> list[bytes]: ...
     def class_sums(
         self,
         test_dir: str,

@@ -1,4 +1,4 @@
-"""The original FeatureMapVisualizer's API, on fmv (work in progress: the ranking-side methods).
+"""The original FeatureMapVisualizer's API, on fmv (work in progress: no patterns nor plots yet).
 
 Replace ``from FeatureMapVisualizer.visualizer import FeatureMapVisualizer`` with
 ``from fmv.compat import FeatureMapVisualizer``. The numbers are the original's (its
@@ -93,6 +93,35 @@ class FeatureMapVisualizer:
             raise BadConfig("plot=True is not built yet in fmv.compat; use `fmv report` or plot the returned means")
         acts = self._viz.activations([os.fspath(img_path)], layer, top=n)
         return self._vector(acts.document["images"][0]["mean"])
+
+    def one_feature_map_N_images(
+        self,
+        layer: int,
+        dataloader: Any,
+        filter_idx: int,
+        plot: bool = True,
+        max_n_imgs_to_plot: int = 100,
+        plot_overlay: bool = True,
+        normalize: bool = True,
+        folder: str = "",
+        class_name: str = "",
+    ) -> list:
+        """The mean activation of one map for every image of a DataLoader (any iterable of
+        ``(images, labels)`` batches, images ``n x 3 x h x w`` preprocessed as the original's
+        ``Resize((224, 224))`` and ``ToTensor()``), in order, as floats. Plotting is not built
+        yet: ``plot`` and its options are ignored (the original crashed with ``plot=True``)."""
+        del plot, max_n_imgs_to_plot, plot_overlay, normalize, folder, class_name
+        out = []
+        for batch in dataloader:
+            images = batch[0] if isinstance(batch, (tuple, list)) else batch
+            means = self._viz.batch_means(images, layer)
+            if not 0 <= filter_idx < means.shape[1]:
+                raise BadConfig(
+                    f"filter_idx {filter_idx} is not a channel of layer {layer} "
+                    f"({means.shape[1]} channels)"
+                )
+            out.extend(float(v) for v in means[:, filter_idx])
+        return out
 
     def sum_top_feature_maps_by_class(
         self,
