@@ -45,6 +45,10 @@ fn json(doc: &impl Serialize) -> PyResult<String> {
 /// An image's pixels for the Python half: `(rgb bytes, height, width)`.
 type Pixels = (Vec<u8>, usize, usize);
 
+/// The compat schedule: `(init_size, opt_steps, upscaling_steps, upscaling_factor, start
+/// image)`.
+type CompatSchedule = (usize, usize, usize, f64, Option<Pixels>);
+
 /// One image's maps: `(path, mean, maps as f32 little-endian bytes, height, width, input)`.
 type ShownMaps = (String, f32, Vec<Vec<u8>>, usize, usize, Pixels);
 
@@ -225,9 +229,12 @@ impl PyVisualizer {
         })
     }
 
-    /// Activation maximisation: per filter `(document, (rgb, height, width))`, the document
-    /// the shape of `fmv patterns --json` without the output file.
-    #[pyo3(signature = (layer, filters, *, mode="robust", steps=None, lr=None, seed=0, progress=None))]
+    /// Activation maximisation: per filter `(document, (rgb, height, width), float image)`,
+    /// the document the shape of `fmv patterns --json` without the output file, the float
+    /// image `height · width · 3` f32 values in `[0, 1]`, little-endian. Compat mode takes the
+    /// original's schedule (`compat`: `init_size`, `opt_steps`, `upscaling_steps`,
+    /// `upscaling_factor`, and optionally the start image as `(rgb, height, width)`).
+    #[pyo3(signature = (layer, filters, *, mode="robust", steps=None, lr=None, seed=0, compat=None, progress=None))]
     #[allow(clippy::too_many_arguments)]
     fn patterns(
         &self,
@@ -238,8 +245,9 @@ impl PyVisualizer {
         steps: Option<usize>,
         lr: Option<f64>,
         seed: u64,
+        compat: Option<CompatSchedule>,
         progress: Option<Py<PyAny>>,
-    ) -> PyResult<Vec<(String, Pixels)>> {
+    ) -> PyResult<Vec<(String, Pixels, Vec<u8>)>> {
         let algorithm: PatternAlgorithm = match mode {
             "robust" => {
                 let mut r = RobustConfig::new();
@@ -260,6 +268,26 @@ impl PyVisualizer {
                 let mut c = CompatConfig::new();
                 if let Some(v) = lr {
                     c = c.with_lr(v);
+                }
+                if let Some((init_size, opt_steps, upscaling_steps, factor, init)) = compat {
+                    c = c
+                        .with_init_size(init_size)
+                        .with_opt_steps(opt_steps)
+                        .with_upscaling_steps(upscaling_steps)
+                        .with_upscaling_factor(factor);
+                    if let Some((pixels, height, width)) = init {
+                        if pixels.len() != height * width * 3 {
+                            return Err(BadConfig::new_err(format!(
+                                "init image: {} bytes for {height}x{width} RGB",
+                                pixels.len()
+                            )));
+                        }
+                        c = c.with_init_image(Some(fmv::RgbImage {
+                            width,
+                            height,
+                            pixels,
+                        }));
+                    }
                 }
                 c.into()
             }
@@ -287,7 +315,11 @@ impl PyVisualizer {
                         "interrupted": p.interrupted,
                     });
                     let img = p.to_rgb8();
-                    Ok((json(&doc)?, (img.pixels, img.height, img.width)))
+                    Ok((
+                        json(&doc)?,
+                        (img.pixels, img.height, img.width),
+                        f32_bytes(&p.image),
+                    ))
                 })
                 .collect()
         })

@@ -102,3 +102,35 @@ def test_one_feature_map_over_a_dataloader_matches_the_original(net):
         want = np.asarray(run["output"], dtype=np.float32)
         assert len(got) == len(want)
         assert np.max(np.abs(np.asarray(got) - want)) <= 1e-4 * np.max(np.abs(want)), call
+
+
+@pytest.mark.parametrize("net", ["resnet", "vgg"])
+def test_visualize_patterns_follows_the_original_from_its_start(net, tmp_path, monkeypatch):
+    g, compat = golden(net), visualizer(net)
+    run = g["visualize_patterns"]
+    call = run["call"]
+    init = np.asarray(run["init_image_uint8_hwc"], dtype=np.uint8).reshape(run["init_shape"])
+    monkeypatch.chdir(tmp_path)
+    img, name = compat.visualize_patterns(
+        call["layer"],
+        call["filter_n"],
+        init_size=call["init_size"],
+        lr=call["lr"],
+        opt_steps=call["opt_steps"],
+        upscaling_steps=call["upscaling_steps"],
+        upscaling_factor=call["upscaling_factor"],
+        init_image=init,
+    )
+    assert name == f"layer_{call['layer']}_filter_{call['filter_n']}.jpg"
+    assert img.dtype == np.float32 and list(img.shape) == run["final_shape"]
+    assert img.min() >= 0 and img.max() <= 1
+    # The first step's activation, from the same start, is the original's (later steps are
+    # chaotic at rounding level, see the reference README; the Rust tests check them).
+    pattern = compat._viz._patterns(
+        call["layer"], [call["filter_n"]], mode="compat", lr=call["lr"],
+        compat=(call["init_size"], call["opt_steps"], call["upscaling_steps"],
+                call["upscaling_factor"], (init.tobytes(), init.shape[0], init.shape[1])),
+    )[0]
+    first, want = pattern.activation_trace[0], run["per_step_activation_f64"][0]
+    assert abs(first - want) <= 1e-4 * max(abs(want), 1e-3), (first, want)
+    assert len(pattern.activation_trace) == run["n_steps"]

@@ -157,7 +157,8 @@ class Model:
 
 @dataclass
 class Pattern:
-    """An image that maximises one map's activation."""
+    """An image that maximises one map's activation: ``image`` in 8 bits, ``image_float`` the
+    float32 values in [0, 1] (height x width x 3)."""
 
     layer: str
     filter: int
@@ -167,6 +168,7 @@ class Pattern:
     final_activation: float
     interrupted: bool
     image: np.ndarray
+    image_float: np.ndarray
     document: dict
 
     def to_pil(self):
@@ -332,10 +334,11 @@ class Visualizer:
     ) -> list:
         """Activation maximisation (``robust``, the field's, or ``compat``, the original's):
         one :class:`Pattern` per filter, its ``image`` a uint8 height x width x 3 array."""
+        return self._patterns(layer, filters, mode=mode, steps=steps, lr=lr, seed=seed, progress=progress)
+
+    def _patterns(self, layer, filters, *, compat=None, **kwargs) -> list:
         out = []
-        for text, pixels in self._inner.patterns(
-            layer, list(filters), mode=mode, steps=steps, lr=lr, seed=seed, progress=progress
-        ):
+        for text, pixels, floats in self._inner.patterns(layer, list(filters), compat=compat, **kwargs):
             doc = json.loads(text)
             out.append(
                 Pattern(
@@ -347,6 +350,9 @@ class Visualizer:
                     final_activation=doc["final_activation"],
                     interrupted=doc["interrupted"],
                     image=_image(pixels),
+                    image_float=np.frombuffer(bytes(floats), dtype="<f4")
+                    .reshape(doc["height"], doc["width"], 3)
+                    .copy(),
                     document=doc,
                 )
             )

@@ -92,8 +92,9 @@ class Visualizer:
         steps: Optional[int] = None,
         lr: Optional[float] = None,
         seed: int = 0,
+        compat: Optional[tuple[int, int, int, float, Optional[_Pixels]]] = None,
         progress: _Progress = None,
-    ) -> list[tuple[str, _Pixels]]: ...
+    ) -> list[tuple[str, _Pixels, bytes]]: ...
     def exemplars(
         self,
         images: Sequence[str],

@@ -1,4 +1,4 @@
-"""The original FeatureMapVisualizer's API, on fmv (work in progress: no patterns nor plots yet).
+"""The original FeatureMapVisualizer's API, on fmv (work in progress: no plots yet).
 
 Replace ``from FeatureMapVisualizer.visualizer import FeatureMapVisualizer`` with
 ``from fmv.compat import FeatureMapVisualizer``. The numbers are the original's (its
@@ -122,6 +122,50 @@ class FeatureMapVisualizer:
                 )
             out.extend(float(v) for v in means[:, filter_idx])
         return out
+
+    def visualize_patterns(
+        self,
+        layer: int,
+        filter_n: int,
+        init_size: int = 33,
+        lr: float = 0.2,
+        opt_steps: int = 20,
+        upscaling_steps: int = 20,
+        upscaling_factor: float = 1.2,
+        print_loss: bool = False,
+        plot: bool = False,
+        *,
+        seed: int = 0,
+        init_image: Optional[np.ndarray] = None,
+    ):
+        """The original's activation maximisation (its schedule, Adam and bicubic upscaling):
+        returns ``(img, img_name)``, ``img`` the float32 height x width x 3 image in [0, 1].
+        Fixed: the name is ``layer_{layer}_filter_{filter_n}.jpg`` (the original named it after
+        Python's ``filter``), the start is seeded (``seed``, or ``init_image``, a uint8
+        height x width x 3 array), and the file is written (into the current folder, as the
+        original) only when Pillow is installed; ``plot`` is not built yet."""
+        del plot
+        init = None
+        if init_image is not None:
+            arr = np.ascontiguousarray(np.asarray(init_image, dtype=np.uint8))
+            if arr.ndim != 3 or arr.shape[2] != 3:
+                raise BadConfig(f"init_image is height x width x 3 uint8; got shape {arr.shape}")
+            init = (arr.tobytes(), arr.shape[0], arr.shape[1])
+        schedule = (init_size, opt_steps, upscaling_steps, float(upscaling_factor), init)
+        pattern = self._viz._patterns(
+            layer, [filter_n], mode="compat", lr=lr, seed=seed, compat=schedule
+        )[0]
+        if print_loss:
+            for a in pattern.activation_trace:
+                print(f"activation: {a}")
+        name = f"layer_{layer}_filter_{filter_n}.jpg"
+        try:
+            from PIL import Image
+        except ImportError:
+            pass
+        else:
+            Image.fromarray(pattern.image).save(name)
+        return pattern.image_float, name
 
     def sum_top_feature_maps_by_class(
         self,
