@@ -130,3 +130,16 @@ def test_a_progress_callback_that_raises_stops_the_run():
 
     with pytest.raises(RuntimeError, match="stop at 1"):
         viz.exemplars([DSA / "train"], "features.28", filters=[1], progress=stop)
+
+
+def test_the_quickstart_notebook_runs_end_to_end(tmp_path, monkeypatch):
+    """`examples/python/quickstart.ipynb`'s code cells, in order, in a fresh namespace."""
+    nb = json.loads((ROOT / "examples" / "python" / "quickstart.ipynb").read_text())
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            exec(compile("".join(cell["source"]), "quickstart.ipynb", "exec"), namespace)
+    assert Path(namespace["page"]).is_file()
+    assert set(namespace["ranking"]["classes"]) == {"blobs", "checkerboard", "rings", "stripes"}
+    assert len(namespace["patterns"]) == 2
