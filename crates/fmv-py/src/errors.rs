@@ -87,30 +87,30 @@ pub fn report_error(e: &ReportError) -> PyErr {
 }
 
 /// Turns any of fmv's results into a Python one.
-pub trait IntoPy<T> {
+pub trait ToPyResult<T> {
     /// The value, or the error as its exception.
     fn py_err(self) -> PyResult<T>;
 }
 
-impl<T> IntoPy<T> for Result<T, CoreError> {
+impl<T> ToPyResult<T> for Result<T, CoreError> {
     fn py_err(self) -> PyResult<T> {
         self.map_err(|e| core_error(&e))
     }
 }
 
-impl<T> IntoPy<T> for Result<T, ModelError> {
+impl<T> ToPyResult<T> for Result<T, ModelError> {
     fn py_err(self) -> PyResult<T> {
         self.map_err(|e| model_error(&e))
     }
 }
 
-impl<T> IntoPy<T> for Result<T, ReportError> {
+impl<T> ToPyResult<T> for Result<T, ReportError> {
     fn py_err(self) -> PyResult<T> {
         self.map_err(|e| report_error(&e))
     }
 }
 
-impl<T> IntoPy<T> for Result<T, serde_json::Error> {
+impl<T> ToPyResult<T> for Result<T, serde_json::Error> {
     fn py_err(self) -> PyResult<T> {
         self.map_err(|e| FmvError::new_err(e.to_string()))
     }

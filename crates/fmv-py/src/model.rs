@@ -10,7 +10,7 @@ use fmv::models::{Checkpoint, DType, Device, HeadLayout, Tensor, parse_device};
 use fmv::{Backbone, LoadOptions, Model};
 use pyo3::prelude::*;
 
-use crate::errors::{BadCheckpoint, BadConfig, IntoPy};
+use crate::errors::{BadCheckpoint, BadConfig, ToPyResult};
 
 /// A loaded ResNet or VGG.
 #[pyclass(name = "Model", module = "fmv._fmv", frozen)]

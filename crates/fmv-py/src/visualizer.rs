@@ -18,7 +18,7 @@ use fmv::{
 use pyo3::prelude::*;
 use serde::Serialize;
 
-use crate::errors::{BadConfig, IntoPy};
+use crate::errors::{BadConfig, ToPyResult};
 use crate::model::PyModel;
 use crate::observer::PyObserver;
 
