@@ -1,12 +1,12 @@
 //! What the commands that save their state and merge shards share (`rank`, `exemplars`): the
-//! observer that writes every checkpoint, reading a saved state back, and the merge's
-//! warnings.
+//! observer that writes every checkpoint, how a run that may be stopped or resumed ends,
+//! reading a saved state back, and the merge's warnings.
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use fmv::core::Observer;
+use anyhow::{Context, Result, anyhow};
 use fmv::core::files::{MAX_JSON_BYTES, read_limited};
+use fmv::core::{Error as CoreError, Field, Observer, Problem};
 use fmv::{Event, Skipped};
 use serde::de::DeserializeOwned;
 
@@ -76,5 +76,40 @@ pub fn warn_of_merge(shards: &[usize], count: usize, skipped: &[Skipped]) {
     }
     for s in skipped {
         eprintln!("warning: skipping {}: {}", s.path.display(), s.reason);
+    }
+}
+
+/// A resumable run's result: `Some` when it ended, `None` when Ctrl-C stopped it (after saying
+/// where its state is: `saved` names what it holds, `-o` what to give to keep one). A state
+/// made by another run is an error naming the file; `what` lists what must match.
+pub fn ended<T>(
+    result: std::result::Result<T, CoreError>,
+    state_file: Option<&Path>,
+    (saved, give, what): (&str, &str, &str),
+) -> Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(CoreError::Stopped) => {
+            match state_file {
+                Some(f) => eprintln!(
+                    "interrupted: {saved} so far are in {}; run the same command to resume",
+                    f.display()
+                ),
+                None => eprintln!("interrupted: nothing saved (give -o {give} to resume a run)"),
+            }
+            Ok(None)
+        }
+        Err(CoreError::InvalidConfig {
+            field: Field::Resume,
+            problem: Problem::ResumeMismatch,
+        }) => {
+            let f = state_file.expect("a state was read from a file");
+            Err(anyhow!(
+                "{} is a partial result made with other weights, layer, preprocessing, {what} or \
+                 shard; delete it or change -o",
+                f.display()
+            ))
+        }
+        Err(e) => Err(e.into()),
     }
 }

@@ -138,19 +138,31 @@ fn finish_grid(style: Style, tiles: &[Tile], columns: usize, max: f32) -> Result
 /// The colour of the box around a map's most active place.
 const BOX: [u8; 3] = [230, 30, 30];
 
-/// One map's exemplars drawn as a grid: `lead` first (the map's pattern, in the report), then
-/// each image with the map overlaid (one scale for all, in `style`) and a box around the map's
-/// most active place, titled with the file and its score, under a caption.
+/// One map's exemplars drawn: the grid, and the crops when asked for.
+#[derive(Debug, Clone)]
+pub struct ExemplarPictures {
+    /// `lead` first (the map's pattern, in the report), then each image with the map overlaid
+    /// (one scale for all) and a box around the map's most active place, titled with the file
+    /// and its score, under a caption.
+    pub grid: image::RgbImage,
+    /// Each image's most active place cut out of the image as the network saw it (after
+    /// resizing, at its resolution): the most active cell and one cell around it, in a row
+    /// titled with each file, under a caption.
+    pub crops: Option<image::RgbImage>,
+}
+
+/// Draws one map's exemplars ([`ExemplarPictures`]) in `style`, the crops too if `crops`.
 ///
-/// The maps are computed again for the few images shown (`viz` must be the network and
+/// The maps are computed again, once, for the few images shown (`viz` must be the network and
 /// preprocessing that found the exemplars); an image that can no longer be read is an error.
-pub fn exemplar_grid(
+pub fn exemplar_pictures(
     viz: &Visualizer,
     exemplars: &Exemplars,
     map: &MapExemplars,
     (style, lead): (Style, Option<Tile>),
+    crops: bool,
     observer: &mut dyn Observer,
-) -> Result<image::RgbImage> {
+) -> Result<ExemplarPictures> {
     let files: Vec<PathBuf> = map.top.iter().map(|e| e.path.clone()).collect();
     let layer = LayerRef::Name(exemplars.layer.clone());
     let cfg = FilterMapsConfig::new(layer, vec![map.filter]).with_strict(true);
@@ -160,13 +172,28 @@ pub fn exemplar_grid(
         observer,
     };
     viz.filter_maps(&files, &cfg, &mut keep)?;
+    let family = viz.backbone().family();
+    Ok(ExemplarPictures {
+        grid: exemplar_grid(exemplars, map, (style, family, lead), &shown)?,
+        crops: crops
+            .then(|| exemplar_crops(exemplars, map, &shown))
+            .transpose()?,
+    })
+}
+
+/// [`ExemplarPictures::grid`], from the images' maps.
+fn exemplar_grid(
+    exemplars: &Exemplars,
+    map: &MapExemplars,
+    (style, family, lead): (Style, Family, Option<Tile>),
+    shown: &[Shown],
+) -> Result<image::RgbImage> {
     let max = shown
         .iter()
         .flat_map(|s| s.1.iter().copied())
         .fold(0.0, f32::max);
-    let family = viz.backbone().family();
     let mut tiles: Vec<Tile> = lead.into_iter().collect();
-    for (e, (input, values, size, _)) in map.top.iter().zip(&shown) {
+    for (e, (input, values, size, _)) in map.top.iter().zip(shown) {
         let mut image = draw_map((style, family), input, values, *size, false, max)?;
         let region = cell_region(e.argmax, (size.1, size.0), image.dimensions());
         let thickness = (image.width().max(image.height()) / 90).max(2);
@@ -526,26 +553,14 @@ impl Observer for Keep<'_> {
     }
 }
 
-/// The most active place of each of one map's exemplars, cut out of the image as the network
-/// saw it (after resizing, at its resolution): the map's most active cell and one cell around
-/// it, in a row titled with each file, under a caption.
-pub fn exemplar_crops(
-    viz: &Visualizer,
+/// [`ExemplarPictures::crops`], from the images' maps.
+fn exemplar_crops(
     exemplars: &Exemplars,
     map: &MapExemplars,
-    observer: &mut dyn Observer,
+    shown: &[Shown],
 ) -> Result<image::RgbImage> {
-    let files: Vec<PathBuf> = map.top.iter().map(|e| e.path.clone()).collect();
-    let layer = LayerRef::Name(exemplars.layer.clone());
-    let cfg = FilterMapsConfig::new(layer, vec![map.filter]).with_strict(true);
-    let mut shown = Vec::new();
-    let mut keep = Keep {
-        shown: &mut shown,
-        observer,
-    };
-    viz.filter_maps(&files, &cfg, &mut keep)?;
     let mut tiles = Vec::new();
-    for (e, (input, _, (w, h), _)) in map.top.iter().zip(&shown) {
+    for (e, (input, _, (w, h), _)) in map.top.iter().zip(shown) {
         // Inside the map, whatever a merged part claimed.
         let (y, x) = (e.argmax.0.min(h - 1), e.argmax.1.min(w - 1));
         let first = (y.saturating_sub(1), x.saturating_sub(1));
@@ -599,7 +614,7 @@ pub fn exemplars(
                     image: image.clone(),
                     title: "pattern".into(),
                 });
-            let g = exemplar_grid(viz, found, map, (ctx.style, lead), observer)?;
+            let g = exemplar_pictures(viz, found, map, (ctx.style, lead), false, observer)?.grid;
             let rel = format!("exemplars/{}_{filter}.png", slug(class));
             let png = ctx.write_png(&rel, &g)?;
             let alt = format!(

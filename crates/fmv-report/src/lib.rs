@@ -46,7 +46,7 @@ use fmv_core::{Event, ImageFolder, Visualizer};
 
 pub use config::{ReportConfig, ReportField, Style};
 pub use error::{Error, Result};
-pub use figures::{exemplar_crops, exemplar_grid};
+pub use figures::{ExemplarPictures, exemplar_pictures};
 pub use results::{
     AlgorithmsDocument, ExemplarGridDocument, Manifest, MapsRowDocument, Parameters,
     PatternsDocument, Results, ShownImage, ShownPattern, Timing, TopMapsDocument, WeightsDocument,

@@ -3,19 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
-use fmv::core::{
-    Error as CoreError, ExemplarStat, Exemplars, ExemplarsConfig, Field, ImageList, Observer,
-    Problem,
-};
+use anyhow::{Context, Result, bail};
+use fmv::core::{ExemplarStat, Exemplars, ExemplarsConfig, ImageList, Observer};
 use fmv::report::documents::ExemplarsDocument;
-use fmv::report::{exemplar_crops, exemplar_grid};
+use fmv::report::exemplar_pictures;
 use fmv::{Event, LayerRef, Shard, Style, Visualizer};
 
 use crate::Outcome;
 use crate::args::{ModelArgs, PreprocessArgs, layer, parse_shard, print_json};
 use crate::output::{encode_png, ensure_writable_dir, write_atomic, write_json};
-use crate::resume::{Saving, read_state, warn_of_merge};
+use crate::resume::{Saving, ended, read_state, warn_of_merge};
 use crate::session::Session;
 
 /// Options of `fmv exemplars`.
@@ -200,31 +197,13 @@ pub fn run(args: Args) -> Result<Outcome> {
     if let Some(e) = observer.failed {
         return Err(e);
     }
-    let found = match found {
-        Ok(found) => found,
-        Err(CoreError::Stopped) => {
-            match &state_file {
-                Some(f) => eprintln!(
-                    "interrupted: the images scanned so far are in {}; run the same command to \
-                     resume",
-                    f.display()
-                ),
-                None => eprintln!("interrupted: nothing saved (give -o DIR to resume a run)"),
-            }
-            return Ok(Outcome::Interrupted);
-        }
-        Err(CoreError::InvalidConfig {
-            field: Field::Resume,
-            problem: Problem::ResumeMismatch,
-        }) => {
-            let f = state_file.as_ref().expect("a state was read from a file");
-            return Err(anyhow!(
-                "{} is a partial result made with other weights, layer, preprocessing, \
-                 parameters, images or shard; delete it or change -o",
-                f.display()
-            ));
-        }
-        Err(e) => return Err(e.into()),
+    let Some(found) = ended(
+        found,
+        state_file.as_deref(),
+        ("the images scanned", "DIR", "parameters, images"),
+    )?
+    else {
+        return Ok(Outcome::Interrupted);
     };
     if args.shard.is_some() {
         let out = args.output.as_ref().expect("checked above");
@@ -313,13 +292,13 @@ fn finish(args: &Args, found: &Exemplars, viz: Option<&Visualizer>) -> Result<Ou
                     );
                     return Ok(Outcome::Interrupted);
                 }
-                let g = exemplar_grid(viz, found, map, (args.style(), None), &mut ())?;
+                let pictures =
+                    exemplar_pictures(viz, found, map, (args.style(), None), args.crops, &mut ())?;
                 let file = dir.join(format!("filter-{}.png", map.filter));
-                write_atomic(&file, &encode_png(&g)?)?;
-                if args.crops {
-                    let c = exemplar_crops(viz, found, map, &mut ())?;
+                write_atomic(&file, &encode_png(&pictures.grid)?)?;
+                if let Some(crops) = &pictures.crops {
                     let file = dir.join(format!("filter-{}-crops.png", map.filter));
-                    write_atomic(&file, &encode_png(&c)?)?;
+                    write_atomic(&file, &encode_png(crops)?)?;
                 }
                 session.on_event(&Event::Progress {
                     done: i + 1,

@@ -3,15 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
-use fmv::core::{Error as CoreError, Field, Problem};
+use anyhow::{Context, Result, bail};
 use fmv::report::documents::RankDocument;
 use fmv::{Event, ImageFolder, LayerRef, RankConfig, RankCounts, Ranking, Shard};
 
 use crate::Outcome;
 use crate::args::{ModelArgs, PreprocessArgs, layer, parse_shard, print_json};
 use crate::output::{partial_path, write_json};
-use crate::resume::{Saving, read_state, warn_of_merge};
+use crate::resume::{Saving, ended, read_state, warn_of_merge};
 use crate::session::Session;
 
 /// Options of `fmv rank`.
@@ -131,30 +130,13 @@ pub fn run(args: Args) -> Result<Outcome> {
     if let Some(e) = observer.failed {
         return Err(e);
     }
-    let counts = match counted {
-        Ok(counts) => counts,
-        Err(CoreError::Stopped) => {
-            match &state_file {
-                Some(f) => eprintln!(
-                    "interrupted: the counts so far are in {}; run the same command to resume",
-                    f.display()
-                ),
-                None => eprintln!("interrupted: nothing saved (give -o FILE to resume a run)"),
-            }
-            return Ok(Outcome::Interrupted);
-        }
-        Err(CoreError::InvalidConfig {
-            field: Field::Resume,
-            problem: Problem::ResumeMismatch,
-        }) => {
-            let f = state_file.as_ref().expect("a state was read from a file");
-            return Err(anyhow!(
-                "{} is a partial result made with other weights, layer, preprocessing, \
-                 parameters, classes or shard; delete it or change -o",
-                f.display()
-            ));
-        }
-        Err(e) => return Err(e.into()),
+    let Some(counts) = ended(
+        counted,
+        state_file.as_deref(),
+        ("the counts", "FILE", "parameters, classes"),
+    )?
+    else {
+        return Ok(Outcome::Interrupted);
     };
     if args.shard.is_some() {
         let out = args.output.as_ref().expect("checked above");

@@ -562,23 +562,7 @@ fn ctrl_c_stops_a_ranking_which_then_resumes_to_the_same_result() {
         &["--batch-size", "1", "--json", "-o", out.to_str().unwrap()],
     );
     let whole = json_of(&fmv(&rank_args(&w, &train, &["--json"])));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fmv"))
-        .args(&args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Once the first batch's counts are saved, press Ctrl-C.
-    while !partial.exists() {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended first");
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let stopped = child.wait_with_output().unwrap();
+    let stopped = crate::interrupt_once_saved(&args, &partial);
     let stderr = String::from_utf8_lossy(&stopped.stderr);
     assert_eq!(stopped.status.code(), Some(130), "{stderr}");
     assert!(

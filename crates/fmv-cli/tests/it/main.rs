@@ -55,6 +55,28 @@ fn fmv(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `fmv ARGS`, presses Ctrl-C (SIGINT) once the run has saved its first state to
+/// `saved`, and returns how it ended.
+#[cfg(unix)]
+fn interrupt_once_saved(args: &[&str], saved: &Path) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fmv"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while !saved.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    child.wait_with_output().unwrap()
+}
+
 #[track_caller]
 fn json_of(out: &Output) -> Value {
     assert!(
