@@ -115,3 +115,10 @@ impl<T> ToPyResult<T> for Result<T, serde_json::Error> {
         self.map_err(|e| FmvError::new_err(e.to_string()))
     }
 }
+
+impl<T> ToPyResult<T> for Result<T, fmv::render::RenderError> {
+    /// A picture's inputs that do not fit (a map of the wrong size) are the caller's.
+    fn py_err(self) -> PyResult<T> {
+        self.map_err(|e| BadConfig::new_err(e.to_string()))
+    }
+}

@@ -69,6 +69,13 @@ fn tensor(name: &str, dtype: &str, shape: &[usize], bytes: &[u8]) -> PyResult<Te
         .map_err(|e| BadCheckpoint::new_err(format!("tensor `{name}`: {e}")))
 }
 
+/// Checks that this build can run on `device` (`cpu`, `cuda`, `cuda:N`, `metal`) here: raises
+/// `BadConfig` with the reason when it cannot.
+#[pyfunction]
+pub fn check_device(device: &str) -> PyResult<()> {
+    parse_device(device).py_err().map(drop)
+}
+
 #[pymethods]
 impl PyModel {
     /// Loads a weights file (safetensors, or a `.pth` as `torch.save` writes it).

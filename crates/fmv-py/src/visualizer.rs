@@ -49,8 +49,16 @@ type Pixels = (Vec<u8>, usize, usize);
 /// image)`.
 type CompatSchedule = (usize, usize, usize, f64, Option<Pixels>);
 
+/// A batch's means per image, and the maps of some filters with their height and width.
+type BatchMaps = (Vec<Vec<u8>>, Vec<u8>, usize, usize);
+
 /// One image's maps: `(path, mean, maps as f32 little-endian bytes, height, width, input)`.
 type ShownMaps = (String, f32, Vec<Vec<u8>>, usize, usize, Pixels);
+
+/// A tensor operation's failure (not the caller's input) as `FmvError`.
+fn tensor_err(e: impl std::fmt::Display) -> PyErr {
+    crate::errors::FmvError::new_err(e.to_string())
+}
 
 fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
@@ -171,14 +179,17 @@ impl PyVisualizer {
 
     /// Each channel's spatial mean at `layer` for a batch already preprocessed: `data` holds
     /// `shape` = `(n, 3, height, width)` float32 values, little-endian, C order (a DataLoader's
-    /// batch). Returns `n` rows of float32 bytes.
+    /// batch). Returns `n` rows of float32 bytes and, for `filters`, their maps: `n` x
+    /// `filters` x map height x map width float32 bytes, with the map's height and width.
+    #[pyo3(signature = (data, shape, layer, filters=None))]
     fn batch_means(
         &self,
         py: Python<'_>,
         data: Vec<u8>,
         shape: (usize, usize, usize, usize),
         layer: &Bound<'_, PyAny>,
-    ) -> PyResult<Vec<Vec<u8>>> {
+        filters: Option<Vec<usize>>,
+    ) -> PyResult<BatchMaps> {
         let layer = self::layer(layer)?;
         let (n, c, h, w) = shape;
         if data.len() != n * c * h * w * 4 {
@@ -200,12 +211,39 @@ impl PyVisualizer {
             .and_then(|t| t.to_dtype(net.dtype()))
             .map_err(|e| BadConfig::new_err(e.to_string()))?;
             let t = net.forward_taps(&x, &[id]).py_err()?.remove(0);
-            let t = if t.rank() == 4 { t.mean((2, 3)) } else { Ok(t) };
-            let rows: Vec<Vec<f32>> = t
-                .and_then(|t| t.to_dtype(fmv::models::DType::F32))
-                .and_then(|t| t.to_vec2())
-                .map_err(|e| crate::errors::FmvError::new_err(e.to_string()))?;
-            Ok(rows.iter().map(|r| f32_bytes(r)).collect())
+            let t = t.to_dtype(fmv::models::DType::F32).map_err(tensor_err)?;
+            let means = if t.rank() == 4 {
+                t.mean((2, 3))
+            } else {
+                Ok(t.clone())
+            };
+            let rows: Vec<Vec<f32>> = means.and_then(|m| m.to_vec2()).map_err(tensor_err)?;
+            let rows = rows.iter().map(|r| f32_bytes(r)).collect();
+            let Some(filters) = filters else {
+                return Ok((rows, Vec::new(), 0, 0));
+            };
+            if t.rank() != 4 {
+                return Err(BadConfig::new_err(format!(
+                    "`{layer}` has no maps (its values are {:?}); choose a convolutional layer",
+                    t.dims()
+                )));
+            }
+            let (_, channels, mh, mw) = t.dims4().map_err(tensor_err)?;
+            if let Some(&bad) = filters.iter().find(|&&f| f >= channels) {
+                return Err(BadConfig::new_err(format!(
+                    "filter {bad} is not a channel of `{layer}` ({channels} channels, 0 to {})",
+                    channels - 1
+                )));
+            }
+            let index: Vec<u32> = filters.iter().map(|&f| f as u32).collect();
+            let index =
+                fmv::models::Tensor::new(index.as_slice(), t.device()).map_err(tensor_err)?;
+            let maps: Vec<f32> = t
+                .index_select(&index, 1)
+                .and_then(|m| m.flatten_all())
+                .and_then(|m| m.to_vec1())
+                .map_err(tensor_err)?;
+            Ok((rows, f32_bytes(&maps), mh, mw))
         })
     }
 

@@ -23,7 +23,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -37,6 +37,7 @@ __all__ = [
     "Result",
     "Pattern",
     "ImageMaps",
+    "resize_map",
     "FmvError",
     "BadCheckpoint",
     "BadInput",
@@ -49,16 +50,16 @@ Layer = Union[str, int]
 Progress = Optional[Callable[[int, int], Any]]
 
 
-class Result(dict):
+class Result(Dict[str, Any]):
     """An analysis's result: a dict in the shape of the CLI command's JSON, its numeric lists
     as numpy arrays. ``document`` holds the JSON document exactly as the command prints it."""
 
-    def __init__(self, document: dict, converted: dict):
+    def __init__(self, document: Dict[str, Any], converted: Dict[str, Any]) -> None:
         super().__init__(converted)
         self.document = document
 
 
-def _arrays(doc: Any, keys: Sequence[str], dtype) -> Any:
+def _arrays(doc: Any, keys: Sequence[str], dtype: Any) -> Any:
     """``doc`` with the values under ``keys`` (per class or per entry) as arrays."""
     out = dict(doc)
     for key in keys:
@@ -70,13 +71,13 @@ def _arrays(doc: Any, keys: Sequence[str], dtype) -> Any:
     return out
 
 
-def _paths(items: Union[PathLike, Sequence[PathLike]]) -> list:
+def _paths(items: Union[PathLike, Sequence[PathLike]]) -> List[str]:
     if isinstance(items, (str, os.PathLike)):
         return [os.fspath(items)]
     return [os.fspath(p) for p in items]
 
 
-def _tensor_bytes(name: str, value: Any):
+def _tensor_bytes(name: str, value: Any) -> Tuple[str, str, List[int], bytes]:
     """``(name, dtype, shape, little-endian bytes)`` of a numpy array or a torch tensor."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, without importing torch
         value = value.detach().cpu()
@@ -105,7 +106,7 @@ class Model:
     @classmethod
     def load(
         cls,
-        source: Union[PathLike, Mapping],
+        source: Union[PathLike, Mapping[str, Any]],
         *,
         arch: Optional[str] = None,
         head: Optional[str] = None,
@@ -147,7 +148,7 @@ class Model:
         return self._inner.sha256
 
     @property
-    def layers(self) -> list:
+    def layers(self) -> List[Tuple[str, str, int]]:
         """Every tap as ``(name, kind, channels)``, in forward order."""
         return list(self._inner.layers)
 
@@ -169,9 +170,9 @@ class Pattern:
     interrupted: bool
     image: np.ndarray
     image_float: np.ndarray
-    document: dict
+    document: Dict[str, Any]
 
-    def to_pil(self):
+    def to_pil(self) -> Any:
         """The image as a PIL image (needs Pillow)."""
         from PIL import Image
 
@@ -188,7 +189,17 @@ class ImageMaps:
     input: np.ndarray
 
 
-def _image(pixels) -> np.ndarray:
+def resize_map(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A 2-D float map resized to ``height x width`` as OpenCV's ``INTER_LINEAR`` does (the
+    original's overlays' resize; half-pixel centres, edges clamped), float32."""
+    arr = np.ascontiguousarray(np.asarray(values, dtype="<f4"))
+    if arr.ndim != 2:
+        raise BadConfig(f"a map is height x width; this one has shape {arr.shape}")
+    out = _fmv.resize_map(arr.tobytes(), arr.shape[0], arr.shape[1], height, width)
+    return np.frombuffer(bytes(out), dtype="<f4").reshape(height, width).copy()
+
+
+def _image(pixels: Tuple[bytes, int, int]) -> np.ndarray:
     data, height, width = pixels
     return np.frombuffer(bytes(data), dtype=np.uint8).reshape(height, width, 3).copy()
 
@@ -213,7 +224,7 @@ class Visualizer:
         self._inner = _fmv.Visualizer(
             model._inner,
             preprocess=preprocess,
-            size=tuple(size) if size is not None else None,
+            size=(int(size[0]), int(size[1])) if size is not None else None,
             batch_size=batch_size,
         )
 
@@ -274,7 +285,7 @@ class Visualizer:
         filters: Sequence[int],
         *,
         progress: Progress = None,
-    ) -> list:
+    ) -> List[ImageMaps]:
         """The maps of ``filters`` over images: per image an :class:`ImageMaps` (``maps``:
         filters x height x width, float32; ``input``: the image as the network saw it)."""
         out = []
@@ -291,13 +302,32 @@ class Visualizer:
         """Each channel's spatial mean at ``layer`` for a batch already preprocessed
         (``n x 3 x height x width``, a numpy array or a torch tensor, e.g. a DataLoader's):
         an ``n x channels`` float32 array."""
+        return self._batch(batch, layer, None)[0]
+
+    def batch_maps(
+        self, batch: Any, layer: Layer, filters: Sequence[int]
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """As :meth:`batch_means`, and the maps of ``filters``: ``n x len(filters) x height x
+        width`` float32."""
+        means, maps = self._batch(batch, layer, [int(f) for f in filters])
+        assert maps is not None
+        return means, maps
+
+    def _batch(
+        self, batch: Any, layer: Layer, filters: Optional[List[int]]
+    ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         if hasattr(batch, "detach") and hasattr(batch, "cpu"):
             batch = batch.detach().cpu().numpy()
         arr = np.ascontiguousarray(np.asarray(batch, dtype="<f4"))
         if arr.ndim != 4:
             raise BadConfig(f"a batch is n x 3 x height x width; this one has shape {arr.shape}")
-        rows = self._inner.batch_means(arr.tobytes(), tuple(arr.shape), layer)
-        return np.stack([np.frombuffer(bytes(r), dtype="<f4") for r in rows])
+        shape = (arr.shape[0], arr.shape[1], arr.shape[2], arr.shape[3])
+        rows, maps, height, width = self._inner.batch_means(arr.tobytes(), shape, layer, filters)
+        means = np.stack([np.frombuffer(bytes(r), dtype="<f4") for r in rows])
+        if filters is None:
+            return means, None
+        size = (arr.shape[0], len(filters), height, width)
+        return means, np.frombuffer(bytes(maps), dtype="<f4").reshape(size).copy()
 
     def class_sums(
         self,
@@ -331,12 +361,14 @@ class Visualizer:
         lr: Optional[float] = None,
         seed: int = 0,
         progress: Progress = None,
-    ) -> list:
+    ) -> List[Pattern]:
         """Activation maximisation (``robust``, the field's, or ``compat``, the original's):
         one :class:`Pattern` per filter, its ``image`` a uint8 height x width x 3 array."""
         return self._patterns(layer, filters, mode=mode, steps=steps, lr=lr, seed=seed, progress=progress)
 
-    def _patterns(self, layer, filters, *, compat=None, **kwargs) -> list:
+    def _patterns(
+        self, layer: Layer, filters: Sequence[int], *, compat: Any = None, **kwargs: Any
+    ) -> List[Pattern]:
         out = []
         for text, pixels, floats in self._inner.patterns(layer, list(filters), compat=compat, **kwargs):
             doc = json.loads(text)

@@ -1,9 +1,21 @@
 """The compiled half of `fmv` (Rust, PyO3). Use the wrappers of `fmv` instead: they decode
 these JSON strings and bytes into dicts and numpy arrays."""
 
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union, final
 
 __version__: str
+__all__ = [
+    "FmvError",
+    "BadCheckpoint",
+    "BadInput",
+    "BadConfig",
+    "OutOfMemory",
+    "Model",
+    "Visualizer",
+    "resize_map",
+    "check_device",
+    "__version__",
+]
 
 class FmvError(Exception): ...
 class BadCheckpoint(FmvError): ...
@@ -15,6 +27,10 @@ _Progress = Optional[Callable[[int, int], Any]]
 _Layer = Union[str, int]
 _Pixels = tuple[bytes, int, int]
 
+def check_device(device: str) -> None: ...
+def resize_map(map: bytes, height: int, width: int, out_height: int, out_width: int) -> bytes: ...
+
+@final
 class Model:
     @staticmethod
     def from_file(
@@ -43,15 +59,16 @@ class Model:
     @property
     def layers(self) -> list[tuple[str, str, int]]: ...
 
+@final
 class Visualizer:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         model: Model,
         *,
         preprocess: str = "imagenet",
         size: Optional[tuple[int, int]] = None,
         batch_size: Optional[int] = None,
-    ) -> None: ...
+    ) -> "Visualizer": ...
     @property
     def preprocess(self) -> str: ...
     def rank(
@@ -72,8 +89,12 @@ class Visualizer:
         self, images: Sequence[str], layer: _Layer, filters: Sequence[int], *, progress: _Progress = None
     ) -> list[tuple[str, float, list[bytes], int, int, _Pixels]]: ...
     def batch_means(
-        self, data: bytes, shape: tuple[int, int, int, int], layer: _Layer
-    ) -> list[bytes]: ...
+        self,
+        data: bytes,
+        shape: tuple[int, int, int, int],
+        layer: _Layer,
+        filters: Optional[Sequence[int]] = None,
+    ) -> tuple[list[bytes], bytes, int, int]: ...
     def class_sums(
         self,
         test_dir: str,
