@@ -143,3 +143,42 @@ def test_the_quickstart_notebook_runs_end_to_end(tmp_path, monkeypatch):
     assert Path(namespace["page"]).is_file()
     assert set(namespace["ranking"]["classes"]) == {"blobs", "checkerboard", "rings", "stripes"}
     assert len(namespace["patterns"]) == 2
+
+
+def test_tqdm_progress_draws_a_bar_per_count():
+    pytest.importorskip("tqdm")
+    import io
+
+    out = io.StringIO()
+    viz = fmv.Visualizer(fmv.Model.load(VGG))
+    viz.activations([str(DSA / "test" / "cat")], 12, progress=fmv.tqdm_progress(file=out, desc="acts"))
+    viz.patterns(12, [3, 5], steps=6, progress=fmv.tqdm_progress(file=out, desc="patterns"))
+    text = out.getvalue()
+    assert "acts: 100%" in text and "4/4" in text
+    assert text.count("patterns: 100%") == 2 and "6/6" in text
+
+
+def test_ctrl_c_stops_a_run_with_keyboard_interrupt():
+    """A real SIGINT to a Python process in the middle of a long run: it stops at the next
+    step, not at the end."""
+    import signal
+    import sys
+    import time
+
+    script = (
+        "import sys, fmv\n"
+        f"viz = fmv.Visualizer(fmv.Model.load({str(VGG)!r}))\n"
+        "def started(done, total):\n"
+        "    if done == 2: print('started', flush=True)\n"
+        "try:\n"
+        "    viz.patterns(12, [3], steps=1_000_000, progress=started)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True); sys.exit(3)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "started"
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 3
+    assert proc.stdout.read().strip() == "interrupted"
+    assert time.monotonic() - sent < 30

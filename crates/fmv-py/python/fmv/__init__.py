@@ -19,6 +19,7 @@ fmv's messages; Ctrl-C stops a run and raises ``KeyboardInterrupt``. Every analy
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from collections.abc import Mapping
@@ -38,6 +39,7 @@ __all__ = [
     "Pattern",
     "ImageMaps",
     "resize_map",
+    "tqdm_progress",
     "FmvError",
     "BadCheckpoint",
     "BadInput",
@@ -197,6 +199,25 @@ def resize_map(values: np.ndarray, height: int, width: int) -> np.ndarray:
         raise BadConfig(f"a map is height x width; this one has shape {arr.shape}")
     out = _fmv.resize_map(arr.tobytes(), arr.shape[0], arr.shape[1], height, width)
     return np.frombuffer(bytes(out), dtype="<f4").reshape(height, width).copy()
+
+
+def tqdm_progress(**bar: Any) -> Callable[[int, int], None]:
+    """A progress callback that draws a tqdm bar (needs tqdm; ``bar`` goes to ``tqdm``, e.g.
+    ``desc="rank"``): ``viz.rank(..., progress=fmv.tqdm_progress(desc="rank"))``. A run that
+    restarts its count (patterns: one count of steps per map) starts a new bar."""
+    tqdm: Any = importlib.import_module("tqdm.auto").tqdm
+    current: List[Any] = []
+
+    def update(done: int, total: int) -> None:
+        if not current or current[0].total != total or done < current[0].n:
+            if current:
+                current.pop().close()
+            current.append(tqdm(total=total, **bar))
+        current[0].update(done - current[0].n)
+        if done >= total:
+            current.pop().close()
+
+    return update
 
 
 def _image(pixels: Tuple[bytes, int, int]) -> np.ndarray:
