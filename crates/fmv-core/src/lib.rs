@@ -82,7 +82,7 @@ pub use model_config::TimmConfig;
 pub use observer::{Event, Observer};
 pub use patterns::{
     CompatConfig, MaxActivations, MaxActivationsConfig, Mode, Objective, Pattern, PatternAlgorithm,
-    PatternConfig, RobustConfig,
+    PatternConfig, Plateau, RobustConfig,
 };
 pub use preprocess::Preprocess;
 pub use rank::{ClassCounts, ClassRanking, RankConfig, RankCounts, Ranking, Shard};

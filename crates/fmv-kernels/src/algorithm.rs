@@ -7,10 +7,12 @@ use std::str::FromStr;
 use candle_core::{DType, Device};
 
 /// The output tile of a Winograd transform, F(m×m, 3×3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Tile {
     /// F(2×2, 3×3): 4×4 input tiles, 2.25× fewer multiplications than the direct algorithm,
-    /// transforms of 0, ±1 and ±½ only, so it rounds like the direct algorithm.
+    /// transforms of 0, ±1 and ±½ only, so it rounds like the direct algorithm. The default
+    /// for a tracked input.
+    #[default]
     F2,
     /// F(4×4, 3×3): 6×6 input tiles, 4× fewer multiplications; coefficients up to 8 and 1/24
     /// make its f32 rounding larger.
@@ -33,13 +35,14 @@ pub enum Tile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ConvAlgorithm {
     /// fmv's CPU convolution, with Winograd for the 3×3 stride-1 ungrouped layers: F(4×4, 3×3)
-    /// for inference on maps of at least 24 pixels a side, F(2×2, 3×3) otherwise. A tracked
-    /// input (a gradient step) always takes F(2×2, 3×3), which rounds like the direct
-    /// algorithm, so that the compat patterns follow the original's trajectory. The default.
+    /// on maps of at least 24 pixels a side, F(2×2, 3×3) otherwise. A tracked input (a
+    /// gradient step) takes F(2×2, 3×3), which rounds like the direct algorithm, where its
+    /// caller asks for it (the compat patterns, so that they follow the original's
+    /// trajectory), and F(4×4, 3×3) forward and backward otherwise. The default.
     #[default]
     Winograd,
-    /// As [`ConvAlgorithm::Winograd`], with one tile for every 3×3 layer's inference (a
-    /// tracked input still takes F(2×2, 3×3)).
+    /// As [`ConvAlgorithm::Winograd`], with one tile for every 3×3 layer (a tracked input
+    /// whose caller asks for F(2×2, 3×3) still takes it).
     WinogradOnly(Tile),
     /// fmv's CPU convolution, im2col + GEMM for every layer.
     Gemm,
@@ -67,22 +70,19 @@ impl ConvAlgorithm {
 
     /// The Winograd tile for a layer whose output's smaller side is `side`, `None` when the
     /// algorithm has no Winograd (the layer's geometry decides separately whether it can take
-    /// one).
-    pub(crate) fn tile(self, tracked: bool, side: usize) -> Option<Tile> {
-        match self {
-            _ if tracked && self.has_winograd() => Some(Tile::F2),
-            ConvAlgorithm::Winograd if side >= F4_FROM => Some(Tile::F4),
-            ConvAlgorithm::Winograd => Some(Tile::F2),
-            ConvAlgorithm::WinogradOnly(tile) => Some(tile),
-            _ => None,
-        }
-    }
-
-    fn has_winograd(self) -> bool {
-        matches!(
-            self,
-            ConvAlgorithm::Winograd | ConvAlgorithm::WinogradOnly(_)
-        )
+    /// one). `tracked` is, for a tracked input, the largest tile its caller allows
+    /// ([`Tile::F2`] to round like the direct algorithm), `None` for inference.
+    pub(crate) fn tile(self, tracked: Option<Tile>, side: usize) -> Option<Tile> {
+        let largest = match self {
+            ConvAlgorithm::Winograd if side >= F4_FROM => Tile::F4,
+            ConvAlgorithm::Winograd => Tile::F2,
+            ConvAlgorithm::WinogradOnly(tile) => tile,
+            ConvAlgorithm::Gemm | ConvAlgorithm::Candle => return None,
+        };
+        Some(match tracked {
+            Some(Tile::F2) => Tile::F2,
+            _ => largest,
+        })
     }
 }
 
@@ -243,18 +243,23 @@ mod tests {
         );
     }
 
-    /// A gradient step takes F(2×2, 3×3) whatever the choice; inference takes F(4×4, 3×3) on
-    /// large maps only.
+    /// A gradient step whose caller asks for F(2×2, 3×3) takes it whatever the algorithm;
+    /// otherwise F(4×4, 3×3) runs on large maps only (or everywhere with `winograd4`).
     #[test]
-    fn tiles_follow_the_algorithm_and_the_map_size() {
+    fn tiles_follow_the_algorithm_the_caller_and_the_map_size() {
         let w = ConvAlgorithm::Winograd;
-        assert_eq!(w.tile(true, 100), Some(Tile::F2));
-        assert_eq!(w.tile(false, F4_FROM), Some(Tile::F4));
-        assert_eq!(w.tile(false, F4_FROM - 1), Some(Tile::F2));
+        assert_eq!(w.tile(Some(Tile::F2), 100), Some(Tile::F2));
+        assert_eq!(w.tile(Some(Tile::F4), 100), Some(Tile::F4));
+        assert_eq!(w.tile(Some(Tile::F4), F4_FROM - 1), Some(Tile::F2));
+        assert_eq!(w.tile(None, F4_FROM), Some(Tile::F4));
+        assert_eq!(w.tile(None, F4_FROM - 1), Some(Tile::F2));
         let f4 = ConvAlgorithm::WinogradOnly(Tile::F4);
-        assert_eq!(f4.tile(false, 7), Some(Tile::F4));
-        assert_eq!(f4.tile(true, 7), Some(Tile::F2));
-        assert_eq!(ConvAlgorithm::Gemm.tile(false, 100), None);
-        assert_eq!(ConvAlgorithm::Candle.tile(true, 100), None);
+        assert_eq!(f4.tile(None, 7), Some(Tile::F4));
+        assert_eq!(f4.tile(Some(Tile::F2), 7), Some(Tile::F2));
+        assert_eq!(f4.tile(Some(Tile::F4), 7), Some(Tile::F4));
+        let f2 = ConvAlgorithm::WinogradOnly(Tile::F2);
+        assert_eq!(f2.tile(Some(Tile::F4), 100), Some(Tile::F2));
+        assert_eq!(ConvAlgorithm::Gemm.tile(None, 100), None);
+        assert_eq!(ConvAlgorithm::Candle.tile(Some(Tile::F4), 100), None);
     }
 }

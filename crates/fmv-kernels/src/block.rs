@@ -12,8 +12,9 @@
 use std::sync::Mutex;
 
 use candle_core::op::BackpropOp;
-use candle_core::{CpuStorage, CustomOp1, Layout, Module, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Storage, Tensor};
 
+use crate::algorithm::Tile;
 use crate::conv::Conv2d;
 use crate::conv_op::ConvOp;
 use crate::elementwise::{AddRelu, ReluGrad, Sum, add_relu, elementwise, op};
@@ -42,13 +43,24 @@ pub fn residual(
     main: &[&Conv2d],
     shortcut: Option<&Conv2d>,
 ) -> candle_core::Result<Tensor> {
+    residual_with(x, main, shortcut, Tile::F2)
+}
+
+/// [`residual`] where a tracked input's 3×3 convolutions may take Winograd tiles up to
+/// `tracked_tile` (as [`Conv2d::forward_relu_with`]).
+pub fn residual_with(
+    x: &Tensor,
+    main: &[&Conv2d],
+    shortcut: Option<&Conv2d>,
+    tracked_tile: Tile,
+) -> candle_core::Result<Tensor> {
     if main.is_empty() {
         candle_core::bail!("fmv residual block: the main branch has no convolution")
     }
     if x.track_op() && main.iter().chain(shortcut.as_ref()).all(|c| c.runs_own(x)) {
-        return as_one_op(x, main, shortcut);
+        return as_one_op(x, main, shortcut, tracked_tile);
     }
-    op_by_op(x, main, shortcut)
+    op_by_op(x, main, shortcut, tracked_tile)
 }
 
 /// The block as separate ops: inference, and tracked inputs off the CPU.
@@ -56,15 +68,16 @@ fn op_by_op(
     x: &Tensor,
     main: &[&Conv2d],
     shortcut: Option<&Conv2d>,
+    tracked_tile: Tile,
 ) -> candle_core::Result<Tensor> {
     let (last, hidden) = main.split_last().expect("checked by the caller");
     let mut y = x.clone();
     for conv in hidden {
-        y = conv.forward_relu(&y)?;
+        y = conv.forward_relu_with(&y, tracked_tile)?;
     }
-    let out = last.forward(&y)?;
+    let out = last.forward_with(&y, tracked_tile)?;
     let identity = match shortcut {
-        Some(conv) => conv.forward(x)?,
+        Some(conv) => conv.forward_with(x, tracked_tile)?,
         None => x.clone(),
     };
     add_relu(&out, &identity)
@@ -75,6 +88,7 @@ fn as_one_op(
     x: &Tensor,
     main: &[&Conv2d],
     shortcut: Option<&Conv2d>,
+    tracked_tile: Tile,
 ) -> candle_core::Result<Tensor> {
     let x = x.contiguous()?;
     let (_, _, in_h, in_w) = x.dims4()?;
@@ -82,11 +96,11 @@ fn as_one_op(
     let last = main.len() - 1;
     let mut ops = Vec::with_capacity(main.len());
     for (k, conv) in main.iter().enumerate() {
-        ops.push(conv.op((h, w), true, k < last)?);
+        ops.push(conv.op((h, w), Some(tracked_tile), k < last)?);
         (h, w) = conv.out_hw(h, w)?;
     }
     let shortcut = shortcut
-        .map(|c| c.op((in_h, in_w), true, false))
+        .map(|c| c.op((in_h, in_w), Some(tracked_tile), false))
         .transpose()?;
     x.apply_op1(Residual::new(ops, shortcut))
 }
@@ -194,8 +208,8 @@ mod tests {
 
     use candle_core::{DType, Tensor, Var};
 
-    use super::{op_by_op, residual};
-    use crate::algorithm::Algorithms;
+    use super::{op_by_op, residual_with};
+    use crate::algorithm::{Algorithms, Tile};
     use crate::conv::Conv2d;
     use crate::test_data::{max_abs_diff, random};
 
@@ -237,17 +251,22 @@ mod tests {
 
     #[test]
     fn a_block_as_one_op_equals_its_ops_one_by_one() {
-        for dtype in [DType::F32, DType::F64] {
+        // 26×25 inputs: the 3×3 stride-1 layers take F(4×4, 3×3) where the tile allows it.
+        for (dtype, tile) in [
+            (DType::F32, Tile::F2),
+            (DType::F64, Tile::F2),
+            (DType::F32, Tile::F4),
+        ] {
             for (i, (main, shortcut, c_in)) in blocks(dtype).iter().enumerate() {
                 let main: Vec<&Conv2d> = main.iter().collect();
-                let x = random(&[2, *c_in, 10, 9], 20 + i as u64);
+                let x = random(&[2, *c_in, 26, 25], 20 + i as u64);
                 let var = Var::from_tensor(&x.to_dtype(dtype).unwrap()).unwrap();
-                let one = residual(var.as_tensor(), &main, shortcut.as_ref()).unwrap();
-                let by_ops = op_by_op(var.as_tensor(), &main, shortcut.as_ref()).unwrap();
+                let one = residual_with(var.as_tensor(), &main, shortcut.as_ref(), tile).unwrap();
+                let by_ops = op_by_op(var.as_tensor(), &main, shortcut.as_ref(), tile).unwrap();
                 assert_eq!(
                     max_abs_diff(&f64s(&one), &f64s(&by_ops)),
                     0.0,
-                    "block {i} {dtype:?}"
+                    "block {i} {dtype:?} {tile:?}"
                 );
                 let dy = random(one.dims(), 30 + i as u64).to_dtype(dtype).unwrap();
                 let dx = |y: &Tensor| {

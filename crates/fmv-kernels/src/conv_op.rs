@@ -37,6 +37,9 @@ pub(crate) struct ConvOp {
     /// The Winograd-transformed kernels, for a geometry that [`ConvGeometry::takes_winograd`];
     /// with [`Tile::F2`] the backward pass reads them too.
     pub winograd: Option<Tensor>,
+    /// With [`Tile::F4`] on a tracked input: the kernels of the input gradient's convolution
+    /// ([`winograd::adjoint_kernels`]), which the backward pass reads.
+    pub adjoint: Option<Tensor>,
     pub relu: bool,
 }
 
@@ -84,11 +87,15 @@ impl ConvOp {
 impl ConvOp {
     /// The input gradient of this convolution for an input of `input_hw`.
     pub fn input_grad(&self, input_hw: (usize, usize)) -> ConvInputGrad {
+        let winograd = match self.tile {
+            Tile::F2 => self.winograd.clone(),
+            Tile::F4 => self.adjoint.clone(),
+        };
         ConvInputGrad {
             geometry: self.geometry,
             weight: self.weight.clone(),
             tile: self.tile,
-            winograd: self.winograd.clone(),
+            winograd,
             input_hw,
             relu: self.relu,
         }
@@ -122,8 +129,9 @@ pub(crate) struct ConvInputGrad {
     pub weight: Tensor,
     /// The Winograd tile the kernels below were transformed for.
     pub tile: Tile,
-    /// The layer's own F(2×2, 3×3) kernels, read as those of the transposed convolution
-    /// ([`Kernels::adjoint`]), for a geometry that [`ConvGeometry::takes_winograd`].
+    /// For a geometry that [`ConvGeometry::takes_winograd`]: with [`Tile::F2`] the layer's own
+    /// kernels, read as those of the transposed convolution ([`Kernels::adjoint`]); with
+    /// [`Tile::F4`] the transposed convolution's own ([`winograd::adjoint_kernels`]).
     pub winograd: Option<Tensor>,
     pub input_hw: (usize, usize),
     pub relu: bool,
@@ -141,9 +149,6 @@ impl ConvInputGrad {
         if g.out_hw(h, w) != Some((ho, wo)) {
             candle_core::bail!("fmv conv: a {ho}×{wo} gradient does not match a {h}×{w} input")
         }
-        if self.winograd.is_some() && self.tile != Tile::F2 {
-            candle_core::bail!("fmv conv: only F(2×2, 3×3) kernels give an input gradient");
-        }
         let dy = host_slice::<T>(s, l)?;
         let masked;
         let dy = if self.relu {
@@ -160,7 +165,12 @@ impl ConvInputGrad {
             Ok(match ws[1] {
                 Some(u) if g.takes_winograd() => {
                     let dims = (n, g.c_out, ho, wo);
-                    let u = Kernels { u, adjoint: true };
+                    // F(2×2, 3×3) reads the layer's own kernels; F(4×4, 3×3) was given the
+                    // transposed convolution's.
+                    let u = Kernels {
+                        u,
+                        adjoint: self.tile == Tile::F2,
+                    };
                     winograd::conv3x3(dy, dims, self.tile, u, g.c_in, None, 2 - g.padding, false)
                 }
                 _ => im2col::input_grad(dy, (n, h, w), ws[0].expect("given"), g, COL_BYTES),
@@ -263,6 +273,7 @@ mod tests {
                             bias: Some(bias.clone()),
                             tile: *tile,
                             winograd: wk.clone(),
+                            adjoint: None,
                             relu,
                         })
                         .unwrap();
@@ -277,19 +288,19 @@ mod tests {
                         "case {i} path {path} relu {relu}: forward differs by {d}"
                     );
                 }
+                // F(4×4, 3×3) reads the transposed convolution's own kernels.
+                let grad_kernels = match (tile, wk) {
+                    (Tile::F4, Some(_)) => Some(winograd::adjoint_kernels(&weight, *tile).unwrap()),
+                    _ => wk.clone(),
+                };
                 let op = ConvInputGrad {
                     geometry: g,
                     weight: weight.clone(),
                     tile: *tile,
-                    winograd: wk.clone(),
+                    winograd: grad_kernels,
                     input_hw: (h, w),
                     relu: false,
                 };
-                if *tile == Tile::F4 && wk.is_some() {
-                    let err = dy.apply_op2_no_bwd(&dy, &op).unwrap_err();
-                    assert!(err.to_string().contains("only F(2×2"), "{err}");
-                    continue;
-                }
                 let dx = dy.apply_op2_no_bwd(&dy, &op).unwrap();
                 let d = max_abs_diff(&dx, &expected_dx);
                 assert!(
@@ -319,6 +330,7 @@ mod tests {
             bias: None,
             tile: Tile::F2,
             winograd: None,
+            adjoint: None,
             relu: false,
         };
         let err = random(&[1, 2, 5, 5], 2).apply_op1_no_bwd(&op).unwrap_err();

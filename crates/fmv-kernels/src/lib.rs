@@ -46,7 +46,7 @@ mod test_data;
 mod winograd;
 
 pub use algorithm::{Algorithms, ConvAlgorithm, InputGradAlgorithm, Tile, UnknownAlgorithm};
-pub use block::residual;
+pub use block::{residual, residual_with};
 pub use conv::Conv2d;
 pub use elementwise::add_relu;
 pub use input_grad::max_pool2d_differentiable;

@@ -2,7 +2,7 @@
 //! stem, the stem pool, every block and stage, the global pool and the classifier.
 
 use candle_core::Tensor;
-use fmv_kernels::{Conv2d, max_pool2d, residual};
+use fmv_kernels::{Conv2d, Tile, max_pool2d, residual_with};
 
 use crate::arch::{BlockKind, ResNetConfig, conv_out};
 use crate::checkpoint::Checkpoint;
@@ -51,9 +51,11 @@ impl Block {
         }
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    /// The block; a tracked input's 3×3 convolutions take Winograd tiles up to
+    /// `tracked_tile`.
+    fn forward(&self, x: &Tensor, tracked_tile: Tile) -> candle_core::Result<Tensor> {
         let (main, shortcut) = self.convs();
-        residual(x, &main, shortcut)
+        residual_with(x, &main, shortcut, tracked_tile)
     }
 }
 
@@ -195,7 +197,7 @@ impl ResNet {
     ) -> candle_core::Result<Option<Tensor>> {
         let mut x = x.clone();
         if taps.computes() {
-            x = self.stem.forward_relu(&x)?;
+            x = self.stem.forward_relu_with(&x, taps.tracked_tile())?;
         }
         if taps.emit(&mut x)? {
             return Ok(None);
@@ -209,7 +211,7 @@ impl ResNet {
         for blocks in &self.stages {
             for block in blocks {
                 if taps.computes() {
-                    x = block.forward(&x)?;
+                    x = block.forward(&x, taps.tracked_tile())?;
                 }
                 if taps.emit(&mut x)? {
                     return Ok(None);

@@ -117,7 +117,7 @@ impl Vgg {
         for item in &self.items {
             if taps.computes() {
                 x = match item {
-                    Item::Conv(c) => c.forward_relu(&x)?,
+                    Item::Conv(c) => c.forward_relu_with(&x, taps.tracked_tile())?,
                     Item::Pool => max_pool2d(&x, 2, 2, 0)?,
                 };
             }

@@ -346,6 +346,7 @@ impl PyVisualizer {
                         "filter": p.filter,
                         "mode": p.mode,
                         "seed": p.seed,
+                        "steps": p.steps(),
                         "activation_trace": p.activation_trace,
                         "final_activation": p.final_activation,
                         "width": p.width,

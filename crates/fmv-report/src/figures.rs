@@ -266,6 +266,7 @@ pub fn pattern(ctx: &Ctx, class: &str, p: &Pattern) -> Result<ShownPattern> {
         class: class.to_string(),
         filter: p.filter,
         final_activation: p.final_activation,
+        steps: p.steps(),
         file: rel,
     })
 }

@@ -62,6 +62,9 @@ pub struct ShownPattern {
     pub filter: usize,
     /// The activation the pattern reaches.
     pub final_activation: f64,
+    /// The optimisation steps taken (a robust run stops a map on a plateau).
+    #[serde(default)]
+    pub steps: usize,
     /// The image file, relative to the report's folder.
     pub file: String,
 }

@@ -35,10 +35,11 @@ pub use fmv_core::{
     ClassRanking, ClassSums, ClassSumsConfig, CompatConfig, Event, Exemplar, ExemplarStat,
     Exemplars, ExemplarsConfig, FilterMaps, FilterMapsConfig, ImageActivations, ImageFolder,
     ImageList, ImageMaps, MapExemplars, MaxActivations, MaxActivationsConfig, Mode, Objective,
-    Observer, Pattern, PatternAlgorithm, PatternConfig, Preprocess, RandomDrops, RankConfig,
-    RankCounts, Ranking, RgbImage, RobustConfig, Shard, Skipped, TestClassSums, Visualizer,
+    Observer, Pattern, PatternAlgorithm, PatternConfig, Plateau, Preprocess, RandomDrops,
+    RankConfig, RankCounts, Ranking, RgbImage, RobustConfig, Shard, Skipped, TestClassSums,
+    Visualizer,
 };
-pub use fmv_kernels::{Algorithms, ConvAlgorithm, InputGradAlgorithm};
+pub use fmv_kernels::{Algorithms, ConvAlgorithm, InputGradAlgorithm, Tile};
 pub use fmv_models::{Backbone, Device, Family, LayerRef, LoadOptions, Model, Provenance};
 pub use fmv_report::{Folders, Report, ReportConfig, Style};
 

@@ -83,9 +83,14 @@ pub struct Args {
     /// Compat: growth factor between scales [default: 1.2].
     #[arg(long, allow_negative_numbers = true)]
     upscaling_factor: Option<f64>,
-    /// Robust: optimisation steps [default: 256].
+    /// Robust: optimisation steps [default: 256]. A map stops earlier once its objective has
+    /// stopped rising: at most 1 % from one window of 32 steps to the next, from step 64 and
+    /// the first quarter on (the JSON's `steps` says how many it took).
     #[arg(long)]
     steps: Option<usize>,
+    /// Robust: take every one of --steps, even after a map's objective stopped rising.
+    #[arg(long)]
+    all_steps: bool,
     /// Robust: maximise the map's mean (`channel`) or its centre unit (`neuron`) [default: channel].
     #[arg(long, value_enum)]
     objective: Option<ObjectiveArg>,
@@ -127,6 +132,8 @@ struct PatternDocument {
     filter: usize,
     mode: String,
     seed: u64,
+    /// The optimisation steps taken (robust mode stops a map on a plateau).
+    steps: usize,
     activation_trace: Vec<f64>,
     final_activation: f64,
     width: usize,
@@ -148,6 +155,7 @@ impl PatternDocument {
             filter: p.filter,
             mode: p.mode.clone(),
             seed: p.seed,
+            steps: p.steps(),
             activation_trace: p.activation_trace.clone(),
             final_activation: p.final_activation,
             width: p.width,
@@ -173,6 +181,7 @@ fn algorithm(args: &Args) -> Result<PatternAlgorithm> {
     ];
     let robust_only = [
         ("--steps", args.steps.is_some()),
+        ("--all-steps", args.all_steps),
         ("--objective", args.objective.is_some()),
     ];
     let (wrong, other) = match mode {
@@ -217,6 +226,9 @@ fn algorithm(args: &Args) -> Result<PatternAlgorithm> {
             }
             if let Some(v) = args.steps {
                 r = r.with_steps(v);
+            }
+            if args.all_steps {
+                r = r.with_plateau(None);
             }
             r.into()
         }

@@ -7,7 +7,7 @@
 use std::sync::atomic::Ordering;
 
 use candle_core::{DType, Tensor, Var};
-use fmv_models::LayerId;
+use fmv_models::{LayerId, Tile};
 
 use super::adam::Adam;
 use super::{CompatConfig, Objective, Pattern, PatternConfig, Step, sigmoid};
@@ -173,7 +173,7 @@ pub(super) fn run(
                 &Tensor::from_vec(param.clone(), (1, 3, side, side), &device)?.to_dtype(dtype)?,
             )?;
             let x = sigmoid(var.as_tensor())?;
-            let act = viz.objective(&x, layer, &[filter], Objective::Channel)?;
+            let act = viz.objective(&x, layer, &[filter], (Objective::Channel, Tile::F2))?;
             let a = act.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
             if !a.is_finite() {
                 return Err(crate::Error::NonFinite {
@@ -246,6 +246,6 @@ fn evaluate(
     }
     let x = Tensor::from_vec(chw, (1, 3, side, side), viz.backbone().device())?
         .to_dtype(viz.backbone().dtype())?;
-    let a = viz.objective(&x, layer, &[filter], Objective::Channel)?;
+    let a = viz.objective(&x, layer, &[filter], (Objective::Channel, Tile::F2))?;
     Ok(a.to_dtype(DType::F64)?.to_vec1::<f64>()?[0])
 }

@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use fmv_models::{LayerId, LayerRef};
+use fmv_models::{LayerId, LayerRef, Pass, Tile};
 
 use crate::decode::RgbImage;
 use crate::error::{Error, Field, Problem, Result};
@@ -225,6 +225,65 @@ pub struct RobustConfig {
     lr: f64,
     steps: usize,
     objective: Objective,
+    tracked_tile: Tile,
+    pub(crate) plateau: Option<Plateau>,
+}
+
+/// When a robust run stops optimising a map before its last step: once its objective has
+/// stopped rising. Every `window` steps from `min_steps` on (and never in the first quarter of
+/// the steps, while a map that never fired may still restart), the mean objective of the last
+/// `window` steps is compared with the mean of the `window` before; a rise of at most
+/// `min_rise` times the earlier mean (or none at all: a map that never fired) ends the map's
+/// run, its image as it is. The objectives compared are those of the randomly transformed
+/// images the steps see, so windows average out the transformations' noise.
+///
+/// Measured on the real ImageNet VGG16 (`features.28`, 8 maps, 256 steps; docs/PERFORMANCE.md,
+/// attempt 35), live maps still gain about 10 % of their objective between steps 192 and 256,
+/// so this rule lets them run to the end; it ends the maps that never fire.
+///
+/// ```
+/// use fmv_core::Plateau;
+/// let p = Plateau::default();
+/// let rising: Vec<f64> = (0..128).map(|i| i as f64).collect();
+/// assert!(!p.reached(&rising));
+/// let flat = vec![3.0; 96];
+/// assert!(p.reached(&flat));
+/// assert!(!p.reached(&flat[..80])); // only at whole windows
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plateau {
+    /// Steps per window.
+    pub window: usize,
+    /// Steps before the first comparison.
+    pub min_steps: usize,
+    /// The smallest relative rise between two windows that keeps a map going.
+    pub min_rise: f64,
+}
+
+impl Default for Plateau {
+    /// Windows of 32 steps from step 64 on, a rise of at least 1 %.
+    fn default() -> Self {
+        Plateau {
+            window: 32,
+            min_steps: 64,
+            min_rise: 0.01,
+        }
+    }
+}
+
+impl Plateau {
+    /// Whether a run whose objectives so far are `trace` has reached the plateau: checked when
+    /// `trace` ends a window at or after `min_steps`.
+    pub fn reached(&self, trace: &[f64]) -> bool {
+        let (n, w) = (trace.len(), self.window.max(1));
+        if n < self.min_steps.max(2 * w) || n % w != 0 {
+            return false;
+        }
+        let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+        let last = mean(&trace[n - w..]);
+        let before = mean(&trace[n - 2 * w..n - w]);
+        last - before <= self.min_rise * before.abs()
+    }
 }
 
 impl Default for RobustConfig {
@@ -240,7 +299,35 @@ impl RobustConfig {
             lr: 0.05,
             steps: 256,
             objective: Objective::Channel,
+            tracked_tile: Tile::F4,
+            plateau: Some(Plateau::default()),
         }
+    }
+
+    /// Stops a map once its objective stops rising ([`Plateau`]; by default
+    /// [`Plateau::default`]); `None` runs every step.
+    pub fn with_plateau(mut self, plateau: Option<Plateau>) -> Self {
+        self.plateau = plateau;
+        self
+    }
+
+    /// When a map stops before the last step, if ever.
+    pub fn plateau(&self) -> Option<Plateau> {
+        self.plateau
+    }
+
+    /// The largest Winograd tile the steps' 3×3 convolutions take on the CPU, forward and
+    /// backward. By default [`Tile::F4`] (on maps of at least 24 pixels a side): 1.8× fewer
+    /// multiplications than [`Tile::F2`], which rounds like the direct algorithm and which the
+    /// compat mode always takes.
+    pub fn with_tracked_tile(mut self, tile: Tile) -> Self {
+        self.tracked_tile = tile;
+        self
+    }
+
+    /// The largest Winograd tile the steps' 3×3 convolutions take.
+    pub fn tracked_tile(&self) -> Tile {
+        self.tracked_tile
     }
 
     /// Adam's learning rate. By default, 0.05.
@@ -432,6 +519,12 @@ pub struct Pattern {
 }
 
 impl Pattern {
+    /// The optimisation steps taken: fewer than asked for where a robust run reached a
+    /// [`Plateau`] or was interrupted.
+    pub fn steps(&self) -> usize {
+        self.activation_trace.len()
+    }
+
     /// The image in 8 bits.
     pub fn to_rgb8(&self) -> RgbImage {
         RgbImage {
@@ -574,16 +667,18 @@ impl Visualizer {
         ))
     }
 
-    /// The objective for the input `x` (`B×3×H×W`), one value per batch element and filter.
+    /// The objective for the input `x` (`B×3×H×W`), one value per batch element and filter; a
+    /// tracked `x`'s 3×3 convolutions take Winograd tiles up to `tracked_tile`.
     pub(crate) fn objective(
         &self,
         x: &candle_core::Tensor,
         layer: LayerId,
         filters: &[usize],
-        objective: Objective,
+        (objective, tracked_tile): (Objective, Tile),
     ) -> Result<candle_core::Tensor> {
         use candle_core::IndexOp;
-        let t = self.backbone().forward_taps(x, &[layer])?.remove(0);
+        let pass = Pass::from_input().with_tracked_tile(tracked_tile);
+        let t = self.backbone().forward_pass(x, &pass, &[layer])?.remove(0);
         let mut per = Vec::with_capacity(filters.len());
         for (b, &f) in filters.iter().enumerate() {
             let b = if x.dim(0)? == 1 { 0 } else { b };

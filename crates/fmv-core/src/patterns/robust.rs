@@ -196,7 +196,55 @@ fn to_hwc(img: &Tensor) -> Result<Vec<Vec<f32>>> {
         .collect())
 }
 
-/// Every filter of `config`, optimised as one batch with the robust settings `robust`.
+/// One filter's optimisation: its spectrum, its Adam states, its random stream and what it has
+/// done so far.
+struct MapRun {
+    re: Vec<f32>,
+    im: Vec<f32>,
+    adam: (Adam, Adam),
+    rng: Rng,
+    restarts: usize,
+    trace: Vec<f64>,
+    /// The best objective seen and that step's (warped) image, for an interrupted run.
+    best: Option<(f64, Vec<f32>)>,
+    /// Still optimised: not yet on a plateau.
+    active: bool,
+}
+
+impl MapRun {
+    fn new(filter: usize, seed: u64, plane: usize, lr: f64) -> Self {
+        // One random stream per filter, derived from the seed and the filter: a filter's
+        // pattern does not depend on which other filters share the batch.
+        let mut rng = Rng::new(seed ^ (filter as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let (mut re, mut im) = (vec![0f32; plane], vec![0f32; plane]);
+        draw_spectrum(&mut re, &mut im, &mut rng, 0.01);
+        MapRun {
+            re,
+            im,
+            adam: (Adam::new(plane, lr, 0.0), Adam::new(plane, lr, 0.0)),
+            rng,
+            restarts: 0,
+            trace: Vec::new(),
+            best: None,
+            active: true,
+        }
+    }
+
+    /// Draws the spectrum again at 4× the amplitude and forgets the Adam moments: the start
+    /// gave no gradient.
+    fn restart(&mut self) {
+        self.restarts += 1;
+        let scale = 0.01 * 4f64.powi(self.restarts as i32);
+        draw_spectrum(&mut self.re, &mut self.im, &mut self.rng, scale);
+        let n = self.re.len();
+        self.adam.0.reset(0..n);
+        self.adam.1.reset(0..n);
+        self.best = None;
+    }
+}
+
+/// Every filter of `config`, optimised as one batch with the robust settings `robust`; a
+/// filter whose objective reaches a plateau ([`Plateau`]) leaves the batch, its image as it was.
 pub(super) fn run(
     viz: &Visualizer,
     layer: LayerId,
@@ -205,35 +253,20 @@ pub(super) fn run(
     should_stop: &dyn Fn() -> bool,
 ) -> Result<Vec<Pattern>> {
     let (w, h) = viz.preprocess().size();
-    let b = config.filters.len();
     let device = viz.backbone().device().clone();
     let dtype = viz.backbone().dtype();
     let fourier = Fourier::new(h, w, &device, dtype)?;
-    // One random stream per filter, derived from the seed and the filter: a filter's pattern
-    // does not depend on which other filters share the batch.
-    let mut rngs: Vec<Rng> = config
+    let plane = 3 * h * w;
+    let mut maps: Vec<MapRun> = config
         .filters
         .iter()
-        .map(|&f| Rng::new(config.seed ^ (f as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+        .map(|&f| MapRun::new(f, config.seed, plane, robust.lr()))
         .collect();
-    let n = b * 3 * h * w;
-    let plane = 3 * h * w;
-    let (mut re, mut im) = (vec![0f32; n], vec![0f32; n]);
-    for (k, rng) in rngs.iter_mut().enumerate() {
-        let part = k * plane..(k + 1) * plane;
-        draw_spectrum(&mut re[part.clone()], &mut im[part], rng, 0.01);
-    }
-    let mut restarts = vec![0usize; b];
-    let (mut adam_re, mut adam_im) = (
-        Adam::new(n, robust.lr(), 0.0),
-        Adam::new(n, robust.lr(), 0.0),
-    );
-    let mut traces = vec![Vec::with_capacity(robust.steps); b];
-    let mut best: Vec<Option<(f64, Vec<f32>)>> = vec![None; b];
     let mut interrupted = false;
-    let to_var = |v: &[f32]| -> Result<Var> {
+    let spectra = |maps: &[&mut MapRun], part: fn(&MapRun) -> &[f32]| -> Result<Var> {
+        let v: Vec<f32> = maps.iter().flat_map(|m| part(m).iter().copied()).collect();
         Ok(Var::from_tensor(
-            &Tensor::from_vec(v.to_vec(), (b * 3, h, w), &device)?.to_dtype(dtype)?,
+            &Tensor::from_vec(v, (maps.len() * 3, h, w), &device)?.to_dtype(dtype)?,
         )?)
     };
     for step in 0..robust.steps {
@@ -241,15 +274,28 @@ pub(super) fn run(
             interrupted = true;
             break;
         }
-        let (vr, vi) = (to_var(&re)?, to_var(&im)?);
+        let filters: Vec<usize> = (0..maps.len())
+            .filter(|&k| maps[k].active)
+            .map(|k| config.filters[k])
+            .collect();
+        let mut active: Vec<&mut MapRun> = maps.iter_mut().filter(|m| m.active).collect();
+        if active.is_empty() {
+            break;
+        }
+        let b = active.len();
+        let (vr, vi) = (spectra(&active, |m| &m.re)?, spectra(&active, |m| &m.im)?);
         let img = fourier.render(vr.as_tensor(), vi.as_tensor(), b)?;
-        let warped = rngs
+        let warped = active
             .iter_mut()
             .enumerate()
-            .map(|(k, rng)| warp(&img.get(k)?, rng)?.unsqueeze(0).map_err(Into::into))
+            .map(|(k, m)| {
+                warp(&img.get(k)?, &mut m.rng)?
+                    .unsqueeze(0)
+                    .map_err(Into::into)
+            })
             .collect::<Result<Vec<_>>>()?;
         let x = normalize(viz, &Tensor::cat(&warped, 0)?)?;
-        let obj = viz.objective(&x, layer, &config.filters, robust.objective)?;
+        let obj = viz.objective(&x, layer, &filters, (robust.objective, robust.tracked_tile))?;
         let values: Vec<f64> = obj.to_dtype(DType::F64)?.to_vec1()?;
         if values.iter().any(|v| !v.is_finite()) {
             return Err(crate::Error::NonFinite {
@@ -258,16 +304,16 @@ pub(super) fn run(
             });
         }
         let improved: Vec<usize> = (0..b)
-            .filter(|&k| best[k].as_ref().is_none_or(|(a, _)| values[k] > *a))
+            .filter(|&k| active[k].best.as_ref().is_none_or(|(a, _)| values[k] > *a))
             .collect();
         if !improved.is_empty() {
             let hwc = to_hwc(&img.detach())?;
             for k in improved {
-                best[k] = Some((values[k], hwc[k].clone()));
+                active[k].best = Some((values[k], hwc[k].clone()));
             }
         }
-        for (t, v) in traces.iter_mut().zip(&values) {
-            t.push(*v);
+        for (m, v) in active.iter_mut().zip(&values) {
+            m.trace.push(*v);
         }
         let grads = obj.neg()?.sum_all()?.backward()?;
         let grad_of = |v: &Var| -> Result<Vec<f32>> {
@@ -283,26 +329,17 @@ pub(super) fn run(
                 .to_vec1()?)
         };
         let (g_re, g_im) = (grad_of(&vr)?, grad_of(&vi)?);
-        adam_re.step(&mut re, &g_re);
-        adam_im.step(&mut im, &g_im);
-        if step < robust.steps / 4 {
-            for k in 0..b {
-                let part = k * plane..(k + 1) * plane;
-                let dead = g_re[part.clone()].iter().all(|&g| g == 0.0)
-                    && g_im[part.clone()].iter().all(|&g| g == 0.0);
-                if dead && restarts[k] < MAX_RESTARTS {
-                    restarts[k] += 1;
-                    let scale = 0.01 * 4f64.powi(restarts[k] as i32);
-                    draw_spectrum(
-                        &mut re[part.clone()],
-                        &mut im[part.clone()],
-                        &mut rngs[k],
-                        scale,
-                    );
-                    adam_re.reset(part.clone());
-                    adam_im.reset(part.clone());
-                    best[k] = None;
-                }
+        for (k, m) in active.iter_mut().enumerate() {
+            let part = k * plane..(k + 1) * plane;
+            m.adam.0.step(&mut m.re, &g_re[part.clone()]);
+            m.adam.1.step(&mut m.im, &g_im[part.clone()]);
+            let dead = g_re[part.clone()].iter().all(|&g| g == 0.0)
+                && g_im[part].iter().all(|&g| g == 0.0);
+            let restarting = step < robust.steps / 4;
+            if restarting && dead && m.restarts < MAX_RESTARTS {
+                m.restart();
+            } else if !restarting && robust.plateau.is_some_and(|p| p.reached(&m.trace)) {
+                m.active = false;
             }
         }
         on_step(Step {
@@ -312,24 +349,19 @@ pub(super) fn run(
         });
     }
     // The final images, without transformations, and their objective.
-    let final_imgs: Vec<Vec<f32>> = if interrupted {
-        let current = to_hwc(&fourier.render(
-            &to_var(&re)?.as_tensor().detach(),
-            &to_var(&im)?.as_tensor().detach(),
-            b,
-        )?)?;
-        best.iter()
-            .zip(current)
-            .map(|(bk, cur)| bk.as_ref().map_or(cur, |(_, img)| img.clone()))
-            .collect()
-    } else {
-        to_hwc(&fourier.render(
-            &Tensor::from_vec(re, (b * 3, h, w), &device)?.to_dtype(dtype)?,
-            &Tensor::from_vec(im, (b * 3, h, w), &device)?.to_dtype(dtype)?,
-            b,
-        )?)?
+    let current = |m: &MapRun| -> Result<Vec<f32>> {
+        let re = Tensor::from_vec(m.re.clone(), (3, h, w), &device)?.to_dtype(dtype)?;
+        let im = Tensor::from_vec(m.im.clone(), (3, h, w), &device)?.to_dtype(dtype)?;
+        Ok(to_hwc(&fourier.render(&re, &im, 1)?)?.remove(0))
     };
-    let mut chw = Vec::with_capacity(b * 3 * h * w);
+    let final_imgs: Vec<Vec<f32>> = maps
+        .iter()
+        .map(|m| match (&m.best, interrupted) {
+            (Some((_, img)), true) => Ok(img.clone()),
+            _ => current(m),
+        })
+        .collect::<Result<_>>()?;
+    let mut chw = Vec::with_capacity(maps.len() * plane);
     for img in &final_imgs {
         for c in 0..3 {
             chw.extend((0..h * w).map(|i| img[i * 3 + c]));
@@ -337,24 +369,29 @@ pub(super) fn run(
     }
     let x = normalize(
         viz,
-        &Tensor::from_vec(chw, (b, 3, h, w), &device)?.to_dtype(dtype)?,
+        &Tensor::from_vec(chw, (maps.len(), 3, h, w), &device)?.to_dtype(dtype)?,
     )?;
     let finals: Vec<f64> = viz
-        .objective(&x, layer, &config.filters, robust.objective)?
+        .objective(
+            &x,
+            layer,
+            &config.filters,
+            (robust.objective, robust.tracked_tile),
+        )?
         .to_dtype(DType::F64)?
         .to_vec1()?;
     Ok(config
         .filters
         .iter()
         .zip(final_imgs)
-        .zip(traces)
+        .zip(maps)
         .zip(finals)
-        .map(|(((&filter, image), trace), final_activation)| Pattern {
+        .map(|(((&filter, image), m), final_activation)| Pattern {
             layer: viz.backbone().layer(layer).name.clone(),
             filter,
             mode: "robust".into(),
             seed: config.seed,
-            activation_trace: trace,
+            activation_trace: m.trace,
             final_activation,
             width: w,
             height: h,

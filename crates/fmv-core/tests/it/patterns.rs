@@ -3,8 +3,8 @@
 
 use fmv_core::pixels::resize_cubic_opencv;
 use fmv_core::{
-    CompatConfig, Error, Event, Field, Observer, PatternConfig, Preprocess, Problem, RobustConfig,
-    Visualizer,
+    CompatConfig, Error, Event, Field, Observer, PatternConfig, Plateau, Preprocess, Problem,
+    RobustConfig, Visualizer,
 };
 use fmv_models::{LayerRef, Model};
 
@@ -153,6 +153,71 @@ fn robust_patterns_are_reproducible_batched_and_raise_the_objective() {
     }
     let other = run(&cfg(vec![59]).with_seed(6));
     assert_ne!(other[0].image, both[0].image, "another seed, another image");
+}
+
+/// A map whose objective stops rising leaves the batch at the end of a window, its image as it
+/// was; the others go on; each map's trace is the one it has without the rule, cut where the
+/// rule says, and its final image the one a run of that many steps gives it alone.
+#[test]
+fn robust_maps_leave_the_batch_on_a_plateau() {
+    let golden = Golden::load("vgg16_small_seed1");
+    let model = Model::load(golden.weights(), &load_options()).unwrap();
+    let viz = Visualizer::new(model).with_preprocess(Preprocess::imagenet().with_size(64, 64));
+    let cfg = |filters: Vec<usize>, robust: RobustConfig| {
+        PatternConfig::new(LayerRef::Compat(12), filters, robust).with_seed(5)
+    };
+    let run = |c: &PatternConfig| viz.maximize(c, &mut ()).unwrap();
+    let steps = 40;
+    let full = run(&cfg(
+        vec![59, 3],
+        RobustConfig::new().with_steps(steps).with_plateau(None),
+    ));
+    let stop_of = |trace: &[f64], p: Plateau| (1..=trace.len()).find(|&n| p.reached(&trace[..n]));
+    // A rise that stops one map before the other (the rule is the subject here, not its
+    // default values).
+    let plateau = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
+        .map(|min_rise| Plateau {
+            window: 4,
+            min_steps: 12, // after the first quarter, as the run checks
+            min_rise,
+        })
+        .into_iter()
+        .find(|&p| {
+            let (a, b) = (
+                stop_of(&full[0].activation_trace, p),
+                stop_of(&full[1].activation_trace, p),
+            );
+            a != b && a.min(b).is_some_and(|n| n < steps) || (a.is_some() != b.is_some())
+        })
+        .expect("some rise tells the two maps apart");
+    let stopped = run(&cfg(
+        vec![59, 3],
+        RobustConfig::new()
+            .with_steps(steps)
+            .with_plateau(Some(plateau)),
+    ));
+    assert_ne!(stopped[0].steps(), stopped[1].steps(), "{plateau:?}");
+    for (p, f) in stopped.iter().zip(&full) {
+        let n = p.steps();
+        assert_eq!(stop_of(&p.activation_trace, plateau).unwrap_or(steps), n);
+        for (a, b) in p.activation_trace.iter().zip(&f.activation_trace[..n]) {
+            assert!(
+                (a - b).abs() <= 1e-3 * b.abs().max(1.0),
+                "{}: {a} vs {b}",
+                p.filter
+            );
+        }
+        let alone = run(&cfg(
+            vec![p.filter],
+            RobustConfig::new().with_steps(n).with_plateau(None),
+        ));
+        let (a, b) = (p.final_activation, alone[0].final_activation);
+        assert!(
+            (a - b).abs() <= 1e-3 * b.abs().max(1.0),
+            "{}: {a} vs {b}",
+            p.filter
+        );
+    }
 }
 
 /// Counts the steps of a run and asks it to stop once `stop_at` are done.

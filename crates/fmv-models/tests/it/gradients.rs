@@ -4,7 +4,7 @@
 //! and global average pools and the classifier. And no gradient ever reaches a weight.
 
 use candle_core::{DType, Device, IndexOp, Tensor, Var};
-use fmv_models::{Backbone, LayerRef, LoadOptions, Model};
+use fmv_models::{Backbone, LayerRef, LoadOptions, Model, Pass, Tile};
 
 use crate::testdata;
 
@@ -20,10 +20,12 @@ fn input(h: usize, w: usize) -> Vec<f64> {
         .collect()
 }
 
-/// The objective: channel `c` of `layer` averaged over space (a logit for `logits`).
-fn objective(m: &Model, x: &Tensor, layer: &str, c: usize) -> Tensor {
+/// The objective: channel `c` of `layer` averaged over space (a logit for `logits`), a tracked
+/// input's 3×3 convolutions taking Winograd tiles up to `tile`.
+fn objective(m: &Model, x: &Tensor, layer: &str, c: usize, tile: Tile) -> Tensor {
     let id = m.resolve(&LayerRef::Name(layer.into())).unwrap();
-    let t = m.forward_taps(x, &[id]).unwrap().remove(0);
+    let pass = Pass::from_input().with_tracked_tile(tile);
+    let t = m.forward_pass(x, &pass, &[id]).unwrap().remove(0);
     if t.rank() == 4 {
         t.i((0, c)).unwrap().mean_all().unwrap()
     } else {
@@ -34,6 +36,12 @@ fn objective(m: &Model, x: &Tensor, layer: &str, c: usize) -> Tensor {
 /// Checks channel `c` of `layer`, or with `None` its most active channel at this input.
 #[track_caller]
 fn check_gradient(name: &str, layer: &str, c: Option<usize>, hw: (usize, usize)) {
+    check_gradient_with(name, layer, c, hw, Tile::F2);
+}
+
+/// [`check_gradient`] with the 3×3 convolutions of the tracked pass taking tiles up to `tile`.
+#[track_caller]
+fn check_gradient_with(name: &str, layer: &str, c: Option<usize>, hw: (usize, usize), tile: Tile) {
     let m = model(name);
     let (h, w) = hw;
     let x0 = input(h, w);
@@ -52,7 +60,7 @@ fn check_gradient(name: &str, layer: &str, c: Option<usize>, hw: (usize, usize))
             .unwrap()
     });
     let var = Var::from_vec(x0.clone(), (1, 3, h, w), &Device::Cpu).unwrap();
-    let f = objective(&m, var.as_tensor(), layer, c);
+    let f = objective(&m, var.as_tensor(), layer, c, tile);
     let grads = f.backward().unwrap();
     let g: Vec<f64> = grads
         .get(var.as_tensor())
@@ -71,7 +79,9 @@ fn check_gradient(name: &str, layer: &str, c: Option<usize>, hw: (usize, usize))
     // Central differences on a spread of coordinates.
     let eval = |x: &[f64]| -> f64 {
         let t = Tensor::from_vec(x.to_vec(), (1, 3, h, w), &Device::Cpu).unwrap();
-        objective(&m, &t, layer, c).to_scalar::<f64>().unwrap()
+        objective(&m, &t, layer, c, tile)
+            .to_scalar::<f64>()
+            .unwrap()
     };
     let eps = 1e-6;
     let (mut num, mut den) = (0f64, 0f64);
@@ -114,4 +124,13 @@ fn vgg_with_batch_norm_input_gradient_matches_finite_differences() {
     // 2×2 pools, BatchNorm folded, then the adaptive 7×7 pool and the classifier.
     check_gradient("narrow_vgg11_bn", "features.25", None, (64, 64));
     check_gradient("narrow_vgg11_bn", "logits", Some(1), (72, 64));
+}
+
+/// The input gradient through F(4×4, 3×3) (forward and backward), as robust patterns run it:
+/// at these sizes VGG's first four convolutions (64 and 32 px) and ResNet's first stage (28 × 24
+/// px) take it.
+#[test]
+fn f4_input_gradient_matches_finite_differences() {
+    check_gradient_with("narrow_vgg11_bn", "features.25", None, (64, 64), Tile::F4);
+    check_gradient_with("narrow_resnet18", "layer3.1", None, (112, 96), Tile::F4);
 }

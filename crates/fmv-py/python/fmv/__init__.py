@@ -167,6 +167,7 @@ class Pattern:
     filter: int
     mode: str
     seed: int
+    steps: int
     activation_trace: np.ndarray
     final_activation: float
     interrupted: bool
@@ -399,6 +400,7 @@ class Visualizer:
                     filter=doc["filter"],
                     mode=doc["mode"],
                     seed=doc["seed"],
+                    steps=doc["steps"],
                     activation_trace=np.asarray(doc["activation_trace"], dtype=np.float64),
                     final_activation=doc["final_activation"],
                     interrupted=doc["interrupted"],
