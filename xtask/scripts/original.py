@@ -17,6 +17,11 @@ usage: original.py MODE WEIGHTS.safetensors ARCH LAYER [ARGS...], MODE one of
   patterns FILTERS SCALES  visualize_patterns with the default schedule cut to SCALES, once per
                            filter of the comma-separated FILTERS, as a user of the original
                            calls it (seconds for all)
+  robust_step FILTERS SIZE STEPS
+                           the PyTorch side of fmv's robust step: Adam on a batch of SIZE px
+                           images, one per filter of FILTERS, forward to the hooked layer only
+                           (after its ReLU), input gradient only (seconds per step over STEPS
+                           steps after 3 warm-up steps)
 """
 import json
 import os
@@ -155,6 +160,42 @@ def step(filter_n, size, steps):
     return (time.perf_counter() - start) / steps
 
 
+class _Stop(Exception):
+    """Ends a forward pass at the hooked layer."""
+
+
+def robust_step(filters, size, steps):
+    feats = {}
+
+    def stop(module, input, output):
+        feats["out"] = torch.relu(output) if arch.startswith("vgg") else output
+        raise _Stop
+
+    hook = hooked_module().register_forward_hook(stop)
+    x = torch.rand(len(filters), 3, size, size, device=device).requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=0.05)
+
+    def one():
+        opt.zero_grad()
+        try:
+            model(x)
+        except _Stop:
+            pass
+        out = feats["out"]
+        (-sum(out[i, f].mean() for i, f in enumerate(filters))).backward()
+        opt.step()
+
+    for _ in range(3):
+        one()
+    sync()
+    start = time.perf_counter()
+    for _ in range(steps):
+        one()
+    sync()
+    hook.remove()
+    return (time.perf_counter() - start) / steps
+
+
 np.random.seed(0)
 start = time.perf_counter()
 if mode == "forward":
@@ -164,6 +205,8 @@ elif mode == "rank":
     result = time.perf_counter() - start
 elif mode == "step":
     result = step(int(args[0]), int(args[1]), int(args[2]))
+elif mode == "robust_step":
+    result = robust_step([int(f) for f in args[0].split(",")], int(args[1]), int(args[2]))
 elif mode == "patterns":
     for filter_n in args[0].split(","):
         visualize_patterns(int(filter_n), int(args[1]))

@@ -76,7 +76,7 @@ enum Task {
     /// One table of fmv's speed and memory, next to the original's with `--torch`.
     Bench {
         /// Only these parts (all when none is named).
-        #[arg(value_parser = ["forward", "patterns", "rank", "exemplars"], value_name = "PART")]
+        #[arg(value_parser = ["forward", "patterns", "robust", "rank", "exemplars"], value_name = "PART")]
         parts: Vec<String>,
         /// Timed repetitions of each forward pass.
         #[arg(long, default_value_t = 5)]

@@ -21,6 +21,7 @@ mod forward;
 mod original;
 mod patterns;
 mod rank;
+mod robust;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ use anyhow::{Context, Result, bail};
 use candle_core::Device;
 use fmv_models::Arch;
 
-pub use forward::{random_model, random_tensors, resnet50};
+pub use forward::{random_model, random_tensors, resnet50, vgg16};
 use original::Original;
 
 /// The algorithms `FMV_CONV` and `FMV_INPUT_GRAD` name (the defaults where unset), for the
@@ -247,6 +248,9 @@ pub fn run(opts: &Options) -> Result<()> {
         if setup.device.is_cpu() {
             table.print(&patterns::memory_row(&setup)?);
         }
+    }
+    if wants("robust") {
+        robust::rows(&setup, &table)?;
     }
     if wants("rank") {
         rank::rows(&setup, opts.images, opts.full, &table)?;

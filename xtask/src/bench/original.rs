@@ -123,6 +123,21 @@ impl Original {
         self.number("step", arch, seed, -2, &args)
     }
 
+    /// Seconds per step of PyTorch's side of a robust step: Adam on a batch of `size` px
+    /// images, one per filter, forward to the `layer`-th hooked layer and back (10 steps after
+    /// 3 warm-up steps).
+    pub fn robust_step(
+        &self,
+        arch: &Arch,
+        layer: i64,
+        filters: &[usize],
+        size: usize,
+    ) -> Result<f64> {
+        let list: Vec<String> = filters.iter().map(usize::to_string).collect();
+        let args = [list.join(","), size.to_string(), "10".to_string()];
+        self.number("robust_step", arch, 1, layer, &args)
+    }
+
     /// Peak RSS in MiB of a Python process taking two `visualize_patterns` steps at `size` px.
     pub fn step_rss(&self, arch: &Arch, seed: u64, filter: usize, size: usize) -> Result<f64> {
         let args = [filter.to_string(), size.to_string(), "2".to_string()];
