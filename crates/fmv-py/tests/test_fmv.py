@@ -53,6 +53,7 @@ def test_the_demo_ranks_and_draws_patterns(demo_data):
     for p in patterns:
         assert p.image.dtype == np.uint8 and p.image.shape == (96, 96, 3)
         assert p.activation_trace.shape == (32,)
+        assert p.steps == 32 and p.document["steps"] == 32
     assert max(p.final_activation for p in patterns) > 0
 
 

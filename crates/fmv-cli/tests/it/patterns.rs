@@ -52,6 +52,7 @@ fn compat_run_from_the_originals_initial_image_follows_it() {
         "filter",
         "mode",
         "seed",
+        "steps",
         "activation_trace",
         "final_activation",
         "width",
@@ -60,6 +61,8 @@ fn compat_run_from_the_originals_initial_image_follows_it() {
     ] {
         assert!(v.get(key).is_some(), "missing {key}");
     }
+    // 5 steps at each of 3 scales.
+    assert_eq!(v["steps"].as_u64(), Some(15));
     assert_eq!(
         (v["layer"].as_str(), v["mode"].as_str(), v["seed"].as_u64()),
         (Some("features.28"), Some("compat"), Some(0))
@@ -164,6 +167,11 @@ fn bad_pattern_arguments_are_named() {
     assert!(msg.contains("--opt-steps"), "{msg}");
     let msg = with(&["--filter", "1", "--mode", "compat", "--steps", "10"]);
     assert!(msg.contains("--steps applies to --mode robust"), "{msg}");
+    let msg = with(&["--filter", "1", "--mode", "compat", "--all-steps"]);
+    assert!(
+        msg.contains("--all-steps applies to --mode robust"),
+        "{msg}"
+    );
     let msg = with(&["--filter", "1", "--init-size", "20"]);
     assert!(
         msg.contains("--init-size applies to --mode compat"),
