@@ -150,14 +150,21 @@ def step(filter_n, size, steps):
         (-activations.features[0, filter_n].mean()).backward()
         opt.step()
 
-    one()
-    sync()
-    start = time.perf_counter()
-    for _ in range(steps):
+    per_step = seconds_per_call(one, 1, steps)
+    activations.hook.remove()
+    return per_step
+
+
+def seconds_per_call(one, warm_up, calls):
+    """Seconds per call of `one` over `calls` calls, after `warm_up` calls."""
+    for _ in range(warm_up):
         one()
     sync()
-    activations.hook.remove()
-    return (time.perf_counter() - start) / steps
+    start = time.perf_counter()
+    for _ in range(calls):
+        one()
+    sync()
+    return (time.perf_counter() - start) / calls
 
 
 class _Stop(Exception):
@@ -185,15 +192,9 @@ def robust_step(filters, size, steps):
         (-sum(out[i, f].mean() for i, f in enumerate(filters))).backward()
         opt.step()
 
-    for _ in range(3):
-        one()
-    sync()
-    start = time.perf_counter()
-    for _ in range(steps):
-        one()
-    sync()
+    per_step = seconds_per_call(one, 3, steps)
     hook.remove()
-    return (time.perf_counter() - start) / steps
+    return per_step
 
 
 np.random.seed(0)

@@ -190,11 +190,7 @@ impl Conv2d {
         if let Some(k) = slot.get() {
             return Ok(k.clone());
         }
-        let k = if adjoint {
-            winograd::adjoint_kernels(&self.weight, tile)?
-        } else {
-            winograd::kernels(&self.weight, tile)?
-        };
+        let k = winograd::kernels(&self.weight, tile, adjoint)?;
         Ok(slot.get_or_init(|| k).clone())
     }
 

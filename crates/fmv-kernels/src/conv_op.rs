@@ -38,7 +38,7 @@ pub(crate) struct ConvOp {
     /// with [`Tile::F2`] the backward pass reads them too.
     pub winograd: Option<Tensor>,
     /// With [`Tile::F4`] on a tracked input: the kernels of the input gradient's convolution
-    /// ([`winograd::adjoint_kernels`]), which the backward pass reads.
+    /// ([`winograd::kernels`] with `adjoint`), which the backward pass reads.
     pub adjoint: Option<Tensor>,
     pub relu: bool,
 }
@@ -131,7 +131,7 @@ pub(crate) struct ConvInputGrad {
     pub tile: Tile,
     /// For a geometry that [`ConvGeometry::takes_winograd`]: with [`Tile::F2`] the layer's own
     /// kernels, read as those of the transposed convolution ([`Kernels::adjoint`]); with
-    /// [`Tile::F4`] the transposed convolution's own ([`winograd::adjoint_kernels`]).
+    /// [`Tile::F4`] the transposed convolution's own ([`winograd::kernels`] with `adjoint`).
     pub winograd: Option<Tensor>,
     pub input_hw: (usize, usize),
     pub relu: bool,
@@ -260,7 +260,7 @@ mod tests {
             if g.takes_winograd() {
                 winograd_cases += 1;
                 for tile in [Tile::F2, Tile::F4] {
-                    variants.push((tile, Some(winograd::kernels(&weight, tile).unwrap())));
+                    variants.push((tile, Some(winograd::kernels(&weight, tile, false).unwrap())));
                 }
             }
             for (tile, wk) in &variants {
@@ -290,7 +290,7 @@ mod tests {
                 }
                 // F(4×4, 3×3) reads the transposed convolution's own kernels.
                 let grad_kernels = match (tile, wk) {
-                    (Tile::F4, Some(_)) => Some(winograd::adjoint_kernels(&weight, *tile).unwrap()),
+                    (Tile::F4, Some(_)) => Some(winograd::kernels(&weight, *tile, true).unwrap()),
                     _ => wk.clone(),
                 };
                 let op = ConvInputGrad {

@@ -141,27 +141,13 @@ def test_visualize_patterns_follows_the_original_from_its_start(net, tmp_path, m
 def test_a_torch_module_is_read_through_its_state_dict():
     """With torch installed (not in CI's venv): the original's usage, a live `nn.Module`."""
     torch = pytest.importorskip("torch")
-    tvv = pytest.importorskip("torchvision.models.vgg")
-    from torch import nn
+    pytest.importorskip("torchvision")
+    from torch_nets import small_vgg16
 
-    cfg = [8, 8, "M", 16, 16, "M", 32, 32, 32, "M", 64, 64, 64, "M", 64, 64, 64, "M"]
-    module = tvv.VGG(tvv.make_layers(cfg), num_classes=3)
-    module.classifier = nn.Sequential(nn.Linear(64 * 49, 64), nn.ReLU(True), nn.Dropout(),
-                                      nn.Linear(64, 64), nn.ReLU(True), nn.Dropout(),
-                                      nn.Linear(64, 3))
-    w = REF / "weights" / "vgg16_small_seed1.safetensors"
-    state = {k: torch.from_numpy(v.copy()) for k, v in _read(w).items()}
-    module.load_state_dict(state)
-    from_module = FeatureMapVisualizer(module, model_type="vgg")
+    from_module = FeatureMapVisualizer(small_vgg16(), model_type="vgg")
     from_path = visualizer("vgg")
     image = data("data/dsA/test/cat/cat_0.jpg")
     a = from_module.one_image_N_top_feature_maps(12, image, plot=False)
     b = from_path.one_image_N_top_feature_maps(12, image, plot=False)
     assert isinstance(a, torch.Tensor) and isinstance(b, np.ndarray)
     np.testing.assert_array_equal(a.numpy(), b)
-
-
-def _read(path):
-    from test_fmv import read_safetensors
-
-    return read_safetensors(path)

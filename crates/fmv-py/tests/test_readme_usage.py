@@ -8,15 +8,14 @@ is optional (the plots are drawn headless when it is there)."""
 import numpy as np
 import pytest
 
-from test_compat import REF, data, golden
-from test_fmv import read_safetensors
+from test_compat import data, golden
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
-from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, Subset  # noqa: E402
 from torchvision import datasets, transforms  # noqa: E402
-from torchvision.models import resnet as tvr, vgg as tvv  # noqa: E402
+
+from torch_nets import small_resnet50, small_vgg16  # noqa: E402
 
 from fmv.compat import visualizer  # noqa: E402  (the only changed line of the usage)
 
@@ -31,40 +30,6 @@ def headless(monkeypatch):
     import matplotlib.pyplot as plt
 
     monkeypatch.setattr(plt, "show", lambda: plt.close("all"))
-
-
-def state(name):
-    return {k: torch.from_numpy(v.copy()) for k, v in read_safetensors(REF / "weights" / f"{name}.safetensors").items()}
-
-
-def small_resnet50():
-    """The reference small ResNet-50 (base width 8), torchvision's own classes."""
-    m = tvr.ResNet.__new__(tvr.ResNet)
-    nn.Module.__init__(m)
-    m._norm_layer = nn.BatchNorm2d
-    m.inplanes, m.dilation, m.groups, m.base_width = 8, 1, 1, 64
-    m.conv1 = nn.Conv2d(3, 8, kernel_size=7, stride=2, padding=3, bias=False)
-    m.bn1 = nn.BatchNorm2d(8)
-    m.relu = nn.ReLU(inplace=True)
-    m.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-    m.layer1 = m._make_layer(tvr.Bottleneck, 8, 3)
-    m.layer2 = m._make_layer(tvr.Bottleneck, 16, 4, stride=2)
-    m.layer3 = m._make_layer(tvr.Bottleneck, 32, 6, stride=2)
-    m.layer4 = m._make_layer(tvr.Bottleneck, 64, 3, stride=2)
-    m.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-    m.fc = nn.Linear(256, 2)
-    m.load_state_dict(state("resnet50_small_seed1"))
-    return m
-
-
-def small_vgg16():
-    cfg = [8, 8, "M", 16, 16, "M", 32, 32, 32, "M", 64, 64, 64, "M", 64, 64, 64, "M"]
-    m = tvv.VGG(tvv.make_layers(cfg), num_classes=3)
-    m.classifier = nn.Sequential(nn.Linear(64 * 49, 64), nn.ReLU(True), nn.Dropout(),
-                                 nn.Linear(64, 64), nn.ReLU(True), nn.Dropout(),
-                                 nn.Linear(64, 3))
-    m.load_state_dict(state("vgg16_small_seed1"))
-    return m
 
 
 def close(got, want, tol=1e-4):

@@ -193,11 +193,14 @@ fn dot<T: Float>(c: &[f64; 6], x: &[T; 6], n: usize) -> T {
 }
 
 /// The transformed kernels of a `(c_out, c_in, 3, 3)` weight tensor as an `(a², c_out, c_in)`
-/// tensor of the weight's dtype and device (computed in f64). The input gradient reads these
-/// too ([`Kernels::adjoint`]).
+/// tensor of the weight's dtype and device (computed in f64); F(2×2, 3×3)'s input gradient reads
+/// these too ([`Kernels::adjoint`]). With `adjoint`, those of the input gradient's convolution
+/// (the rotated, transposed weight `w'`), `(a², c_in, c_out)`: what F(4×4, 3×3) needs to compute
+/// an input gradient, since it has no [`Scheme::FLIP`].
 pub(crate) fn kernels(
     weight: &candle_core::Tensor,
     tile: Tile,
+    adjoint: bool,
 ) -> candle_core::Result<candle_core::Tensor> {
     let (c_out, c_in, kh, kw) = weight.dims4()?;
     if (kh, kw) != (3, 3) {
@@ -207,31 +210,14 @@ pub(crate) fn kernels(
         .to_dtype(candle_core::DType::F64)?
         .flatten_all()?
         .to_vec1()?;
-    let u = transform_weights(&w, c_out, c_in, tile, false);
+    let u = transform_weights(&w, c_out, c_in, tile, adjoint);
     let xi = tile.a() * tile.a();
-    candle_core::Tensor::from_vec(u, (xi, c_out, c_in), &candle_core::Device::Cpu)?
-        .to_dtype(weight.dtype())?
-        .to_device(weight.device())
-}
-
-/// The transformed kernels of the input gradient's convolution (the rotated, transposed
-/// weight `w'`) of a `(c_out, c_in, 3, 3)` weight tensor, as an `(a², c_in, c_out)` tensor:
-/// what F(4×4, 3×3) needs to compute an input gradient, since it has no [`Scheme::FLIP`].
-pub(crate) fn adjoint_kernels(
-    weight: &candle_core::Tensor,
-    tile: Tile,
-) -> candle_core::Result<candle_core::Tensor> {
-    let (c_out, c_in, kh, kw) = weight.dims4()?;
-    if (kh, kw) != (3, 3) {
-        candle_core::bail!("Winograd F(m×m, 3×3) needs a 3×3 kernel, not {kh}×{kw}");
-    }
-    let w: Vec<f64> = weight
-        .to_dtype(candle_core::DType::F64)?
-        .flatten_all()?
-        .to_vec1()?;
-    let u = transform_weights(&w, c_out, c_in, tile, true);
-    let xi = tile.a() * tile.a();
-    candle_core::Tensor::from_vec(u, (xi, c_in, c_out), &candle_core::Device::Cpu)?
+    let shape = if adjoint {
+        (xi, c_in, c_out)
+    } else {
+        (xi, c_out, c_in)
+    };
+    candle_core::Tensor::from_vec(u, shape, &candle_core::Device::Cpu)?
         .to_dtype(weight.dtype())?
         .to_device(weight.device())
 }
