@@ -3,7 +3,7 @@
 //! - `fetch NAME... [--pin]`: pretrained weights from the Hugging Face Hub into `models/`.
 //! - `gallery [--check]`: `docs/gallery/` from the demo report (or a comparison with it).
 //! - `train-demo [--only resnet|vgg] [--steps N]`: the embedded demo networks.
-//! - `bench [forward] [patterns] [rank] [--runs N] [--images N] [--full] [--torch PYTHON]
+//! - `bench [forward] [patterns] [robust] [rank] [exemplars] [--runs N] [--images N] [--full] [--torch PYTHON]
 //!   [--device cpu|cuda] [--fmv PATH]`: one table of fmv's speed and memory (full-size ResNet50
 //!   and VGG16 forward passes next to a matmul ceiling measured in the same run,
 //!   activation-maximisation steps and compat runs, `fmv rank` as a whole process with its peak

@@ -238,7 +238,7 @@ pub struct RobustConfig {
 /// images the steps see, so windows average out the transformations' noise.
 ///
 /// Measured on the real ImageNet VGG16 (`features.28`, 8 maps, 256 steps; docs/PERFORMANCE.md,
-/// attempt 35), live maps still gain 9–17 % of their objective between steps 192 and 256,
+/// "Stopping a map when its objective stops rising"), live maps still gain 9–17 % of their objective between steps 192 and 256,
 /// so this rule lets them run to the end; it ends the maps that never fire.
 ///
 /// ```
