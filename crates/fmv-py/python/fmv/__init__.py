@@ -73,6 +73,16 @@ def _arrays(doc: Any, keys: Sequence[str], dtype: Any) -> Any:
     return out
 
 
+def _list(items: Optional[Sequence[Any]]) -> Optional[List[Any]]:
+    """An optional sequence as the compiled half takes it: a list, or ``None``."""
+    return list(items) if items is not None else None
+
+
+def _class_maps(top_maps: Mapping[str, Sequence[int]]) -> List[Tuple[str, List[int]]]:
+    """``{class: maps}`` as the compiled half takes it, in the mapping's order."""
+    return [(str(c), [int(m) for m in maps]) for c, maps in top_maps.items()]
+
+
 def _paths(items: Union[PathLike, Sequence[PathLike]]) -> List[str]:
     if isinstance(items, (str, os.PathLike)):
         return [os.fspath(items)]
@@ -274,7 +284,7 @@ class Visualizer:
                 layer,
                 n_each_img=n_each_img,
                 n_each_class=n_each_class,
-                classes=list(classes) if classes is not None else None,
+                classes=_list(classes),
                 strict=strict,
                 progress=progress,
             )
@@ -362,7 +372,7 @@ class Visualizer:
     ) -> Result:
         """Per test image, the summed activation of each class's maps
         (``fmv class-sums --json``); the sums as arrays."""
-        maps = [(str(k), [int(c) for c in v]) for k, v in top_maps.items()]
+        maps = _class_maps(top_maps)
         doc = json.loads(
             self._inner.class_sums(os.fspath(test_dir), layer, maps, strict=strict, progress=progress)
         )
@@ -430,7 +440,7 @@ class Visualizer:
             self._inner.exemplars(
                 _paths(images),
                 layer,
-                filters=list(filters) if filters is not None else None,
+                filters=_list(filters),
                 k=k,
                 by=by,
                 strict=strict,
@@ -456,21 +466,17 @@ class Visualizer:
         """Zero each class's maps (``top_maps``, e.g. ``ranking["classes"]``, or the same
         ``filters`` for every class) and watch its logit, against random sets of as many maps
         (``fmv ablate --json``)."""
-        maps = (
-            [(str(c), [int(m) for m in v]) for c, v in top_maps.items()]
-            if top_maps is not None
-            else None
-        )
+        maps = _class_maps(top_maps) if top_maps is not None else None
         doc = json.loads(
             self._inner.ablate(
                 os.fspath(test_dir),
                 layer,
                 top_maps=maps,
-                filters=list(filters) if filters is not None else None,
+                filters=_list(filters),
                 each=each,
                 random_sets=random_sets,
                 seed=seed,
-                labels=list(labels) if labels is not None else None,
+                labels=_list(labels),
                 strict=strict,
                 progress=progress,
             )
