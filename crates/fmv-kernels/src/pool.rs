@@ -196,6 +196,27 @@ impl MaxPool {
     /// two round alike (the compat patterns' parity with the original is that sensitive).
     fn backward<T: Float>(&self, x: &[T], dy: &[T], pl: Planes) -> Vec<T> {
         let mut dx = zeroed(pl.count * pl.h * pl.w);
+        if self.s >= self.k {
+            // Windows that do not overlap: each input gets at most one output's gradient, so
+            // the sum above is that gradient added to zero, written once.
+            dx.par_chunks_mut(pl.h * pl.w)
+                .enumerate()
+                .for_each(|(c, dx)| {
+                    let plane = &x[c * pl.h * pl.w..][..pl.h * pl.w];
+                    let dy = &dy[c * pl.ho * pl.wo..][..pl.ho * pl.wo];
+                    if (self.k, self.s, self.p) == (2, 2, 0) {
+                        argmax_2x2(plane, pl, |o, i| dx[i] = T::zero() + dy[o]);
+                    } else {
+                        self.argmax(plane, pl, |o, i| dx[i] = T::zero() + dy[o]);
+                    }
+                });
+            return dx;
+        }
+        self.backward_summed(x, dy, pl, dx)
+    }
+
+    /// [`backward`](Self::backward) for any windows, overlapping or not, into `dx` (zeros).
+    fn backward_summed<T: Float>(&self, x: &[T], dy: &[T], pl: Planes, mut dx: Vec<T>) -> Vec<T> {
         dx.par_chunks_mut(pl.h * pl.w)
             .enumerate()
             .for_each(|(c, dx)| {
@@ -226,6 +247,25 @@ impl MaxPool {
                 flush(&mut column, dx);
             });
         dx
+    }
+}
+
+/// [`MaxPool::argmax`] for `MaxPool2d(2, 2, 0)`, the pool of VGG and most classifiers: the
+/// window of output `(oy, ox)` is input rows `2oy, 2oy + 1` and columns `2ox, 2ox + 1`, scanned
+/// in that order.
+fn argmax_2x2<T: Float>(x: &[T], pl: Planes, mut f: impl FnMut(usize, usize)) {
+    for oy in 0..pl.ho {
+        let top = 2 * oy * pl.w;
+        let (upper, lower) = (&x[top..][..2 * pl.wo], &x[top + pl.w..][..2 * pl.wo]);
+        for (ox, (u, l)) in upper.chunks_exact(2).zip(lower.chunks_exact(2)).enumerate() {
+            let mut best = (u[0], top + 2 * ox);
+            for (v, i) in [(u[1], 1), (l[0], pl.w), (l[1], pl.w + 1)] {
+                if is_greater_or_nan(v, best.0) {
+                    best = (v, top + 2 * ox + i);
+                }
+            }
+            f(oy * pl.wo + ox, best.1);
+        }
     }
 }
 
@@ -434,6 +474,40 @@ mod tests {
                 });
             }
         }
+    }
+
+    /// Where windows do not overlap, the backward pass writes each gradient once: the same
+    /// values, bit for bit, as summing them per column, on inputs full of ties, signed zeros
+    /// and NaN, with −0 and NaN among the gradients; and the 2×2 scan finds the general scan's
+    /// maxima.
+    #[test]
+    fn pools_without_overlap_write_the_summed_gradient() {
+        let values = [0.0, -0.0, 1.0, -1.0, 2.0, f32::NAN, 2.0];
+        let mut checked = 0;
+        for (i, &(k, s, p, h, w)) in CASES.iter().enumerate().filter(|(_, c)| c.1 >= c.0) {
+            let pool = MaxPool { k, s, p };
+            let x: Vec<f32> = (0..3 * h * w)
+                .map(|j| values[(j * 5 + i + j / 3) % values.len()])
+                .collect();
+            let pl = pool.planes(&(3, 1, h, w).into()).unwrap();
+            let dy: Vec<f32> = (0..3 * pl.ho * pl.wo)
+                .map(|j| [0.5, -0.0, f32::NAN, -2.0, 0.0][j % 5])
+                .collect();
+            let once = pool.backward(&x, &dy, pl);
+            let summed = pool.backward_summed(&x, &dy, pl, vec![0.0; x.len()]);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&once), bits(&summed), "case {i}");
+            if (k, s, p) == (2, 2, 0) {
+                for plane in x.chunks(h * w) {
+                    let (mut general, mut two) = (Vec::new(), Vec::new());
+                    pool.argmax(plane, pl, |o, at| general.push((o, at)));
+                    super::argmax_2x2(plane, pl, |o, at| two.push((o, at)));
+                    assert_eq!(general, two, "case {i}");
+                }
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, 3);
     }
 
     #[test]

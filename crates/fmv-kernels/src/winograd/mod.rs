@@ -15,9 +15,9 @@
 //! `w'[ci, co] = w[co, ci]` rotated by 180° and padding `2 − p`; it reuses the same code and,
 //! for F(2×2, 3×3), the layer's own kernels (`Kernels::adjoint`).
 //!
-//! The transforms run one tile at a time for any [`Float`], and on x86-64 four `f32` tiles at
-//! a time in SSE registers ([`sse`]) where that measured faster; both give the same values bit
-//! for bit.
+//! The transforms run one tile at a time for any [`Float`], and on x86-64 4, 8 or 16 `f32`
+//! tiles at a time in SSE, AVX or AVX-512 registers ([`simd`]) where that measured faster; all
+//! give the same values bit for bit.
 
 use rayon::prelude::*;
 
@@ -27,11 +27,11 @@ use crate::float::{Float, relu_of};
 use crate::matmul::matmul_into;
 
 #[cfg(target_arch = "x86_64")]
-mod sse;
+mod simd;
 
-/// Without SSE, every tile row takes the scalar path.
+/// Without x86-64's vector registers, every tile row takes the scalar path.
 #[cfg(not(target_arch = "x86_64"))]
-mod sse {
+mod simd {
     use super::{Float, Scheme};
 
     pub(super) fn input_row<T: Float, S: Scheme>(
@@ -282,7 +282,8 @@ struct Plan {
     th: usize,
     tw: usize,
     p: usize,
-    /// Whether the transforms may take the SSE path ([`sse`]); the tests turn it off to compare.
+    /// Whether the transforms may take the vector paths ([`simd`]); the tests turn it off to
+    /// compare.
     simd: bool,
 }
 
@@ -444,7 +445,7 @@ fn input_transform<T: Float, S: Scheme>(
             into_phases(input, p, m, dr);
         }
         let row_out = &mut vc[k * tw..];
-        if !(pl.simd && sse::input_row::<T, S>(&d, len, tw, tiles, row_out)) {
+        if !(pl.simd && simd::input_row::<T, S>(&d, len, tw, tiles, row_out)) {
             t.resize(a * width, T::zero());
             input_row::<T, S>(&d, &mut t, len, tw, tiles, row_out);
         }
@@ -531,7 +532,7 @@ fn output_transform<T: Float, S: Scheme>(
     for (k, row) in rows.enumerate() {
         let (image, ty) = (row / pl.th, row % pl.th);
         let row_in = &mc[k * tw..];
-        if !(pl.simd && sse::output_row::<T, S>(row_in, tw, tiles, bias, relu, &mut lines)) {
+        if !(pl.simd && simd::output_row::<T, S>(row_in, tw, tiles, bias, relu, &mut lines)) {
             s.resize(m * a * tw, T::zero());
             output_row::<T, S>(row_in, tw, tiles, bias, relu, &mut s, &mut lines);
         }
@@ -647,7 +648,7 @@ mod tests {
         }
     }
 
-    /// The SSE path gives the scalar path's values bit for bit: both schemes, rows of fewer
+    /// The vector paths give the scalar path's values bit for bit: both schemes, rows of fewer
     /// than 4 tiles (scalar only), 4 and more (the last block overlapping the one before),
     /// paddings 0–2, bias and ReLU, NaN and −0 among the values.
     #[test]
@@ -712,17 +713,76 @@ mod tests {
         }
         check::<F2x3>("F(2×2, 3×3)");
         check::<F4x3>("F(4×4, 3×3)");
-        // The SSE path does run (on x86-64), for f32 rows of at least 4 tiles only.
+        // A vector path does run (on x86-64), for f32 rows of at least 4 tiles only.
         let (len, tw) = (5, 4);
         let d = vec![0f32; 4 * 2 * len];
         let mut out = vec![0f32; 16 * tw];
         assert_eq!(
-            sse::input_row::<f32, F2x3>(&d, len, tw, tw, &mut out),
+            simd::input_row::<f32, F2x3>(&d, len, tw, tw, &mut out),
             cfg!(target_arch = "x86_64")
         );
         let d64 = vec![0f64; 4 * 2 * len];
         let mut out64 = vec![0f64; 16 * tw];
-        assert!(!sse::input_row::<f64, F2x3>(&d64, len, tw, tw, &mut out64));
-        assert!(!sse::input_row::<f32, F2x3>(&d, len, 3, 3, &mut out));
+        assert!(!simd::input_row::<f64, F2x3>(&d64, len, tw, tw, &mut out64));
+        assert!(!simd::input_row::<f32, F2x3>(&d, len, 3, 3, &mut out));
+    }
+    /// Each vector width this CPU has gives the scalar path's rows bit for bit, on rows it fills
+    /// exactly, rows with a partial last block (which overlaps the one before) and rows wider
+    /// than the tile stride's minimum, with NaN and −0 among the values.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn every_vector_width_equals_the_scalar_rows_bit_for_bit() {
+        use simd::Width;
+        fn bits(v: &[f32]) -> Vec<u32> {
+            v.iter()
+                .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
+                .collect()
+        }
+        fn check<S: Scheme>(seed: &mut u64) -> usize {
+            let (m, a) = (S::M, S::A);
+            let mut checked = 0;
+            for tw in [4, 5, 7, 8, 9, 15, 16, 17, 23, 31, 32, 33, 56] {
+                let (len, tiles) = (tw + 1, tw + 3);
+                let mut d: Vec<f32> = random(a * m * len, seed)
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect();
+                d[1] = f32::NAN;
+                d[2] = -0.0;
+                let mut t = vec![0f32; a * m * len];
+                let mut v0 = vec![7f32; a * a * tiles];
+                input_row::<f32, S>(&d, &mut t, len, tw, tiles, &mut v0);
+                let mc: Vec<f32> = random(a * a * tiles, seed)
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect();
+                let mut s = vec![0f32; m * a * tw];
+                for width in Width::ALL.into_iter().filter(|w| w.available()) {
+                    let mut v1 = vec![7f32; a * a * tiles];
+                    let ran = simd::input_row_at::<f32, S>(width, &d, len, tw, tiles, &mut v1);
+                    assert_eq!(ran, width.lanes() <= tw, "{width:?}, {tw} tiles");
+                    if !ran {
+                        continue;
+                    }
+                    assert_eq!(bits(&v0), bits(&v1), "input row, {width:?}, {tw} tiles");
+                    for (bias, relu) in [(0.0, false), (0.0, true), (0.25, true), (-0.5, false)] {
+                        let mut y0 = vec![7f32; m * m * tw];
+                        output_row::<f32, S>(&mc, tw, tiles, bias, relu, &mut s, &mut y0);
+                        let mut y1 = vec![7f32; m * m * tw];
+                        assert!(simd::output_row_at::<f32, S>(
+                            width, &mc, tw, tiles, bias, relu, &mut y1
+                        ));
+                        let case = format!("{width:?}, {tw} tiles, bias {bias}, relu {relu}");
+                        assert_eq!(bits(&y0), bits(&y1), "output row, {case}");
+                    }
+                    checked += 1;
+                }
+            }
+            checked
+        }
+        let mut seed = 11u64;
+        let checked = check::<F2x3>(&mut seed) + check::<F4x3>(&mut seed);
+        // SSE at least, on every row of both schemes.
+        assert!(checked >= 26, "{checked} rows checked");
     }
 }
