@@ -12,7 +12,8 @@
 //!   grey (0.5) outside — Lucid's pad 12, jitter 8, scale, rotate, jitter 4 in one bilinear
 //!   resampling.
 //! - **The model's normalisation** (the preprocessing's mean/std) at the preprocessing's size.
-//! - **Adam**, lr 0.05, 256 steps; several filters optimise together as one batch.
+//! - **Adam**, lr 0.05, 256 steps; several filters optimise together as one batch (on the CPU
+//!   with several threads, in even shares, one per thread: [`Lanes`]).
 //! - **Dead starts restart.** A map behind a ReLU that is zero everywhere on the start image
 //!   gets no gradient, and plain gradient ascent would never move. When a filter's gradient is
 //!   exactly zero during the first quarter of the steps, its spectrum is drawn again from its
@@ -20,12 +21,16 @@
 //!   moments are cleared. Lucid's answer to the same problem is a "redirected" ReLU gradient;
 //!   restarting needs no change to the network.
 
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+
 use candle_core::{DType, Device, Tensor, Var};
 use fmv_models::LayerId;
 
 use super::adam::Adam;
 use super::{Pattern, PatternConfig, RobustConfig, Step, sigmoid};
 use crate::error::Result;
+use crate::lanes::Lanes;
 use crate::rng::Rng;
 use crate::visualizer::Visualizer;
 
@@ -243,8 +248,142 @@ impl MapRun {
     }
 }
 
-/// Every filter of `config`, optimised as one batch with the robust settings `robust`; a
-/// filter whose objective reaches a plateau ([`Plateau`]) leaves the batch, its image as it was.
+/// What every step of one run shares.
+struct Setup<'a> {
+    viz: &'a Visualizer,
+    layer: LayerId,
+    robust: &'a RobustConfig,
+    fourier: &'a Fourier,
+    /// The image's sides and its values per image, `3·h·w`.
+    h: usize,
+    w: usize,
+    plane: usize,
+}
+
+/// Step `step` of the maps `active`, whose filters are `filters`, as one batch: the images,
+/// the objective, its gradient, each map's Adam step, restart or plateau. Returns the maps'
+/// objectives.
+fn step_maps(
+    s: &Setup<'_>,
+    step: usize,
+    active: &mut [&mut MapRun],
+    filters: &[usize],
+) -> Result<Vec<f64>> {
+    let (viz, robust, plane) = (s.viz, s.robust, s.plane);
+    let device = viz.backbone().device();
+    let dtype = viz.backbone().dtype();
+    let spectra = |part: fn(&MapRun) -> &[f32]| -> Result<Var> {
+        let v: Vec<f32> = active
+            .iter()
+            .flat_map(|m| part(m).iter().copied())
+            .collect();
+        Ok(Var::from_tensor(
+            &Tensor::from_vec(v, (active.len() * 3, s.h, s.w), device)?.to_dtype(dtype)?,
+        )?)
+    };
+    let b = active.len();
+    let (vr, vi) = (spectra(|m| &m.re)?, spectra(|m| &m.im)?);
+    let img = s.fourier.render(vr.as_tensor(), vi.as_tensor(), b)?;
+    let warped = active
+        .iter_mut()
+        .enumerate()
+        .map(|(k, m)| {
+            warp(&img.get(k)?, &mut m.rng)?
+                .unsqueeze(0)
+                .map_err(Into::into)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let x = normalize(viz, &Tensor::cat(&warped, 0)?)?;
+    let obj = viz.objective(
+        &x,
+        s.layer,
+        filters,
+        (robust.objective, robust.tracked_tile),
+    )?;
+    let values: Vec<f64> = obj.to_dtype(DType::F64)?.to_vec1()?;
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(crate::Error::NonFinite {
+            layer: viz.backbone().layer(s.layer).name.clone(),
+            path: "(activation maximisation)".into(),
+        });
+    }
+    let improved: Vec<usize> = (0..b)
+        .filter(|&k| active[k].best.as_ref().is_none_or(|(a, _)| values[k] > *a))
+        .collect();
+    if !improved.is_empty() {
+        let hwc = to_hwc(&img.detach())?;
+        for k in improved {
+            active[k].best = Some((values[k], hwc[k].clone()));
+        }
+    }
+    for (m, v) in active.iter_mut().zip(&values) {
+        m.trace.push(*v);
+    }
+    let grads = obj.neg()?.sum_all()?.backward()?;
+    let grad_of = |v: &Var| -> Result<Vec<f32>> {
+        Ok(grads
+            .get(v.as_tensor())
+            .ok_or_else(|| {
+                crate::Error::from(candle_core::Error::Msg(
+                    "no gradient reached the image".into(),
+                ))
+            })?
+            .flatten_all()?
+            .to_dtype(DType::F32)?
+            .to_vec1()?)
+    };
+    let (g_re, g_im) = (grad_of(&vr)?, grad_of(&vi)?);
+    for (k, m) in active.iter_mut().enumerate() {
+        let part = k * plane..(k + 1) * plane;
+        m.adam.0.step(&mut m.re, &g_re[part.clone()]);
+        m.adam.1.step(&mut m.im, &g_im[part.clone()]);
+        let dead =
+            g_re[part.clone()].iter().all(|&g| g == 0.0) && g_im[part].iter().all(|&g| g == 0.0);
+        let restarting = step < robust.steps / 4;
+        if restarting && dead && m.restarts < MAX_RESTARTS {
+            m.restart();
+        } else if !restarting && robust.plateau.is_some_and(|p| p.reached(&m.trace)) {
+            m.active = false;
+        }
+    }
+    Ok(values)
+}
+
+/// Step `step` of the maps `active`: split evenly across the `lanes` when their number
+/// divides among them, each share a batch on one thread (the lanes meet once a step, not at
+/// every op's joins); otherwise one batch on every thread. A map's step does not depend on
+/// which maps share its batch, so both give the same values.
+fn step_in_lanes(
+    s: &Setup<'_>,
+    lanes: Option<&Lanes>,
+    step: usize,
+    active: &mut [&mut MapRun],
+    filters: &[usize],
+) -> Result<Vec<f64>> {
+    let Some(lanes) = lanes.filter(|l| active.len().is_multiple_of(l.count())) else {
+        return step_maps(s, step, active, filters);
+    };
+    let per_lane = active.len() / lanes.count();
+    let shares: Vec<Mutex<(&mut [&mut MapRun], &[usize])>> = active
+        .chunks_mut(per_lane)
+        .zip(filters.chunks(per_lane))
+        .map(Mutex::new)
+        .collect();
+    let never = AtomicBool::new(false);
+    let mut values = Vec::with_capacity(filters.len());
+    for share in lanes.run(shares.len(), &never, &|i| {
+        let mut share = shares[i].lock().unwrap_or_else(|e| e.into_inner());
+        let (maps, filters) = &mut *share;
+        step_maps(s, step, maps, filters)
+    }) {
+        values.extend(share.expect("no lane halts")?);
+    }
+    Ok(values)
+}
+
+/// Every filter of `config`, optimised with the robust settings `robust`: as one batch, or on
+/// the CPU with several threads in even shares, one per thread ([`step_in_lanes`]); a filter
+/// whose objective reaches a plateau ([`Plateau`]) leaves the batch, its image as it was.
 pub(super) fn run(
     viz: &Visualizer,
     layer: LayerId,
@@ -257,18 +396,22 @@ pub(super) fn run(
     let dtype = viz.backbone().dtype();
     let fourier = Fourier::new(h, w, &device, dtype)?;
     let plane = 3 * h * w;
+    let setup = Setup {
+        viz,
+        layer,
+        robust,
+        fourier: &fourier,
+        h,
+        w,
+        plane,
+    };
+    let lanes = Lanes::new(&device, config.filters.len())?;
     let mut maps: Vec<MapRun> = config
         .filters
         .iter()
         .map(|&f| MapRun::new(f, config.seed, plane, robust.lr()))
         .collect();
     let mut interrupted = false;
-    let spectra = |maps: &[&mut MapRun], part: fn(&MapRun) -> &[f32]| -> Result<Var> {
-        let v: Vec<f32> = maps.iter().flat_map(|m| part(m).iter().copied()).collect();
-        Ok(Var::from_tensor(
-            &Tensor::from_vec(v, (maps.len() * 3, h, w), &device)?.to_dtype(dtype)?,
-        )?)
-    };
     for step in 0..robust.steps {
         if should_stop() {
             interrupted = true;
@@ -282,70 +425,11 @@ pub(super) fn run(
         if active.is_empty() {
             break;
         }
-        let b = active.len();
-        let (vr, vi) = (spectra(&active, |m| &m.re)?, spectra(&active, |m| &m.im)?);
-        let img = fourier.render(vr.as_tensor(), vi.as_tensor(), b)?;
-        let warped = active
-            .iter_mut()
-            .enumerate()
-            .map(|(k, m)| {
-                warp(&img.get(k)?, &mut m.rng)?
-                    .unsqueeze(0)
-                    .map_err(Into::into)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let x = normalize(viz, &Tensor::cat(&warped, 0)?)?;
-        let obj = viz.objective(&x, layer, &filters, (robust.objective, robust.tracked_tile))?;
-        let values: Vec<f64> = obj.to_dtype(DType::F64)?.to_vec1()?;
-        if values.iter().any(|v| !v.is_finite()) {
-            return Err(crate::Error::NonFinite {
-                layer: viz.backbone().layer(layer).name.clone(),
-                path: "(activation maximisation)".into(),
-            });
-        }
-        let improved: Vec<usize> = (0..b)
-            .filter(|&k| active[k].best.as_ref().is_none_or(|(a, _)| values[k] > *a))
-            .collect();
-        if !improved.is_empty() {
-            let hwc = to_hwc(&img.detach())?;
-            for k in improved {
-                active[k].best = Some((values[k], hwc[k].clone()));
-            }
-        }
-        for (m, v) in active.iter_mut().zip(&values) {
-            m.trace.push(*v);
-        }
-        let grads = obj.neg()?.sum_all()?.backward()?;
-        let grad_of = |v: &Var| -> Result<Vec<f32>> {
-            Ok(grads
-                .get(v.as_tensor())
-                .ok_or_else(|| {
-                    crate::Error::from(candle_core::Error::Msg(
-                        "no gradient reached the image".into(),
-                    ))
-                })?
-                .flatten_all()?
-                .to_dtype(DType::F32)?
-                .to_vec1()?)
-        };
-        let (g_re, g_im) = (grad_of(&vr)?, grad_of(&vi)?);
-        for (k, m) in active.iter_mut().enumerate() {
-            let part = k * plane..(k + 1) * plane;
-            m.adam.0.step(&mut m.re, &g_re[part.clone()]);
-            m.adam.1.step(&mut m.im, &g_im[part.clone()]);
-            let dead = g_re[part.clone()].iter().all(|&g| g == 0.0)
-                && g_im[part].iter().all(|&g| g == 0.0);
-            let restarting = step < robust.steps / 4;
-            if restarting && dead && m.restarts < MAX_RESTARTS {
-                m.restart();
-            } else if !restarting && robust.plateau.is_some_and(|p| p.reached(&m.trace)) {
-                m.active = false;
-            }
-        }
+        let values = step_in_lanes(&setup, lanes.as_ref(), step, &mut active, &filters)?;
         on_step(Step {
             done: step + 1,
             total: robust.steps,
-            activation: values.iter().sum::<f64>() / b as f64,
+            activation: values.iter().sum::<f64>() / values.len() as f64,
         });
     }
     // The final images, without transformations, and their objective.

@@ -155,6 +155,67 @@ fn robust_patterns_are_reproducible_batched_and_raise_the_objective() {
     assert_ne!(other[0].image, both[0].image, "another seed, another image");
 }
 
+/// On the CPU with several threads, robust maps run in lanes, an even share of the maps on each
+/// thread: the patterns are those of the one batch on one thread, and so are the progress
+/// events. Four maps, with a plateau rule under which they stop at different steps (the lanes'
+/// shares change, and with an odd number left a step takes the one batch).
+#[test]
+fn robust_maps_in_lanes_equal_the_one_batch() {
+    let golden = Golden::load("vgg16_small_seed1");
+    let model = Model::load(golden.weights(), &load_options()).unwrap();
+    let viz = Visualizer::new(model).with_preprocess(Preprocess::imagenet().with_size(64, 64));
+    let steps = 24;
+    let cfg = |plateau: Option<Plateau>| {
+        PatternConfig::new(
+            LayerRef::Compat(12),
+            vec![59, 3, 12, 40],
+            RobustConfig::new().with_steps(steps).with_plateau(plateau),
+        )
+        .with_seed(5)
+    };
+    let run = |threads: usize, c: &PatternConfig| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut events = Vec::new();
+        let patterns = pool.install(|| {
+            viz.maximize(c, &mut |e: &Event| {
+                if let Event::Step {
+                    done, activation, ..
+                } = e
+                {
+                    events.push((*done, activation.to_bits()));
+                }
+            })
+            .unwrap()
+        });
+        (patterns, events)
+    };
+    let (full, _) = run(1, &cfg(None));
+    let stop_of = |trace: &[f64], p: Plateau| (1..=trace.len()).find(|&n| p.reached(&trace[..n]));
+    let plateau = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]
+        .map(|min_rise| Plateau {
+            window: 2,
+            min_steps: 6, // after the first quarter, as the run checks
+            min_rise,
+        })
+        .into_iter()
+        .find(|&p| {
+            let stops: Vec<_> = full
+                .iter()
+                .map(|m| stop_of(&m.activation_trace, p))
+                .collect();
+            stops.iter().any(|s| s.is_some_and(|n| n < steps))
+                && stops.windows(2).any(|w| w[0] != w[1])
+        })
+        .expect("some rise stops the maps at different steps");
+    let (lanes, lane_events) = run(2, &cfg(Some(plateau)));
+    let (batch, batch_events) = run(1, &cfg(Some(plateau)));
+    assert_eq!(lanes, batch);
+    assert_eq!(lane_events, batch_events);
+}
+
 /// A map whose objective stops rising leaves the batch at the end of a window, its image as it
 /// was; the others go on; each map's trace is the one it has without the rule, cut where the
 /// rule says, and its final image the one a run of that many steps gives it alone.
