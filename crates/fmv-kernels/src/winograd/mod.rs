@@ -455,14 +455,18 @@ fn input_transform<T: Float, S: Scheme>(
 /// One input row `input` (`None`: a row of the padding), padded by `p` zeros on each side,
 /// written into `dr` as `m` phases of `dr.len() / m` values: padded column `j` goes to phase
 /// `j % m` at `j / m`, and every other value of `dr` is zero. Wide rows are copied one phase at
-/// a time, narrow ones value by value, which costs less to set up.
+/// a time, with only the ends of each phase zeroed; narrow ones value by value after zeroing
+/// the whole row, which costs less to set up.
 fn into_phases<T: Float>(input: Option<&[T]>, p: usize, m: usize, dr: &mut [T]) {
     /// The narrowest row copied a phase at a time.
     const COPY_FROM: usize = 64;
-    dr.fill(T::zero());
-    let Some(input) = input else { return };
+    let Some(input) = input else {
+        dr.fill(T::zero());
+        return;
+    };
     let len = dr.len() / m;
     if input.len() < COPY_FROM {
+        dr.fill(T::zero());
         for (ix, &val) in input.iter().enumerate() {
             let j = ix + p;
             dr[(j % m) * len + j / m] = val;
@@ -471,13 +475,19 @@ fn into_phases<T: Float>(input: Option<&[T]>, p: usize, m: usize, dr: &mut [T]) 
     }
     for (phase, out) in dr.chunks_exact_mut(len).enumerate() {
         // The first q of this phase whose padded column q·m + phase is an input column.
-        let first = p.saturating_sub(phase).div_ceil(m);
-        let Some(from) = input.get(first * m + phase - p..) else {
-            continue;
-        };
-        for (o, &v) in out[first..].iter_mut().zip(from.iter().step_by(m)) {
-            *o = v;
+        let first = p.saturating_sub(phase).div_ceil(m).min(len);
+        let (before, rest) = out.split_at_mut(first);
+        before.fill(T::zero());
+        let from = (first * m + phase)
+            .checked_sub(p)
+            .and_then(|at| input.get(at..))
+            .unwrap_or(&[]);
+        let mut copied = 0;
+        for (o, values) in rest.iter_mut().zip(from.chunks(m)) {
+            *o = values[0];
+            copied += 1;
         }
+        rest[copied..].fill(T::zero());
     }
 }
 
@@ -645,6 +655,33 @@ mod tests {
                 .fold(0.0, f64::max);
             assert!(max < 1e-12, "{tile:?}: chunked result differs by {max}");
             assert!(whole.iter().any(|&v| v > 0.0));
+        }
+    }
+
+    /// A row split into phases holds each padded column where the scatter puts it and zeros
+    /// everywhere else, whatever `dr` held before: wide and narrow rows, paddings 0–2, both
+    /// tile sizes, padding rows.
+    #[test]
+    fn rows_in_phases_are_the_scatter_of_the_padded_row() {
+        for (m, w, p) in [2usize, 4]
+            .into_iter()
+            .flat_map(|m| [5, 63, 64, 65, 70, 130].map(move |w| (m, w)))
+            .flat_map(|(m, w)| [0, 1, 2].map(move |p| (m, w, p)))
+        {
+            let tw: usize = (w + 2 * p - 2usize).div_ceil(m);
+            let len = tw + 1;
+            let input: Vec<f64> = (0..w).map(|i| i as f64 + 1.0).collect();
+            let mut want = vec![0.0; m * len];
+            for (ix, &v) in input.iter().enumerate() {
+                let j = ix + p;
+                want[(j % m) * len + j / m] = v;
+            }
+            let mut dr = vec![f64::NAN; m * len];
+            into_phases(Some(&input), p, m, &mut dr);
+            assert_eq!(dr, want, "m {m}, width {w}, padding {p}");
+            let mut dr = vec![f64::NAN; m * len];
+            into_phases(None, p, m, &mut dr);
+            assert!(dr.iter().all(|&v| v == 0.0));
         }
     }
 
