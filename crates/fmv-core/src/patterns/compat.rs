@@ -10,7 +10,7 @@ use candle_core::{DType, Tensor, Var};
 use fmv_models::{LayerId, Tile};
 
 use super::adam::Adam;
-use super::{CompatConfig, Objective, Pattern, PatternConfig, Step, sigmoid};
+use super::{CompatConfig, Objective, Pattern, PatternConfig, Step, image_gradient, sigmoid};
 use crate::cubic::resize_cubic_opencv;
 use crate::error::Result;
 use crate::lanes::Lanes;
@@ -188,16 +188,7 @@ pub(super) fn run(
                 best = Some((a, side, kept));
             }
             let grads = act.neg()?.sum_all()?.backward()?;
-            let grad: Vec<f32> = grads
-                .get(var.as_tensor())
-                .ok_or_else(|| {
-                    crate::Error::from(candle_core::Error::Msg(
-                        "no gradient reached the image".into(),
-                    ))
-                })?
-                .flatten_all()?
-                .to_dtype(DType::F32)?
-                .to_vec1()?;
+            let grad = image_gradient(&grads, &var)?;
             adam.step(&mut param, &grad);
             on_step(Step {
                 done: trace.len(),

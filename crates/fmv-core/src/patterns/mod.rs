@@ -705,6 +705,22 @@ pub(crate) fn sigmoid(x: &candle_core::Tensor) -> candle_core::Result<candle_cor
     (x.neg()?.exp()? + 1.0)?.recip()
 }
 
+/// The gradient that reached the image `var`, as `f32`s in its layout.
+pub(crate) fn image_gradient(
+    grads: &candle_core::backprop::GradStore,
+    var: &candle_core::Var,
+) -> Result<Vec<f32>> {
+    let grad = grads.get(var.as_tensor()).ok_or_else(|| {
+        Error::from(candle_core::Error::Msg(
+            "no gradient reached the image".into(),
+        ))
+    })?;
+    Ok(grad
+        .flatten_all()?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1()?)
+}
+
 /// What [`Visualizer::max_activations`] computes: the highest value of each filter's objective
 /// over real images, which a pattern has to beat.
 ///

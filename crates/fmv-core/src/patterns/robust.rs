@@ -28,7 +28,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use fmv_models::LayerId;
 
 use super::adam::Adam;
-use super::{Pattern, PatternConfig, RobustConfig, Step, sigmoid};
+use super::{Pattern, PatternConfig, RobustConfig, Step, image_gradient, sigmoid};
 use crate::error::Result;
 use crate::lanes::Lanes;
 use crate::rng::Rng;
@@ -254,9 +254,10 @@ struct Setup<'a> {
     layer: LayerId,
     robust: &'a RobustConfig,
     fourier: &'a Fourier,
-    /// The image's sides and its values per image, `3·h·w`.
+    /// The image's height and width.
     h: usize,
     w: usize,
+    /// Values per image, `3·h·w`.
     plane: usize,
 }
 
@@ -320,19 +321,7 @@ fn step_maps(
         m.trace.push(*v);
     }
     let grads = obj.neg()?.sum_all()?.backward()?;
-    let grad_of = |v: &Var| -> Result<Vec<f32>> {
-        Ok(grads
-            .get(v.as_tensor())
-            .ok_or_else(|| {
-                crate::Error::from(candle_core::Error::Msg(
-                    "no gradient reached the image".into(),
-                ))
-            })?
-            .flatten_all()?
-            .to_dtype(DType::F32)?
-            .to_vec1()?)
-    };
-    let (g_re, g_im) = (grad_of(&vr)?, grad_of(&vi)?);
+    let (g_re, g_im) = (image_gradient(&grads, &vr)?, image_gradient(&grads, &vi)?);
     for (k, m) in active.iter_mut().enumerate() {
         let part = k * plane..(k + 1) * plane;
         m.adam.0.step(&mut m.re, &g_re[part.clone()]);
