@@ -3,8 +3,8 @@
 
 use fmv_core::pixels::resize_cubic_opencv;
 use fmv_core::{
-    CompatConfig, Error, Event, Field, Observer, PatternConfig, Plateau, Preprocess, Problem,
-    RobustConfig, Visualizer,
+    CompatConfig, Error, Event, Field, Observer, Pattern, PatternConfig, Plateau, Preprocess,
+    Problem, RobustConfig, Visualizer,
 };
 use fmv_models::{LayerRef, Model};
 
@@ -155,6 +155,34 @@ fn robust_patterns_are_reproducible_batched_and_raise_the_objective() {
     assert_ne!(other[0].image, both[0].image, "another seed, another image");
 }
 
+/// The step at which `p` stops a map whose objectives are `trace`, if it does.
+fn stop_of(trace: &[f64], p: Plateau) -> Option<usize> {
+    (1..=trace.len()).find(|&n| p.reached(&trace[..n]))
+}
+
+/// The first plateau rule of `window`-step windows from `min_steps` on (after the first quarter,
+/// as the run checks) under which the maps of `full` (run without a rule for `steps` steps)
+/// would stop at different steps, one at least before the end: the rule is the subject of the
+/// tests that use it, not its default values.
+fn separating_plateau(full: &[Pattern], window: usize, min_steps: usize, steps: usize) -> Plateau {
+    [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
+        .map(|min_rise| Plateau {
+            window,
+            min_steps,
+            min_rise,
+        })
+        .into_iter()
+        .find(|&p| {
+            let stops: Vec<_> = full
+                .iter()
+                .map(|m| stop_of(&m.activation_trace, p))
+                .collect();
+            stops.iter().any(|s| s.is_some_and(|n| n < steps))
+                && stops.windows(2).any(|w| w[0] != w[1])
+        })
+        .expect("some rise stops the maps at different steps")
+}
+
 /// On the CPU with several threads, robust maps run in lanes, an even share of the maps on each
 /// thread: the patterns are those of the one batch on one thread, and so are the progress
 /// events. Four maps, with a plateau rule under which they stop at different steps (the lanes'
@@ -193,23 +221,7 @@ fn robust_maps_in_lanes_equal_the_one_batch() {
         (patterns, events)
     };
     let (full, _) = run(1, &cfg(None));
-    let stop_of = |trace: &[f64], p: Plateau| (1..=trace.len()).find(|&n| p.reached(&trace[..n]));
-    let plateau = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]
-        .map(|min_rise| Plateau {
-            window: 2,
-            min_steps: 6, // after the first quarter, as the run checks
-            min_rise,
-        })
-        .into_iter()
-        .find(|&p| {
-            let stops: Vec<_> = full
-                .iter()
-                .map(|m| stop_of(&m.activation_trace, p))
-                .collect();
-            stops.iter().any(|s| s.is_some_and(|n| n < steps))
-                && stops.windows(2).any(|w| w[0] != w[1])
-        })
-        .expect("some rise stops the maps at different steps");
+    let plateau = separating_plateau(&full, 2, 6, steps);
     let (lanes, lane_events) = run(2, &cfg(Some(plateau)));
     let (batch, batch_events) = run(1, &cfg(Some(plateau)));
     assert_eq!(lanes, batch);
@@ -233,24 +245,9 @@ fn robust_maps_leave_the_batch_on_a_plateau() {
         vec![59, 3],
         RobustConfig::new().with_steps(steps).with_plateau(None),
     ));
-    let stop_of = |trace: &[f64], p: Plateau| (1..=trace.len()).find(|&n| p.reached(&trace[..n]));
     // A rise that stops one map before the other (the rule is the subject here, not its
     // default values).
-    let plateau = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
-        .map(|min_rise| Plateau {
-            window: 4,
-            min_steps: 12, // after the first quarter, as the run checks
-            min_rise,
-        })
-        .into_iter()
-        .find(|&p| {
-            let (a, b) = (
-                stop_of(&full[0].activation_trace, p),
-                stop_of(&full[1].activation_trace, p),
-            );
-            a != b && a.min(b).is_some_and(|n| n < steps) || (a.is_some() != b.is_some())
-        })
-        .expect("some rise tells the two maps apart");
+    let plateau = separating_plateau(&full, 4, 12, steps);
     let stopped = run(&cfg(
         vec![59, 3],
         RobustConfig::new()
