@@ -60,6 +60,22 @@ pub(crate) unsafe fn written_in_runs<T: Float>(
     out
 }
 
+/// Runs `f` on `len` elements of this thread's scratch, kept from call to call, so that a
+/// kernel that runs once per layer and step neither allocates nor zeroes its working memory
+/// each time. The elements hold whatever the thread's last call left there: `f` must write
+/// each element before it reads it. A call nested in another on the same thread (a rayon
+/// worker that takes up another kernel's job while it waits) gets a buffer of its own.
+pub(crate) fn with_scratch<T: Float, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    let cell = T::scratch();
+    let mut buf = cell.take();
+    if buf.len() < len {
+        buf.resize(len, T::zero());
+    }
+    let result = f(&mut buf[..len]);
+    cell.set(buf);
+    result
+}
+
 /// A buffer's base pointer, shared by the threads that write disjoint elements of it.
 #[derive(Clone, Copy)]
 pub(crate) struct SharedOut<T>(pub *mut T);

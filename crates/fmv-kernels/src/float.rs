@@ -1,11 +1,32 @@
 //! The element types fmv's CPU kernels compute in, and which tensors they serve.
 
+use std::cell::Cell;
+use std::thread::LocalKey;
+
 use candle_core::{DType, Tensor, WithDType};
 
 /// The element types the CPU kernels run in (those `gemm` multiplies): `f32` and `f64`.
-pub(crate) trait Float: WithDType + Copy + Send + Sync + PartialOrd + 'static {}
-impl Float for f32 {}
-impl Float for f64 {}
+pub(crate) trait Float: WithDType + Copy + Send + Sync + PartialOrd + 'static {
+    /// This thread's scratch of this type (see [`crate::buffer::with_scratch`]).
+    fn scratch() -> &'static LocalKey<Cell<Vec<Self>>>;
+}
+
+thread_local! {
+    static SCRATCH_F32: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    static SCRATCH_F64: Cell<Vec<f64>> = const { Cell::new(Vec::new()) };
+}
+
+impl Float for f32 {
+    fn scratch() -> &'static LocalKey<Cell<Vec<Self>>> {
+        &SCRATCH_F32
+    }
+}
+
+impl Float for f64 {
+    fn scratch() -> &'static LocalKey<Cell<Vec<Self>>> {
+        &SCRATCH_F64
+    }
+}
 
 /// `max(v, 0)`, with NaN mapped to 0 like candle's `relu`.
 pub(crate) fn relu_of<T: Float>(v: T) -> T {

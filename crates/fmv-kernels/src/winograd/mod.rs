@@ -22,7 +22,7 @@
 use rayon::prelude::*;
 
 use crate::algorithm::Tile;
-use crate::buffer::{SharedOut, zeroed};
+use crate::buffer::{SharedOut, with_scratch, zeroed};
 use crate::float::{Float, relu_of};
 use crate::matmul::matmul_into;
 
@@ -74,6 +74,9 @@ trait Scheme {
     /// exists: then the kernels of a rotated kernel are the original's with `ξ = (i, j)` read at
     /// `(π(i), π(j))`, and the input gradient needs no kernels of its own.
     const FLIP: Option<[usize; 6]>;
+
+    /// [`into_phases`] with this scheme's `M` phases.
+    fn into_phases<T: Float>(input: Option<&[T]>, p: usize, dr: &mut [T]);
 }
 
 /// F(2×2, 3×3).
@@ -109,6 +112,10 @@ impl Scheme for F2x3 {
     ];
     /// Rows 1 and 2 of `G` are symmetric; rows 0 and 3 are each other reversed.
     const FLIP: Option<[usize; 6]> = Some([3, 1, 2, 0, 4, 5]);
+
+    fn into_phases<T: Float>(input: Option<&[T]>, p: usize, dr: &mut [T]) {
+        into_phases::<T, 2>(input, p, dr)
+    }
 }
 
 /// F(4×4, 3×3), Lavin & Gray's interpolation points 0, ±1, ±2, ∞.
@@ -144,6 +151,10 @@ impl Scheme for F4x3 {
     ];
     /// Row 0 of `G` reversed, `(0, 0, ¼)`, is no row of `G`.
     const FLIP: Option<[usize; 6]> = None;
+
+    fn into_phases<T: Float>(input: Option<&[T]>, p: usize, dr: &mut [T]) {
+        into_phases::<T, 4>(input, p, dr)
+    }
 }
 
 impl Tile {
@@ -362,59 +373,63 @@ fn conv3x3_in_chunks<T: Float, S: Scheme>(
     // Tile rows of the whole batch, `b·th + ty`, taken `chunk` at a time (at least one).
     let per_row = xi * (c_in + c_out) * tw * std::mem::size_of::<T>();
     let chunk = (scratch_bytes / per_row).clamp(1, n * th);
-    let mut v = zeroed(c_in * xi * chunk * tw);
-    let mut mm = zeroed(c_out * xi * chunk * tw);
     let mut y = zeroed(n * c_out * ho * wo);
     // Each output channel's planes, one per image, for the thread that owns the channel.
     let mut by_channel: Vec<Vec<&mut [T]>> = (0..c_out).map(|_| Vec::new()).collect();
     for (i, plane) in y.chunks_mut(ho * wo).enumerate() {
         by_channel[i % c_out].push(plane);
     }
-    for r0 in (0..n * th).step_by(chunk) {
-        let rows = r0..(r0 + chunk).min(n * th);
-        let tiles = rows.len() * tw;
-        let v = &mut v[..c_in * xi * tiles];
-        let mm = &mut mm[..c_out * xi * tiles];
-        v.par_chunks_mut(xi * tiles)
-            .enumerate()
-            .for_each(|(ci, vc)| input_transform::<T, S>(x, &plan, ci, rows.clone(), vc));
-        // M[ξ] = U[ξ] · V[ξ], written [c_out][ξ][tile]: `xi` independent products, each on
-        // one thread. They are small (3–4 M multiply-adds in every ResNet50 layer at 224 px),
-        // so splitting each across the threads costs more in waking and joining them than it
-        // gains.
-        let out = SharedOut(mm.as_mut_ptr());
-        (0..xi).into_par_iter().for_each(|k| {
-            let (block, strides) = match (u.adjoint, S::FLIP) {
-                (false, _) => (k, (c_in, 1)),
-                (true, Some(flip)) => (flip[k / S::A] * S::A + flip[k % S::A], (1, c_out)),
-                (true, None) => unreachable!("only F(2×2, 3×3) computes input gradients"),
-            };
-            // SAFETY: product k writes the elements `co·xi·tiles + k·tiles + t` (co < c_out,
-            // t < tiles) of `mm`, which holds c_out·xi·tiles of them: inside it, and disjoint
-            // from every other product's; `mm` is not otherwise touched until all have ended.
-            unsafe {
-                matmul_into(
-                    out.at(k * tiles),
-                    xi * tiles,
-                    false,
-                    (c_out, tiles, c_in),
-                    &u.u[block * c_out * c_in..][..c_out * c_in],
-                    strides,
-                    &v[k * tiles..],
-                    (xi * tiles, 1),
-                    gemm::Parallelism::None,
-                )
-            }
-        });
-        by_channel
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(co, planes)| {
-                let mc = &mm[co * xi * tiles..][..xi * tiles];
-                let b0 = bias.map_or(T::zero(), |b| b[co]);
-                output_transform::<T, S>(mc, &plan, rows.clone(), b0, relu, planes);
+    // `V` and `M` in the thread's reused scratch: the input transform writes every element of
+    // `V` and the products every element of `M` before anything reads them.
+    let v_len = c_in * xi * chunk * tw;
+    with_scratch(v_len + c_out * xi * chunk * tw, |scratch: &mut [T]| {
+        let (v, mm) = scratch.split_at_mut(v_len);
+        for r0 in (0..n * th).step_by(chunk) {
+            let rows = r0..(r0 + chunk).min(n * th);
+            let tiles = rows.len() * tw;
+            let v = &mut v[..c_in * xi * tiles];
+            let mm = &mut mm[..c_out * xi * tiles];
+            v.par_chunks_mut(xi * tiles)
+                .enumerate()
+                .for_each(|(ci, vc)| input_transform::<T, S>(x, &plan, ci, rows.clone(), vc));
+            // M[ξ] = U[ξ] · V[ξ], written [c_out][ξ][tile]: `xi` independent products, each on
+            // one thread. They are small (3–4 M multiply-adds in every ResNet50 layer at 224 px),
+            // so splitting each across the threads costs more in waking and joining them than it
+            // gains.
+            let out = SharedOut(mm.as_mut_ptr());
+            (0..xi).into_par_iter().for_each(|k| {
+                let (block, strides) = match (u.adjoint, S::FLIP) {
+                    (false, _) => (k, (c_in, 1)),
+                    (true, Some(flip)) => (flip[k / S::A] * S::A + flip[k % S::A], (1, c_out)),
+                    (true, None) => unreachable!("only F(2×2, 3×3) computes input gradients"),
+                };
+                // SAFETY: product k writes the elements `co·xi·tiles + k·tiles + t` (co < c_out,
+                // t < tiles) of `mm`, which holds c_out·xi·tiles of them: inside it, and disjoint
+                // from every other product's; `mm` is not otherwise touched until all have ended.
+                unsafe {
+                    matmul_into(
+                        out.at(k * tiles),
+                        xi * tiles,
+                        false,
+                        (c_out, tiles, c_in),
+                        &u.u[block * c_out * c_in..][..c_out * c_in],
+                        strides,
+                        &v[k * tiles..],
+                        (xi * tiles, 1),
+                        gemm::Parallelism::None,
+                    )
+                }
             });
-    }
+            by_channel
+                .par_iter_mut()
+                .enumerate()
+                .for_each(|(co, planes)| {
+                    let mc = &mm[co * xi * tiles..][..xi * tiles];
+                    let b0 = bias.map_or(T::zero(), |b| b[co]);
+                    output_transform::<T, S>(mc, &plan, rows.clone(), b0, relu, planes);
+                });
+        }
+    });
     y
 }
 
@@ -442,7 +457,7 @@ fn input_transform<T: Float, S: Scheme>(
         for (r, dr) in d.chunks_exact_mut(width).enumerate() {
             let iy = (m * ty + r) as isize - p as isize;
             let input = (iy >= 0 && iy < h as isize).then(|| &plane[iy as usize * w..][..w]);
-            into_phases(input, p, m, dr);
+            S::into_phases(input, p, dr);
         }
         let row_out = &mut vc[k * tw..];
         if !(pl.simd && simd::input_row::<T, S>(&d, len, tw, tiles, row_out)) {
@@ -453,41 +468,37 @@ fn input_transform<T: Float, S: Scheme>(
 }
 
 /// One input row `input` (`None`: a row of the padding), padded by `p` zeros on each side,
-/// written into `dr` as `m` phases of `dr.len() / m` values: padded column `j` goes to phase
-/// `j % m` at `j / m`, and every other value of `dr` is zero. Wide rows are copied one phase at
-/// a time, with only the ends of each phase zeroed; narrow ones value by value after zeroing
-/// the whole row, which costs less to set up.
-fn into_phases<T: Float>(input: Option<&[T]>, p: usize, m: usize, dr: &mut [T]) {
-    /// The narrowest row copied a phase at a time.
-    const COPY_FROM: usize = 64;
+/// written into `dr` as `M` phases of `dr.len() / M` values: padded column `j` goes to phase
+/// `j % M` at `j / M`, and every other value of `dr` is zero. Where all `M` columns of a
+/// position are input columns (the whole row but its ends), each run of `M` inputs is
+/// transposed into the phases at once; the ends go value by value.
+fn into_phases<T: Float, const M: usize>(input: Option<&[T]>, p: usize, dr: &mut [T]) {
     let Some(input) = input else {
         dr.fill(T::zero());
         return;
     };
-    let len = dr.len() / m;
-    if input.len() < COPY_FROM {
-        dr.fill(T::zero());
-        for (ix, &val) in input.iter().enumerate() {
-            let j = ix + p;
-            dr[(j % m) * len + j / m] = val;
+    let len = dr.len() / M;
+    let w = input.len();
+    // Positions q in `inner` hold the padded columns q·M .. q·M + M, all inside the input.
+    let inner_start = p.div_ceil(M).min(len);
+    let inner = inner_start..((w + p) / M).clamp(inner_start, len);
+    let value = |j: usize| j.checked_sub(p).and_then(|ix| input.get(ix)).copied();
+    let mut phases = dr.chunks_exact_mut(len);
+    let mut phases: [&mut [T]; M] = std::array::from_fn(|_| phases.next().unwrap_or_default());
+    for (ph, out) in phases.iter_mut().enumerate() {
+        for q in (0..inner.start).chain(inner.end..len) {
+            out[q] = value(q * M + ph).unwrap_or(T::zero());
         }
+    }
+    if inner.is_empty() {
         return;
     }
-    for (phase, out) in dr.chunks_exact_mut(len).enumerate() {
-        // The first q of this phase whose padded column q·m + phase is an input column.
-        let first = p.saturating_sub(phase).div_ceil(m).min(len);
-        let (before, rest) = out.split_at_mut(first);
-        before.fill(T::zero());
-        let from = (first * m + phase)
-            .checked_sub(p)
-            .and_then(|at| input.get(at..))
-            .unwrap_or(&[]);
-        let mut copied = 0;
-        for (o, values) in rest.iter_mut().zip(from.chunks(m)) {
-            *o = values[0];
-            copied += 1;
+    let runs = input[inner.start * M - p..inner.end * M - p].chunks_exact(M);
+    let mut inner_phases = phases.map(|out| &mut out[inner.clone()]);
+    for (q, run) in runs.enumerate() {
+        for (out, &v) in inner_phases.iter_mut().zip(run) {
+            out[q] = v;
         }
-        rest[copied..].fill(T::zero());
     }
 }
 
@@ -658,14 +669,62 @@ mod tests {
         }
     }
 
+    /// A thread's reused scratch holds the last call's values; after a call that left NaN in
+    /// all of it, a convolution gives the values a fresh thread gives, bit for bit (every
+    /// element of `V` and `M` is written before it is read): both tiles, the forward kernels
+    /// and the adjoint ones, one chunk and chunks of one tile row.
+    #[test]
+    fn stale_scratch_does_not_change_the_result() {
+        let (n, c_in, c_out, h, w) = (2, 3, 5, 10, 9);
+        let mut seed = 7u64;
+        let x = random(n * c_in * h * w, &mut seed);
+        let weight = random(c_out * c_in * 9, &mut seed);
+        for (tile, adjoint, budget) in [
+            (Tile::F2, false, usize::MAX),
+            (Tile::F4, false, 1),
+            (Tile::F2, true, 1),
+            (Tile::F4, false, usize::MAX),
+        ] {
+            // The adjoint reads the layer's kernels with its outputs as the call's inputs.
+            let (layer_out, layer_in) = if adjoint {
+                (c_in, c_out)
+            } else {
+                (c_out, c_in)
+            };
+            let u = transform_weights(
+                &weight[..layer_out * layer_in * 9],
+                layer_out,
+                layer_in,
+                tile,
+                false,
+            );
+            let x = &x[..n * c_in * h * w];
+            let run = || {
+                let u = Kernels { u: &u, adjoint };
+                conv3x3_with_scratch(x, (n, c_in, h, w), tile, u, c_out, None, 1, false, budget)
+            };
+            let fresh = std::thread::scope(|s| s.spawn(run).join().expect("no panic"));
+            with_scratch::<f64, _>(1 << 16, |s| s.fill(f64::NAN));
+            let stale = run();
+            assert!(fresh.iter().all(|v| v.is_finite()));
+            assert!(
+                fresh
+                    .iter()
+                    .zip(&stale)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{tile:?}, adjoint {adjoint}, budget {budget}"
+            );
+        }
+    }
+
     /// A row split into phases holds each padded column where the scatter puts it and zeros
-    /// everywhere else, whatever `dr` held before: wide and narrow rows, paddings 0–2, both
+    /// everywhere else, whatever `dr` held before: rows of 3 to 130 values, paddings 0–2, both
     /// tile sizes, padding rows.
     #[test]
     fn rows_in_phases_are_the_scatter_of_the_padded_row() {
         for (m, w, p) in [2usize, 4]
             .into_iter()
-            .flat_map(|m| [5, 63, 64, 65, 70, 130].map(move |w| (m, w)))
+            .flat_map(|m| [3, 5, 14, 63, 64, 65, 70, 130].map(move |w| (m, w)))
             .flat_map(|(m, w)| [0, 1, 2].map(move |p| (m, w, p)))
         {
             let tw: usize = (w + 2 * p - 2usize).div_ceil(m);
@@ -676,11 +735,15 @@ mod tests {
                 let j = ix + p;
                 want[(j % m) * len + j / m] = v;
             }
+            let phases = |input: Option<&[f64]>, dr: &mut [f64]| match m {
+                2 => F2x3::into_phases(input, p, dr),
+                _ => F4x3::into_phases(input, p, dr),
+            };
             let mut dr = vec![f64::NAN; m * len];
-            into_phases(Some(&input), p, m, &mut dr);
+            phases(Some(&input), &mut dr);
             assert_eq!(dr, want, "m {m}, width {w}, padding {p}");
             let mut dr = vec![f64::NAN; m * len];
-            into_phases(None, p, m, &mut dr);
+            phases(None, &mut dr);
             assert!(dr.iter().all(|&v| v == 0.0));
         }
     }
