@@ -20,8 +20,8 @@ usage: original.py MODE WEIGHTS.safetensors ARCH LAYER [ARGS...], MODE one of
   robust_step FILTERS SIZE STEPS
                            the PyTorch side of fmv's robust step: Adam on a batch of SIZE px
                            images, one per filter of FILTERS, forward to the hooked layer only
-                           (after its ReLU), input gradient only (seconds per step over STEPS
-                           steps after 3 warm-up steps)
+                           (after its ReLU), input gradient only ([wall-clock, CPU] seconds
+                           per step over STEPS steps after 3 warm-up steps)
 """
 import json
 import os
@@ -167,6 +167,19 @@ def seconds_per_call(one, warm_up, calls):
     return (time.perf_counter() - start) / calls
 
 
+def seconds_and_cpu_per_call(one, warm_up, calls):
+    """Wall-clock and CPU seconds (all threads) per call of `one` over `calls` calls, after
+    `warm_up` calls."""
+    for _ in range(warm_up):
+        one()
+    sync()
+    start, cpu = time.perf_counter(), time.process_time()
+    for _ in range(calls):
+        one()
+    sync()
+    return [(time.perf_counter() - start) / calls, (time.process_time() - cpu) / calls]
+
+
 class _Stop(Exception):
     """Ends a forward pass at the hooked layer."""
 
@@ -192,7 +205,7 @@ def robust_step(filters, size, steps):
         (-sum(out[i, f].mean() for i, f in enumerate(filters))).backward()
         opt.step()
 
-    per_step = seconds_per_call(one, 3, steps)
+    per_step = seconds_and_cpu_per_call(one, 3, steps)
     hook.remove()
     return per_step
 

@@ -7,7 +7,8 @@
 //! (12 scales, for one map and for two; with `--full` also the default 20 scales up to 986 px),
 //! each with the GFLOP/s of its convolutions' work; `fmv rank` as a whole
 //! process over a generated folder of JPEGs (ms per image and peak RSS; with `--full` also at
-//! four times the images, to show memory flat in their number); `fmv exemplars --all` over the
+//! four times the images, to show memory flat in their number); robust activation-maximisation
+//! steps at 224 px, wall-clock and CPU time per step; `fmv exemplars --all` over the
 //! same folders at one and four times the images (peak RSS flat). Seeded random full-size
 //! weights, written once to `target/bench/` so that both sides load the same file.
 //!
@@ -131,6 +132,28 @@ impl Row {
         self.original = Some(v);
         self
     }
+}
+
+/// Seconds per step of a timed loop: wall-clock, and CPU (user + system, all threads of the
+/// process). On a host that steals time or is slow to wake a sleeping thread, the CPU time is
+/// the steadier reading of the work done; the wall-clock time is what a user waits.
+#[derive(Debug, Clone, Copy)]
+pub struct PerStep {
+    pub wall: f64,
+    pub cpu: f64,
+}
+
+/// The CPU time (user + system, all threads) this process has used so far, in seconds.
+pub(crate) fn cpu_seconds() -> Result<f64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes one `rusage` through the pointer, which points at one.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } != 0 {
+        bail!("getrusage failed: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: getrusage returned 0, so it wrote the whole struct (which started zeroed).
+    let usage = unsafe { usage.assume_init() };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    Ok(secs(usage.ru_utime) + secs(usage.ru_stime))
 }
 
 /// Runs a command and returns its wall time in seconds and its own peak RSS in MiB: the

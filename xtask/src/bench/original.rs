@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use fmv_models::Arch;
 
-use super::{root, run_measured, weights_file};
+use super::{PerStep, root, run_measured, weights_file};
 
 /// A Python able to run the original's code paths.
 pub struct Original {
@@ -123,19 +123,23 @@ impl Original {
         self.number("step", arch, seed, -2, &args)
     }
 
-    /// Seconds per step of PyTorch's side of a robust step: Adam on a batch of `size` px
-    /// images, one per filter, forward to the `layer`-th hooked layer and back (10 steps after
-    /// 3 warm-up steps).
+    /// Wall-clock and CPU seconds (all threads) per step of PyTorch's side of a robust step:
+    /// Adam on a batch of `size` px images, one per filter, forward to the `layer`-th hooked
+    /// layer and back (10 steps after 3 warm-up steps).
     pub fn robust_step(
         &self,
         arch: &Arch,
         layer: i64,
         filters: &[usize],
         size: usize,
-    ) -> Result<f64> {
+    ) -> Result<PerStep> {
         let list: Vec<String> = filters.iter().map(usize::to_string).collect();
         let args = [list.join(","), size.to_string(), "10".to_string()];
-        self.number("robust_step", arch, 1, layer, &args)
+        let v = self.call("robust_step", arch, 1, layer, &args)?;
+        match (v[0].as_f64(), v[1].as_f64()) {
+            (Some(wall), Some(cpu)) => Ok(PerStep { wall, cpu }),
+            _ => bail!("original.py robust_step gave {v}"),
+        }
     }
 
     /// Peak RSS in MiB of a Python process taking two `visualize_patterns` steps at `size` px.
