@@ -157,14 +157,7 @@ def step(filter_n, size, steps):
 
 def seconds_per_call(one, warm_up, calls):
     """Seconds per call of `one` over `calls` calls, after `warm_up` calls."""
-    for _ in range(warm_up):
-        one()
-    sync()
-    start = time.perf_counter()
-    for _ in range(calls):
-        one()
-    sync()
-    return (time.perf_counter() - start) / calls
+    return seconds_and_cpu_per_call(one, warm_up, calls)[0]
 
 
 def seconds_and_cpu_per_call(one, warm_up, calls):

@@ -691,17 +691,10 @@ mod tests {
             } else {
                 (c_out, c_in)
             };
-            let u = transform_weights(
-                &weight[..layer_out * layer_in * 9],
-                layer_out,
-                layer_in,
-                tile,
-                false,
-            );
-            let x = &x[..n * c_in * h * w];
+            let u = transform_weights(&weight, layer_out, layer_in, tile, false);
             let run = || {
                 let u = Kernels { u: &u, adjoint };
-                conv3x3_with_scratch(x, (n, c_in, h, w), tile, u, c_out, None, 1, false, budget)
+                conv3x3_with_scratch(&x, (n, c_in, h, w), tile, u, c_out, None, 1, false, budget)
             };
             let fresh = std::thread::scope(|s| s.spawn(run).join().expect("no panic"));
             with_scratch::<f64, _>(1 << 16, |s| s.fill(f64::NAN));
