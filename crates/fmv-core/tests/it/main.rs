@@ -5,6 +5,7 @@
 //! module compares the GPU with the CPU directly.
 
 mod analysis;
+mod backprop;
 #[cfg(feature = "cuda")]
 mod cuda;
 mod decode;
