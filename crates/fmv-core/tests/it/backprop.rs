@@ -52,14 +52,20 @@ fn the_rules_that_subtract_give_the_analytic_gradient() {
     let y = (Tensor::full(3.0f64, 4, &Device::Cpu).unwrap() - t).unwrap();
     let grads = y.sum_all().unwrap().backward().unwrap();
     assert_close(&values(grads.get(t).unwrap()), &[-1.0; 4]);
-    // −x + eˣ − x² + 1/x: −1 + eˣ − 2x − 1/x².
+    // Only the right-hand side of a division reaches x: d/dx (2 / x) = −2/x².
+    let two = Tensor::full(2.0f64, 4, &Device::Cpu).unwrap();
+    let grads = (&two / t).unwrap().sum_all().unwrap().backward().unwrap();
+    let want: Vec<f64> = XS.iter().map(|x| -2.0 / (x * x)).collect();
+    assert_close(&values(grads.get(t).unwrap()), &want);
+    // −x + eˣ − x² + 1/x + 2/x: −1 + eˣ − 2x − 3/x², five gradients summed.
     let y = (((t.neg().unwrap() + t.exp().unwrap()).unwrap() - t.sqr().unwrap()).unwrap()
         + t.recip().unwrap())
     .unwrap();
+    let y = (y + (&two / t).unwrap()).unwrap();
     let grads = y.sum_all().unwrap().backward().unwrap();
     let want: Vec<f64> = XS
         .iter()
-        .map(|x| -1.0 + x.exp() - 2.0 * x - 1.0 / (x * x))
+        .map(|x| -1.0 + x.exp() - 2.0 * x - 3.0 / (x * x))
         .collect();
     assert_close(&values(grads.get(t).unwrap()), &want);
 }
