@@ -79,6 +79,62 @@ impl Conv2d {
         })
     }
 
+    /// This convolution with only the output channels `channels`, in that order: its output's
+    /// channel `j` is this one's channel `channels[j]`, by the same algorithm and tile, so a
+    /// caller that needs a few channels of a layer does not compute the others (nor, in the
+    /// backward pass, carry their zero gradients through the layer). Errors on an empty list, a
+    /// channel out of range or a grouped convolution (whose output channels read only their
+    /// group's inputs).
+    ///
+    /// ```
+    /// use candle_core::{DType, Device, IndexOp, Tensor};
+    /// use fmv_kernels::{Algorithms, Conv2d};
+    /// let weight = Tensor::randn(0f32, 1.0, (8, 3, 3, 3), &Device::Cpu)?;
+    /// let conv = Conv2d::new(weight, None, 1, 1, 1, Algorithms::default())?;
+    /// let x = Tensor::randn(0f32, 1.0, (1, 3, 6, 6), &Device::Cpu)?;
+    /// let two = conv.with_out_channels(&[5, 2])?.forward_relu(&x)?;
+    /// let all = conv.forward_relu(&x)?;
+    /// assert_eq!(two.dims(), &[1, 2, 6, 6]);
+    /// let diff = (two.i((0, 0))? - all.i((0, 5))?)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    /// assert!(diff < 1e-5);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn with_out_channels(&self, channels: &[usize]) -> candle_core::Result<Self> {
+        let g = self.geometry;
+        if g.groups != 1 {
+            candle_core::bail!(
+                "fmv conv: cannot keep some output channels of a convolution in {} groups",
+                g.groups
+            );
+        }
+        if channels.is_empty() {
+            candle_core::bail!("fmv conv: no output channel to keep");
+        }
+        if let Some(&c) = channels.iter().find(|&&c| c >= g.c_out) {
+            candle_core::bail!(
+                "fmv conv: output channel {c} does not exist (the layer has {} channels, 0..={})",
+                g.c_out,
+                g.c_out - 1
+            );
+        }
+        let ids: Vec<u32> = channels.iter().map(|&c| c as u32).collect();
+        let ids = Tensor::from_vec(ids, channels.len(), self.weight.device())?;
+        Ok(Conv2d {
+            weight: self.weight.index_select(&ids, 0)?,
+            bias: self
+                .bias
+                .as_ref()
+                .map(|b| b.index_select(&ids, 1))
+                .transpose()?,
+            geometry: ConvGeometry {
+                c_out: channels.len(),
+                ..g
+            },
+            algorithms: self.algorithms,
+            winograd: Arc::default(),
+        })
+    }
+
     /// The weight and the bias (shape `(1, C, 1, 1)`), if any.
     pub fn tensors(&self) -> Vec<&Tensor> {
         std::iter::once(&self.weight)
@@ -231,5 +287,79 @@ impl Conv2d {
                 algorithm: self.algorithms.input_grad,
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device};
+
+    use super::*;
+    use crate::test_data::random;
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        t.flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    }
+
+    /// The kept channels of every algorithm fmv runs (GEMM of a strided 7×7, pointwise,
+    /// Winograd F(2×2) and F(4×4) at inference) are the whole layer's, bit for bit.
+    #[test]
+    fn kept_output_channels_are_the_whole_layers_bit_for_bit() {
+        // (c_in, c_out, k, stride, padding, h)
+        for (i, &(c_in, c_out, k, stride, padding, h)) in [
+            (3, 8, 7, 2, 3, 19),
+            (6, 12, 1, 1, 0, 9),
+            (5, 7, 3, 1, 1, 10),
+            (5, 7, 3, 1, 1, 30),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let f32s = |t: Tensor| t.to_dtype(DType::F32).unwrap();
+            let weight = f32s(random(&[c_out, c_in, k, k], 10 + i as u64));
+            let bias = f32s(random(&[c_out], 20 + i as u64));
+            let conv = Conv2d::new(
+                weight,
+                Some(bias),
+                stride,
+                padding,
+                1,
+                Algorithms::default(),
+            )
+            .unwrap();
+            let x = f32s(random(&[2, c_in, h, h + 3], 30 + i as u64));
+            let kept = [c_out - 1, 0, 2, 2];
+            let ids = Tensor::new(&[c_out as u32 - 1, 0, 2, 2], &Device::Cpu).unwrap();
+            let some = conv.with_out_channels(&kept).unwrap();
+            for relu in [false, true] {
+                let run = |c: &Conv2d| {
+                    if relu {
+                        c.forward_relu(&x).unwrap()
+                    } else {
+                        c.forward(&x).unwrap()
+                    }
+                };
+                let want = run(&conv).index_select(&ids, 1).unwrap();
+                assert_eq!(bits(&run(&some)), bits(&want), "case {i}, relu {relu}");
+            }
+        }
+    }
+
+    #[test]
+    fn keeping_channels_that_cannot_be_kept_is_an_error() {
+        let conv = |groups| {
+            let weight = Tensor::ones((8, 8 / groups, 3, 3), DType::F32, &Device::Cpu).unwrap();
+            Conv2d::new(weight, None, 1, 1, groups, Algorithms::default()).unwrap()
+        };
+        let err = |c: Conv2d, kept: &[usize]| c.with_out_channels(kept).unwrap_err().to_string();
+        assert!(err(conv(1), &[8]).contains("output channel 8 does not exist (the layer has 8"));
+        assert!(err(conv(1), &[]).contains("no output channel"));
+        assert!(err(conv(2), &[0]).contains("in 2 groups"));
     }
 }

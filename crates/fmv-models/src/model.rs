@@ -589,9 +589,14 @@ impl Backbone for Model {
             name: format!("#{}", id.0),
             valid: format!("ids 0..{}", self.layers.len()),
         };
-        for id in [Some(deepest), pass.start(), pass.zeroed().map(|(l, _)| l)]
-            .into_iter()
-            .flatten()
+        for id in [
+            Some(deepest),
+            pass.start(),
+            pass.zeroed().map(|(l, _)| l),
+            pass.selected().map(|(l, _)| l),
+        ]
+        .into_iter()
+        .flatten()
         {
             if id.0 >= self.layers.len() {
                 return Err(unknown(id));
@@ -608,6 +613,26 @@ impl Backbone for Model {
                     shape: x.dims().to_vec(),
                     reason: format!(
                         "cannot zero channel {c} of `{}`, which has {} channels (0..={})",
+                        info.name,
+                        info.channels,
+                        info.channels - 1
+                    ),
+                });
+            }
+        }
+        if let Some((layer, channels)) = pass.selected() {
+            let info = &self.layers[layer.0];
+            if channels.is_empty() {
+                return Err(Error::BadInput {
+                    shape: x.dims().to_vec(),
+                    reason: format!("no channel of `{}` selected", info.name),
+                });
+            }
+            if let Some(&c) = channels.iter().find(|&&c| c >= info.channels) {
+                return Err(Error::BadInput {
+                    shape: x.dims().to_vec(),
+                    reason: format!(
+                        "cannot select channel {c} of `{}`, which has {} channels (0..={})",
                         info.name,
                         info.channels,
                         info.channels - 1

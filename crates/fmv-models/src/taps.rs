@@ -6,23 +6,27 @@ use fmv_kernels::Tile;
 
 use crate::layer::LayerId;
 
-/// Where a forward pass starts and what it changes on the way ([`crate::Backbone::forward_pass`]).
+/// Where a forward pass starts, what it changes on the way and what it returns
+/// ([`crate::Backbone::forward_pass`]).
 ///
-/// By default a pass starts at the input and changes nothing. [`Pass::from_tap`] resumes it
-/// from a tap's value (the layers up to that tap are not run again), and [`Pass::zeroing`] sets
-/// channels of one tap to 0 before the rest of the network sees them: the ablation of those
-/// feature maps, as a PyTorch forward hook that zeroes them would do.
+/// By default a pass starts at the input, changes nothing and returns whole taps.
+/// [`Pass::from_tap`] resumes it from a tap's value (the layers up to that tap are not run
+/// again), [`Pass::zeroing`] sets channels of one tap to 0 before the rest of the network sees
+/// them: the ablation of those feature maps, as a PyTorch forward hook that zeroes them would
+/// do, and [`Pass::selecting`] returns only some channels of one tap.
 ///
 /// ```
 /// use fmv_models::{LayerId, Pass};
 /// let pass = Pass::from_tap(LayerId(3)).zeroing(LayerId(3), vec![0, 7]);
 /// assert_eq!(pass.start(), Some(LayerId(3)));
 /// assert_eq!(pass.zeroed(), Some((LayerId(3), &[0, 7][..])));
+/// assert_eq!(pass.selected(), None);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pass {
     start: Option<LayerId>,
     zero: Option<(LayerId, Vec<usize>)>,
+    select: Option<(LayerId, Vec<usize>)>,
     tracked_tile: Tile,
 }
 
@@ -46,6 +50,27 @@ impl Pass {
     pub fn zeroing(mut self, layer: LayerId, channels: Vec<usize>) -> Self {
         self.zero = Some((layer, channels));
         self
+    }
+
+    /// Returns only `channels` of tap `layer`, in that order (channel `j` of the value returned
+    /// for `layer` is its channel `channels[j]`, after any zeroing); the layers after it still
+    /// see the whole tap. When `layer` is the deepest tap asked for, a network may compute only
+    /// those channels of the layer that makes it (VGG's convolutions and pools do): the same
+    /// values, with less work forward and backward.
+    ///
+    /// ```
+    /// use fmv_models::{LayerId, Pass};
+    /// let pass = Pass::from_input().selecting(LayerId(5), vec![12, 3]);
+    /// assert_eq!(pass.selected(), Some((LayerId(5), &[12, 3][..])));
+    /// ```
+    pub fn selecting(mut self, layer: LayerId, channels: Vec<usize>) -> Self {
+        self.select = Some((layer, channels));
+        self
+    }
+
+    /// The tap of which only some channels are returned, and those channels.
+    pub fn selected(&self) -> Option<(LayerId, &[usize])> {
+        self.select.as_ref().map(|(l, c)| (*l, c.as_slice()))
     }
 
     /// The tap the pass starts from, if not the input.
@@ -82,6 +107,8 @@ pub(crate) struct Tapper<'a> {
     out: Vec<Option<Tensor>>,
     next: usize,
     deepest: usize,
+    /// Whether the network computed only the selected channels of the selected tap.
+    narrowed: bool,
 }
 
 impl<'a> Tapper<'a> {
@@ -92,7 +119,21 @@ impl<'a> Tapper<'a> {
             out: vec![None; wanted.len()],
             next: 0,
             deepest: wanted.iter().map(|l| l.0).max().unwrap_or(0),
+            narrowed: false,
         }
+    }
+
+    /// The channels the network may compute alone in the step that makes the next tap: the
+    /// pass's selection when that tap is the selected one and the deepest wanted (nothing after
+    /// it runs). A network that takes them computes only those channels, in that order, and
+    /// [`Tapper::emit`] then takes its value as already selected.
+    pub fn narrowing(&mut self) -> Option<Vec<usize>> {
+        let (layer, channels) = self.pass.select.as_ref()?;
+        if layer.0 != self.next || self.next != self.deepest || !self.computes() {
+            return None;
+        }
+        self.narrowed = true;
+        Some(channels.clone())
     }
 
     /// The largest Winograd tile a tracked input's convolutions may take.
@@ -114,14 +155,28 @@ impl<'a> Tapper<'a> {
         if self.pass.start.is_some_and(|s| id < s.0) {
             return Ok(false);
         }
+        let selected = self.pass.select.as_ref().filter(|(l, _)| l.0 == id);
         if let Some((layer, channels)) = &self.pass.zero
             && layer.0 == id
         {
-            *x = zero_channels(x, channels)?;
+            *x = match selected {
+                // `x` holds the selected channels only: zero those among them.
+                Some((_, kept)) if self.narrowed => {
+                    let at: Vec<usize> = (0..kept.len())
+                        .filter(|&j| channels.contains(&kept[j]))
+                        .collect();
+                    zero_channels(x, &at)?
+                }
+                _ => zero_channels(x, channels)?,
+            };
         }
+        let value = match selected {
+            Some((_, kept)) if !self.narrowed => select_channels(x, kept)?,
+            _ => x.clone(),
+        };
         for (slot, w) in self.out.iter_mut().zip(self.wanted) {
             if w.0 == id {
-                *slot = Some(x.clone());
+                *slot = Some(value.clone());
             }
         }
         Ok(id >= self.deepest)
@@ -134,6 +189,13 @@ impl<'a> Tapper<'a> {
             .map(|t| t.expect("every wanted tap is emitted before the forward pass ends"))
             .collect()
     }
+}
+
+/// Channels `channels` of `x` (`N×C…`), in that order.
+pub(crate) fn select_channels(x: &Tensor, channels: &[usize]) -> candle_core::Result<Tensor> {
+    let ids: Vec<u32> = channels.iter().map(|&c| c as u32).collect();
+    let ids = Tensor::from_vec(ids, channels.len(), x.device())?;
+    x.index_select(&ids, 1)
 }
 
 /// `x` (`N×C…`) with `channels` set to 0: multiplied by a 0/1 mask over dimension 1.

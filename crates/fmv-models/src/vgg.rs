@@ -9,7 +9,7 @@ use crate::checkpoint::Checkpoint;
 use crate::error::Result;
 use crate::layer::{LayerInfo, LayerKind};
 use crate::ops::{Build, ConvSpec, load_conv};
-use crate::taps::Tapper;
+use crate::taps::{Tapper, select_channels};
 
 /// The spatial size of torchvision's `AdaptiveAvgPool2d((7, 7))` before the classifier.
 pub(crate) const HEAD_GRID: usize = 7;
@@ -116,9 +116,15 @@ impl Vgg {
         let mut x = x.clone();
         for item in &self.items {
             if taps.computes() {
-                x = match item {
-                    Item::Conv(c) => c.forward_relu_with(&x, taps.tracked_tile())?,
-                    Item::Pool => max_pool2d(&x, 2, 2, 0)?,
+                // Only the channels the pass returns of its last tap, where it selects some.
+                let kept = taps.narrowing();
+                x = match (item, kept) {
+                    (Item::Conv(c), None) => c.forward_relu_with(&x, taps.tracked_tile())?,
+                    (Item::Conv(c), Some(kept)) => c
+                        .with_out_channels(&kept)?
+                        .forward_relu_with(&x, taps.tracked_tile())?,
+                    (Item::Pool, None) => max_pool2d(&x, 2, 2, 0)?,
+                    (Item::Pool, Some(kept)) => max_pool2d(&select_channels(&x, &kept)?, 2, 2, 0)?,
                 };
             }
             if taps.emit(&mut x)? {
@@ -126,6 +132,9 @@ impl Vgg {
             }
         }
         if taps.computes() {
+            if let Some(kept) = taps.narrowing() {
+                x = select_channels(&x, &kept)?;
+            }
             x = adaptive_avg_pool2d(&x, HEAD_GRID, HEAD_GRID)?;
         }
         if taps.emit(&mut x)? {

@@ -677,13 +677,28 @@ impl Visualizer {
         (objective, tracked_tile): (Objective, Tile),
     ) -> Result<candle_core::Tensor> {
         use candle_core::IndexOp;
-        let pass = Pass::from_input().with_tracked_tile(tracked_tile);
+        // The layer's distinct filters alone (the network computes only those where it can),
+        // and where each image's filter is among them.
+        let mut kept: Vec<usize> = Vec::with_capacity(filters.len());
+        let at: Vec<usize> = filters
+            .iter()
+            .map(|&f| match kept.iter().position(|&k| k == f) {
+                Some(j) => j,
+                None => {
+                    kept.push(f);
+                    kept.len() - 1
+                }
+            })
+            .collect();
+        let pass = Pass::from_input()
+            .with_tracked_tile(tracked_tile)
+            .selecting(layer, kept);
         let t = self.backbone().forward_pass(x, &pass, &[layer])?.remove(0);
         let mut per = Vec::with_capacity(filters.len());
-        for (b, &f) in filters.iter().enumerate() {
+        for (b, &j) in at.iter().enumerate() {
             let b = if x.dim(0)? == 1 { 0 } else { b };
             let v = if t.rank() == 4 {
-                let m = t.i((b, f))?;
+                let m = t.i((b, j))?;
                 match objective {
                     Objective::Channel => m.mean_all()?,
                     Objective::Neuron => {
@@ -692,7 +707,7 @@ impl Visualizer {
                     }
                 }
             } else {
-                t.i((b, f))?
+                t.i((b, j))?
             };
             per.push(v.reshape(1)?);
         }

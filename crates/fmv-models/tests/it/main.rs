@@ -7,6 +7,7 @@ mod gradients;
 mod heads;
 mod identity;
 mod pth;
+mod selection;
 mod torch_parity;
 
 use std::collections::HashMap;
