@@ -607,18 +607,7 @@ impl Backbone for Model {
             Some(start) => self.check_tap_input(x, start, taps, pass)?,
         }
         if let Some((layer, channels)) = pass.zeroed() {
-            let info = &self.layers[layer.0];
-            if let Some(&c) = channels.iter().find(|&&c| c >= info.channels) {
-                return Err(Error::BadInput {
-                    shape: x.dims().to_vec(),
-                    reason: format!(
-                        "cannot zero channel {c} of `{}`, which has {} channels (0..={})",
-                        info.name,
-                        info.channels,
-                        info.channels - 1
-                    ),
-                });
-            }
+            check_channels(x, &self.layers[layer.0], channels, "zero")?;
         }
         if let Some((layer, channels)) = pass.selected() {
             let info = &self.layers[layer.0];
@@ -628,17 +617,7 @@ impl Backbone for Model {
                     reason: format!("no channel of `{}` selected", info.name),
                 });
             }
-            if let Some(&c) = channels.iter().find(|&&c| c >= info.channels) {
-                return Err(Error::BadInput {
-                    shape: x.dims().to_vec(),
-                    reason: format!(
-                        "cannot select channel {c} of `{}`, which has {} channels (0..={})",
-                        info.name,
-                        info.channels,
-                        info.channels - 1
-                    ),
-                });
-            }
+            check_channels(x, info, channels, "select")?;
         }
         let mut tapper = Tapper::new(taps, pass);
         let features = match &self.net {
@@ -651,6 +630,23 @@ impl Backbone for Model {
             tapper.emit(&mut logits).op("forward pass")?;
         }
         Ok(tapper.finish())
+    }
+}
+
+/// Every channel of `channels` is one of the tap `info`'s, or the error saying which is not and
+/// what the pass would have done with it (`action`: "zero", "select").
+fn check_channels(x: &Tensor, info: &LayerInfo, channels: &[usize], action: &str) -> Result<()> {
+    match channels.iter().find(|&&c| c >= info.channels) {
+        None => Ok(()),
+        Some(&c) => Err(Error::BadInput {
+            shape: x.dims().to_vec(),
+            reason: format!(
+                "cannot {action} channel {c} of `{}`, which has {} channels (0..={})",
+                info.name,
+                info.channels,
+                info.channels - 1
+            ),
+        }),
     }
 }
 
