@@ -677,26 +677,15 @@ impl Visualizer {
         (objective, tracked_tile): (Objective, Tile),
     ) -> Result<candle_core::Tensor> {
         use candle_core::IndexOp;
-        // The layer's distinct filters alone (the network computes only those where it can),
-        // and where each image's filter is among them.
-        let mut kept: Vec<usize> = Vec::with_capacity(filters.len());
-        let at: Vec<usize> = filters
-            .iter()
-            .map(|&f| match kept.iter().position(|&k| k == f) {
-                Some(j) => j,
-                None => {
-                    kept.push(f);
-                    kept.len() - 1
-                }
-            })
-            .collect();
+        // Only the filters' channels of the layer, in their order (the network computes only
+        // those where it can): channel `j` of `t` is filter `j`.
         let pass = Pass::from_input()
             .with_tracked_tile(tracked_tile)
-            .selecting(layer, kept);
+            .selecting(layer, filters.to_vec());
         let t = self.backbone().forward_pass(x, &pass, &[layer])?.remove(0);
         let mut per = Vec::with_capacity(filters.len());
-        for (b, &j) in at.iter().enumerate() {
-            let b = if x.dim(0)? == 1 { 0 } else { b };
+        for j in 0..filters.len() {
+            let b = if x.dim(0)? == 1 { 0 } else { j };
             let v = if t.rank() == 4 {
                 let m = t.i((b, j))?;
                 match objective {
