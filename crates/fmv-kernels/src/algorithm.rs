@@ -34,15 +34,17 @@ pub enum Tile {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ConvAlgorithm {
-    /// fmv's CPU convolution, with Winograd for the 3×3 stride-1 ungrouped layers: F(4×4, 3×3)
+    /// fmv's CPU convolution, with Winograd for the 3×3 stride-1 ungrouped layers of at least
+    /// 16 input channels (an image's first layer, with three, takes im2col + GEMM): F(4×4, 3×3)
     /// on maps of at least 24 pixels a side, F(2×2, 3×3) otherwise. A tracked input (a
     /// gradient step) takes F(2×2, 3×3), which rounds like the direct algorithm, where its
     /// caller asks for it (the compat patterns, so that they follow the original's
     /// trajectory), and F(4×4, 3×3) forward and backward otherwise. The default.
     #[default]
     Winograd,
-    /// As [`ConvAlgorithm::Winograd`], with one tile for every 3×3 layer (a tracked input
-    /// whose caller asks for F(2×2, 3×3) still takes it).
+    /// As [`ConvAlgorithm::Winograd`], with one tile for every 3×3 stride-1 ungrouped layer,
+    /// whatever its channels (a tracked input whose caller asks for F(2×2, 3×3) still takes
+    /// it).
     WinogradOnly(Tile),
     /// fmv's CPU convolution, im2col + GEMM for every layer.
     Gemm,
@@ -53,6 +55,13 @@ pub enum ConvAlgorithm {
 /// The smallest output side on which inference takes F(4×4, 3×3): below it, padding the map to
 /// whole 4×4 tiles wastes more than the larger tile saves (ResNet's 14×14 and 7×7 stages).
 const F4_FROM: usize = 24;
+
+/// The fewest input channels on which [`ConvAlgorithm::Winograd`] takes a Winograd tile. With
+/// fewer (an image's three), each transform-domain product sums so few channels that the
+/// transforms cost more than they save: on VGG16's first layer at 224 px, im2col + GEMM
+/// takes about half the time of F(4×4, 3×3) and of F(2×2, 3×3), forward and backward (measured
+/// in docs/PERFORMANCE.md).
+const WINOGRAD_FROM_C_IN: usize = 16;
 
 impl ConvAlgorithm {
     /// Every algorithm's name, as [`FromStr`] reads it.
@@ -68,12 +77,14 @@ impl ConvAlgorithm {
         }
     }
 
-    /// The Winograd tile for a layer whose output's smaller side is `side`, `None` when the
-    /// algorithm has no Winograd (the layer's geometry decides separately whether it can take
-    /// one). `tracked` is, for a tracked input, the largest tile its caller allows
-    /// ([`Tile::F2`] to round like the direct algorithm), `None` for inference.
-    pub(crate) fn tile(self, tracked: Option<Tile>, side: usize) -> Option<Tile> {
+    /// The Winograd tile for a layer of `c_in` input channels whose output's smaller side is
+    /// `side`, `None` when the algorithm takes no Winograd there (the layer's geometry decides
+    /// separately whether it can take one). `tracked` is, for a tracked input, the largest tile
+    /// its caller allows ([`Tile::F2`] to round like the direct algorithm), `None` for
+    /// inference.
+    pub(crate) fn tile(self, tracked: Option<Tile>, side: usize, c_in: usize) -> Option<Tile> {
         let largest = match self {
+            ConvAlgorithm::Winograd if c_in < WINOGRAD_FROM_C_IN => return None,
             ConvAlgorithm::Winograd if side >= F4_FROM => Tile::F4,
             ConvAlgorithm::Winograd => Tile::F2,
             ConvAlgorithm::WinogradOnly(tile) => tile,
@@ -244,22 +255,29 @@ mod tests {
     }
 
     /// A gradient step whose caller asks for F(2×2, 3×3) takes it whatever the algorithm;
-    /// otherwise F(4×4, 3×3) runs on large maps only (or everywhere with `winograd4`).
+    /// otherwise F(4×4, 3×3) runs on large maps only (or everywhere with `winograd4`). The
+    /// default leaves layers of few input channels to the GEMM; `winograd2`/`winograd4` do not.
     #[test]
-    fn tiles_follow_the_algorithm_the_caller_and_the_map_size() {
+    fn tiles_follow_the_algorithm_the_caller_the_map_size_and_the_channels() {
+        let c = WINOGRAD_FROM_C_IN;
         let w = ConvAlgorithm::Winograd;
-        assert_eq!(w.tile(Some(Tile::F2), 100), Some(Tile::F2));
-        assert_eq!(w.tile(Some(Tile::F4), 100), Some(Tile::F4));
-        assert_eq!(w.tile(Some(Tile::F4), F4_FROM - 1), Some(Tile::F2));
-        assert_eq!(w.tile(None, F4_FROM), Some(Tile::F4));
-        assert_eq!(w.tile(None, F4_FROM - 1), Some(Tile::F2));
+        assert_eq!(w.tile(Some(Tile::F2), 100, c), Some(Tile::F2));
+        assert_eq!(w.tile(Some(Tile::F4), 100, c), Some(Tile::F4));
+        assert_eq!(w.tile(Some(Tile::F4), F4_FROM - 1, c), Some(Tile::F2));
+        assert_eq!(w.tile(None, F4_FROM, c), Some(Tile::F4));
+        assert_eq!(w.tile(None, F4_FROM - 1, c), Some(Tile::F2));
+        for tracked in [None, Some(Tile::F2), Some(Tile::F4)] {
+            assert_eq!(w.tile(tracked, 100, c - 1), None);
+            assert_eq!(w.tile(tracked, 100, 3), None);
+        }
         let f4 = ConvAlgorithm::WinogradOnly(Tile::F4);
-        assert_eq!(f4.tile(None, 7), Some(Tile::F4));
-        assert_eq!(f4.tile(Some(Tile::F2), 7), Some(Tile::F2));
-        assert_eq!(f4.tile(Some(Tile::F4), 7), Some(Tile::F4));
+        assert_eq!(f4.tile(None, 7, c), Some(Tile::F4));
+        assert_eq!(f4.tile(Some(Tile::F2), 7, c), Some(Tile::F2));
+        assert_eq!(f4.tile(Some(Tile::F4), 7, 3), Some(Tile::F4));
         let f2 = ConvAlgorithm::WinogradOnly(Tile::F2);
-        assert_eq!(f2.tile(Some(Tile::F4), 100), Some(Tile::F2));
-        assert_eq!(ConvAlgorithm::Gemm.tile(None, 100), None);
-        assert_eq!(ConvAlgorithm::Candle.tile(Some(Tile::F4), 100), None);
+        assert_eq!(f2.tile(Some(Tile::F4), 100, c), Some(Tile::F2));
+        assert_eq!(f2.tile(None, 100, 3), Some(Tile::F2));
+        assert_eq!(ConvAlgorithm::Gemm.tile(None, 100, c), None);
+        assert_eq!(ConvAlgorithm::Candle.tile(Some(Tile::F4), 100, c), None);
     }
 }

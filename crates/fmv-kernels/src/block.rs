@@ -227,7 +227,8 @@ mod tests {
     type Block = (Vec<Conv2d>, Option<Conv2d>, usize);
 
     /// A first bottleneck block (strided 3×3, downsampling shortcut), a later one (Winograd
-    /// 3×3, identity shortcut) and a basic block.
+    /// 3×3, identity shortcut) and a basic block (Winograd 3×3s). Winograd's 3×3 layers have
+    /// the 16 input channels from which the default algorithm takes it.
     fn blocks(dtype: DType) -> [Block; 3] {
         let c = |c_in, c_out, k, stride, seed| conv(c_in, c_out, k, stride, seed, dtype);
         [
@@ -237,11 +238,11 @@ mod tests {
                 8,
             ),
             (
-                vec![c(16, 4, 1, 1, 9), c(4, 4, 3, 1, 11), c(4, 16, 1, 1, 13)],
+                vec![c(32, 16, 1, 1, 9), c(16, 16, 3, 1, 11), c(16, 32, 1, 1, 13)],
                 None,
-                16,
+                32,
             ),
-            (vec![c(8, 8, 3, 1, 15), c(8, 8, 3, 1, 17)], None, 8),
+            (vec![c(16, 16, 3, 1, 15), c(16, 16, 3, 1, 17)], None, 16),
         ]
     }
 

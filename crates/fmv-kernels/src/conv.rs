@@ -218,7 +218,7 @@ impl Conv2d {
         let tile = self
             .algorithms
             .conv
-            .tile(tracked, side)
+            .tile(tracked, side, self.geometry.c_in)
             .filter(|_| self.geometry.takes_winograd());
         let adjoint = match tile {
             Some(Tile::F4) if tracked.is_some() => Some(self.winograd_kernels(Tile::F4, true)?),
@@ -315,8 +315,8 @@ mod tests {
         for (i, &(c_in, c_out, k, stride, padding, h)) in [
             (3, 8, 7, 2, 3, 19),
             (6, 12, 1, 1, 0, 9),
-            (5, 7, 3, 1, 1, 10),
-            (5, 7, 3, 1, 1, 30),
+            (16, 7, 3, 1, 1, 10),
+            (16, 7, 3, 1, 1, 30),
         ]
         .iter()
         .enumerate()
@@ -349,6 +349,40 @@ mod tests {
                 assert_eq!(bits(&run(&some)), bits(&want), "case {i}, relu {relu}");
             }
         }
+    }
+
+    /// By default a 3×3 layer of an image's few channels runs im2col + GEMM, forward and
+    /// backward, and one of 16 input channels Winograd (whatever its output channels); the
+    /// forced tiles take every 3×3 layer.
+    #[test]
+    fn few_input_channels_leave_winograd_to_the_forced_tiles() {
+        let op_tile = |c_in, c_out, conv, tracked| {
+            let weight = Tensor::ones((c_out, c_in, 3, 3), DType::F32, &Device::Cpu).unwrap();
+            let algorithms = Algorithms {
+                conv,
+                ..Algorithms::default()
+            };
+            let op = Conv2d::new(weight, None, 1, 1, 1, algorithms)
+                .unwrap()
+                .op((32, 32), tracked, true)
+                .unwrap();
+            op.winograd
+                .as_ref()
+                .map(|_| (op.tile, op.adjoint.is_some()))
+        };
+        let w = ConvAlgorithm::Winograd;
+        for tracked in [None, Some(Tile::F2), Some(Tile::F4)] {
+            assert_eq!(op_tile(3, 64, w, tracked), None);
+            assert_eq!(op_tile(15, 64, w, tracked), None);
+        }
+        assert_eq!(op_tile(16, 3, w, None), Some((Tile::F4, false)));
+        assert_eq!(op_tile(16, 3, w, Some(Tile::F4)), Some((Tile::F4, true)));
+        assert_eq!(op_tile(16, 64, w, Some(Tile::F2)), Some((Tile::F2, false)));
+        let forced = ConvAlgorithm::WinogradOnly(Tile::F4);
+        assert_eq!(
+            op_tile(3, 64, forced, Some(Tile::F4)),
+            Some((Tile::F4, true))
+        );
     }
 
     #[test]
