@@ -75,7 +75,8 @@ impl ConvOp {
                 Some(u) if g.takes_winograd() => {
                     let dims = (n, g.c_in, h, w);
                     let u = Kernels { u, adjoint: false };
-                    winograd::conv3x3(x, dims, self.tile, u, g.c_out, ws[1], g.padding, self.relu)
+                    let (tile, c_out, p) = (self.tile, g.c_out, g.padding);
+                    winograd::conv3x3(x, None, dims, tile, u, c_out, ws[1], p, self.relu)
                 }
                 _ => im2col::forward(x, (n, h, w), weight, ws[1], g, self.relu, COL_BYTES),
             })
@@ -150,30 +151,34 @@ impl ConvInputGrad {
             candle_core::bail!("fmv conv: a {ho}×{wo} gradient does not match a {h}×{w} input")
         }
         let dy = host_slice::<T>(s, l)?;
-        let masked;
-        let dy = if self.relu {
+        // The ReLU's output, whose non-positive positions zero the gradient.
+        let relu_mask = if self.relu {
             let y = host_slice::<T>(ys, yl)?;
             if y.len() != dy.len() {
                 candle_core::bail!("fmv conv: the ReLU mask does not match the gradient");
             }
-            masked = zip_map::<ReluGrad, T>(dy, y);
-            &masked[..]
+            Some(y)
         } else {
-            dy
+            None
         };
         let dx = with_host::<T, _>(&[Some(&self.weight), self.winograd.as_ref()], |ws| {
             Ok(match ws[1] {
                 Some(u) if g.takes_winograd() => {
                     let dims = (n, g.c_out, ho, wo);
                     // F(2×2, 3×3) reads the layer's own kernels; F(4×4, 3×3) was given the
-                    // transposed convolution's.
+                    // transposed convolution's. The mask is applied as the rows are read.
                     let u = Kernels {
                         u,
                         adjoint: self.tile == Tile::F2,
                     };
-                    winograd::conv3x3(dy, dims, self.tile, u, g.c_in, None, 2 - g.padding, false)
+                    let (tile, c_in, p) = (self.tile, g.c_in, 2 - g.padding);
+                    winograd::conv3x3(dy, relu_mask, dims, tile, u, c_in, None, p, false)
                 }
-                _ => im2col::input_grad(dy, (n, h, w), ws[0].expect("given"), g, COL_BYTES),
+                _ => {
+                    let masked = relu_mask.map(|y| zip_map::<ReluGrad, T>(dy, y));
+                    let dy = masked.as_deref().unwrap_or(dy);
+                    im2col::input_grad(dy, (n, h, w), ws[0].expect("given"), g, COL_BYTES)
+                }
             })
         })?;
         Ok(dx)
@@ -306,6 +311,21 @@ mod tests {
                 assert!(
                     d < 1e-12,
                     "case {i} path {path}: input gradient differs by {d}"
+                );
+                // Through the ReLU: the gradient masked where the layer's output is not
+                // positive (about half of it), then the same transposed convolution.
+                let y = theirs.relu().unwrap();
+                let masked_dy = (&dy * y.gt(0.0).unwrap().to_dtype(dy.dtype()).unwrap()).unwrap();
+                let expected_dx = crate::input_grad::conv_input_grad_transposed(
+                    &x, &masked_dy, &weight, stride, padding, groups,
+                )
+                .unwrap();
+                let op = ConvInputGrad { relu: true, ..op };
+                let dx = dy.apply_op2_no_bwd(&y, &op).unwrap();
+                let d = max_abs_diff(&dx, &expected_dx);
+                assert!(
+                    d < 1e-12,
+                    "case {i} path {path}: input gradient through the ReLU differs by {d}"
                 );
             }
         }

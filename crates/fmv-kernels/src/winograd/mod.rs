@@ -23,6 +23,7 @@ use rayon::prelude::*;
 
 use crate::algorithm::Tile;
 use crate::buffer::{SharedOut, with_scratch, zeroed};
+use crate::elementwise::{Elementwise, ReluGrad};
 use crate::float::{Float, relu_of};
 use crate::matmul::matmul_into;
 
@@ -310,10 +311,13 @@ pub(crate) struct Kernels<'a, T> {
 }
 
 /// `y = conv3×3(x, ·) + b` (then ReLU when `relu`) for a contiguous NCHW batch, stride 1,
-/// padding `p`, from the transformed kernels of `tile`.
+/// padding `p`, from the transformed kernels of `tile`. With a `relu_mask` (as long as `x`),
+/// the input is first zeroed where the mask is not positive, as it is read: an input gradient
+/// through the ReLU whose output is the mask, with no masked copy of the whole gradient.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv3x3<T: Float>(
     x: &[T],
+    relu_mask: Option<&[T]>,
     dims: (usize, usize, usize, usize),
     tile: Tile,
     u: Kernels<'_, T>,
@@ -322,13 +326,41 @@ pub(crate) fn conv3x3<T: Float>(
     p: usize,
     relu: bool,
 ) -> Vec<T> {
-    conv3x3_with_scratch(x, dims, tile, u, c_out, bias, p, relu, SCRATCH_BYTES)
+    let input = Input { x, relu_mask };
+    conv3x3_with_scratch(input, dims, tile, u, c_out, bias, p, relu, SCRATCH_BYTES)
+}
+
+/// A convolution's input: its values, and the output of the ReLU it came through, if any
+/// ([`conv3x3`]'s `relu_mask`).
+#[derive(Debug, Clone, Copy)]
+struct Input<'a, T> {
+    x: &'a [T],
+    relu_mask: Option<&'a [T]>,
+}
+
+impl<'a, T: Float> Input<'a, T> {
+    /// Row `iy` of channel `ci` of image `b`'s `h × w` plane, masked into `masked` when there
+    /// is a mask.
+    fn row<'b>(self, (b, ci, iy): (usize, usize, usize), pl: &Plan, masked: &'b mut [T]) -> &'b [T]
+    where
+        'a: 'b,
+    {
+        let at = ((b * pl.c_in + ci) * pl.h + iy) * pl.w;
+        let row = &self.x[at..][..pl.w];
+        let Some(mask) = self.relu_mask else {
+            return row;
+        };
+        for ((m, &dy), &y) in masked.iter_mut().zip(row).zip(&mask[at..][..pl.w]) {
+            *m = ReluGrad::apply(dy, y);
+        }
+        masked
+    }
 }
 
 /// [`conv3x3`] with at most `scratch_bytes` of transform-domain scratch.
 #[allow(clippy::too_many_arguments)]
 fn conv3x3_with_scratch<T: Float>(
-    x: &[T],
+    x: Input<'_, T>,
     dims: (usize, usize, usize, usize),
     tile: Tile,
     u: Kernels<'_, T>,
@@ -347,7 +379,7 @@ fn conv3x3_with_scratch<T: Float>(
 /// [`conv3x3`] with at most `scratch_bytes` of transform-domain scratch (one tile row at least).
 #[allow(clippy::too_many_arguments)]
 fn conv3x3_in_chunks<T: Float, S: Scheme>(
-    x: &[T],
+    x: Input<'_, T>,
     (n, c_in, h, w): (usize, usize, usize, usize),
     u: Kernels<'_, T>,
     c_out: usize,
@@ -436,7 +468,7 @@ fn conv3x3_in_chunks<T: Float, S: Scheme>(
 /// `V = Bᵀ d B` of channel `ci`'s tiles in the tile rows `rows` (of the whole batch), written
 /// into `vc`, laid out `[ξ][tile]`.
 fn input_transform<T: Float, S: Scheme>(
-    x: &[T],
+    x: Input<'_, T>,
     pl: &Plan,
     ci: usize,
     rows: std::ops::Range<usize>,
@@ -451,12 +483,13 @@ fn input_transform<T: Float, S: Scheme>(
     let width = m * len;
     let mut d = vec![T::zero(); a * width];
     let mut t = Vec::new();
+    let mut masked = vec![T::zero(); if x.relu_mask.is_some() { w } else { 0 }];
     for (k, row) in rows.enumerate() {
         let (b, ty) = (row / pl.th, row % pl.th);
-        let plane = &x[(b * pl.c_in + ci) * h * w..][..h * w];
         for (r, dr) in d.chunks_exact_mut(width).enumerate() {
             let iy = (m * ty + r) as isize - p as isize;
-            let input = (iy >= 0 && iy < h as isize).then(|| &plane[iy as usize * w..][..w]);
+            let input =
+                (iy >= 0 && iy < h as isize).then(|| x.row((b, ci, iy as usize), pl, &mut masked));
             S::into_phases(input, p, dr);
         }
         let row_out = &mut vc[k * tw..];
@@ -656,7 +689,11 @@ mod tests {
                 adjoint: false,
             };
             let run = |budget| {
-                conv3x3_with_scratch(&x, dims, tile, u, c_out, Some(&bias), 1, true, budget)
+                let x = Input {
+                    x: &x,
+                    relu_mask: None,
+                };
+                conv3x3_with_scratch(x, dims, tile, u, c_out, Some(&bias), 1, true, budget)
             };
             let (whole, rows) = (run(usize::MAX), run(1));
             let max = whole
@@ -694,7 +731,11 @@ mod tests {
             let u = transform_weights(&weight, layer_out, layer_in, tile, false);
             let run = || {
                 let u = Kernels { u: &u, adjoint };
-                conv3x3_with_scratch(&x, (n, c_in, h, w), tile, u, c_out, None, 1, false, budget)
+                let x = Input {
+                    x: &x,
+                    relu_mask: None,
+                };
+                conv3x3_with_scratch(x, (n, c_in, h, w), tile, u, c_out, None, 1, false, budget)
             };
             let fresh = std::thread::scope(|s| s.spawn(run).join().expect("no panic"));
             with_scratch::<f64, _>(1 << 16, |s| s.fill(f64::NAN));
@@ -789,7 +830,11 @@ mod tests {
                         simd,
                     };
                     let mut v = vec![0f32; xi * n * th * tw];
-                    input_transform::<f32, S>(&x, &plan, 0, 0..n * th, &mut v);
+                    let input = Input {
+                        x: &x,
+                        relu_mask: None,
+                    };
+                    input_transform::<f32, S>(input, &plan, 0, 0..n * th, &mut v);
                     let mut y = vec![0f32; n * ho * wo];
                     let mut planes: Vec<&mut [f32]> = y.chunks_mut(ho * wo).collect();
                     output_transform::<f32, S>(&mc, &plan, 0..n * th, bias, relu, &mut planes);
