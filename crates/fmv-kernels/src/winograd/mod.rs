@@ -339,6 +339,12 @@ struct Input<'a, T> {
 }
 
 impl<'a, T: Float> Input<'a, T> {
+    /// Values read as they are.
+    #[cfg(test)]
+    fn unmasked(x: &'a [T]) -> Self {
+        Input { x, relu_mask: None }
+    }
+
     /// Row `iy` of channel `ci` of image `b`'s `h × w` plane, masked into `masked` when there
     /// is a mask.
     fn row<'b>(self, (b, ci, iy): (usize, usize, usize), pl: &Plan, masked: &'b mut [T]) -> &'b [T]
@@ -689,10 +695,7 @@ mod tests {
                 adjoint: false,
             };
             let run = |budget| {
-                let x = Input {
-                    x: &x,
-                    relu_mask: None,
-                };
+                let x = Input::unmasked(&x);
                 conv3x3_with_scratch(x, dims, tile, u, c_out, Some(&bias), 1, true, budget)
             };
             let (whole, rows) = (run(usize::MAX), run(1));
@@ -731,10 +734,7 @@ mod tests {
             let u = transform_weights(&weight, layer_out, layer_in, tile, false);
             let run = || {
                 let u = Kernels { u: &u, adjoint };
-                let x = Input {
-                    x: &x,
-                    relu_mask: None,
-                };
+                let x = Input::unmasked(&x);
                 conv3x3_with_scratch(x, (n, c_in, h, w), tile, u, c_out, None, 1, false, budget)
             };
             let fresh = std::thread::scope(|s| s.spawn(run).join().expect("no panic"));
@@ -830,10 +830,7 @@ mod tests {
                         simd,
                     };
                     let mut v = vec![0f32; xi * n * th * tw];
-                    let input = Input {
-                        x: &x,
-                        relu_mask: None,
-                    };
+                    let input = Input::unmasked(&x);
                     input_transform::<f32, S>(input, &plan, 0, 0..n * th, &mut v);
                     let mut y = vec![0f32; n * ho * wo];
                     let mut planes: Vec<&mut [f32]> = y.chunks_mut(ho * wo).collect();
