@@ -97,7 +97,7 @@ fn dependency_layering_holds() {
     let kernels: Vec<String> = direct_deps("fmv-kernels").into_iter().collect();
     assert_eq!(
         kernels,
-        ["candle-core", "gemm", "rayon"],
+        ["candle-core", "gemm", "rayon", "rustfft"],
         "fmv-kernels' dependencies"
     );
     let kernels = resolved_deps("fmv-kernels");

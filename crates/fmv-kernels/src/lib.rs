@@ -5,9 +5,10 @@
 //!
 //! The principal type is [`Conv2d`], a convolution with its weights that runs fmv's own
 //! kernels on the CPU and candle's elsewhere, as the [`ConvAlgorithm`] it was made with says;
-//! [`max_pool2d`], [`residual`], [`add_relu`] and [`Linear`] are the other layers' ops. A
-//! network built from them (as `fmv-models` builds ResNet and VGG) computes the same maps as
-//! torch, and a backward pass through it computes the input's gradient and never a weight's.
+//! [`max_pool2d`], [`residual`], [`add_relu`] and [`Linear`] are the other layers' ops, and
+//! [`InverseDft2`] and [`BilinearTaps`] make and warp a robust pattern's image. A network built from them
+//! (as `fmv-models` builds ResNet and VGG) computes the same maps as torch, and a backward pass
+//! through it computes the input's gradient and never a weight's.
 //!
 //! ```
 //! use candle_core::{DType, Device, Module, Tensor, Var};
@@ -23,7 +24,7 @@
 //!
 //! The modules are layered bottom-up, and nothing imports upward: the primitives (`float`,
 //! `buffer`, `matmul`, `geometry`, `algorithm`), then the kernels that use them (`elementwise`,
-//! `im2col`, `winograd`, `pool`, `input_grad`), then the CPU convolution op that chooses
+//! `im2col`, `winograd`, `pool`, `input_grad`, `fourier`, `resample`), then the CPU convolution op that chooses
 //! between them (`conv_op`), then the layers (`conv`, `linear`, `block`).
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -35,12 +36,14 @@ mod conv;
 mod conv_op;
 mod elementwise;
 mod float;
+mod fourier;
 mod geometry;
 mod im2col;
 mod input_grad;
 mod linear;
 mod matmul;
 mod pool;
+mod resample;
 #[cfg(test)]
 mod test_data;
 mod winograd;
@@ -49,6 +52,8 @@ pub use algorithm::{Algorithms, ConvAlgorithm, InputGradAlgorithm, Tile, Unknown
 pub use block::{residual, residual_with};
 pub use conv::Conv2d;
 pub use elementwise::add_relu;
+pub use fourier::InverseDft2;
 pub use input_grad::max_pool2d_differentiable;
 pub use linear::Linear;
 pub use pool::{adaptive_avg_pool2d, max_pool2d};
+pub use resample::BilinearTaps;

@@ -4,7 +4,8 @@
 //! - **Fourier parameterisation**: per colour channel a complex spectrum `R + iI` (initialised
 //!   `N(0, 0.01²)`), scaled by `1 / max(f, 1/side)` (`f` the frequency in cycles per pixel) so
 //!   that every frequency learns at a similar rate, turned into pixels with the real part of an
-//!   inverse DFT (written as matmuls: candle has no FFT), `/ (4·√(HW))` as Lucid.
+//!   inverse DFT (`fmv_kernels::InverseDft2`: FFTs on the CPU, matrix products elsewhere),
+//!   `/ (4·√(HW))` as Lucid.
 //! - **Decorrelated colour**: the three channels are mixed by Lucid's square root of ImageNet's
 //!   colour covariance (normalised), then squashed by a sigmoid into `[0, 1]`.
 //! - **Transformations** every step, one random affine warp per image: scale in [0.9, 1.1],
@@ -25,6 +26,7 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
 use candle_core::{DType, Device, Tensor, Var};
+use fmv_kernels::{BilinearTaps, InverseDft2};
 use fmv_models::LayerId;
 
 use super::adam::Adam;
@@ -50,26 +52,15 @@ fn draw_spectrum(re: &mut [f32], im: &mut [f32], rng: &mut Rng, scale: f64) {
 /// Lucid's `color_correlation_svd_sqrt` (ImageNet's colour covariance, square root).
 const COLOR_SQRT: [[f64; 3]; 3] = [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]];
 
-/// The fixed matrices of the inverse DFT and the frequency scale.
+/// The inverse DFT, the frequency scale and the colour mixing.
 struct Fourier {
-    ch: Tensor,
-    sh: Tensor,
-    cw_t: Tensor,
-    sw_t: Tensor,
+    idft: InverseDft2,
     scale: Tensor,
     color: Tensor,
 }
 
 impl Fourier {
     fn new(h: usize, w: usize, device: &Device, dtype: DType) -> Result<Self> {
-        let trig = |n: usize, f: fn(f64) -> f64| -> Vec<f64> {
-            (0..n * n)
-                .map(|i| f(std::f64::consts::TAU * ((i / n) * (i % n)) as f64 / n as f64))
-                .collect()
-        };
-        let mat = |v: Vec<f64>, n: usize| -> candle_core::Result<Tensor> {
-            Tensor::from_vec(v, (n, n), device)?.to_dtype(dtype)
-        };
         // numpy's fftfreq: 0, 1, …, n/2−1, −n/2, …, −1 over n.
         let freq = |k: usize, n: usize| -> f64 {
             let k = k as f64;
@@ -93,10 +84,7 @@ impl Fourier {
             .fold(0f64, f64::max);
         let color: Vec<f64> = COLOR_SQRT.iter().flatten().map(|v| v / max_norm).collect();
         Ok(Fourier {
-            ch: mat(trig(h, f64::cos), h)?,
-            sh: mat(trig(h, f64::sin), h)?,
-            cw_t: mat(trig(w, f64::cos), w)?.t()?.contiguous()?,
-            sw_t: mat(trig(w, f64::sin), w)?.t()?.contiguous()?,
+            idft: InverseDft2::new(h, w, device, dtype)?,
             scale: Tensor::from_vec(scale, (1, h, w), device)?.to_dtype(dtype)?,
             color: Tensor::from_vec(color, (3, 3), device)?.to_dtype(dtype)?,
         })
@@ -107,12 +95,8 @@ impl Fourier {
         let (_, h, w) = re.dims3()?;
         let r = re.broadcast_mul(&self.scale)?;
         let i = im.broadcast_mul(&self.scale)?;
-        // Re(IDFT) = Ch R Cwᵀ − Sh R Swᵀ − Sh I Cwᵀ − Ch I Swᵀ.
-        let spatial = ((self.ch.broadcast_matmul(&r)?.broadcast_matmul(&self.cw_t)?
-            - self.sh.broadcast_matmul(&r)?.broadcast_matmul(&self.sw_t)?)?
-            - self.sh.broadcast_matmul(&i)?.broadcast_matmul(&self.cw_t)?)?
-            - self.ch.broadcast_matmul(&i)?.broadcast_matmul(&self.sw_t)?;
-        let flat = spatial?.reshape((b, 3, h * w))?;
+        let spatial = self.idft.real_part(&r, &i)?;
+        let flat = spatial.reshape((b, 3, h * w))?;
         let mixed = self.color.broadcast_matmul(&flat)?;
         sigmoid(&mixed)?.reshape((b, 3, h, w))
     }
@@ -129,8 +113,8 @@ fn warp(img: &Tensor, rng: &mut Rng) -> Result<Tensor> {
     let (tx, ty) = (rng.range(-shift, shift), rng.range(-shift, shift));
     let (cy, cx) = ((h as f64 - 1.0) / 2.0, (w as f64 - 1.0) / 2.0);
     let (cos, sin) = (theta.cos(), theta.sin());
-    let mut idx = vec![vec![n as u32; n]; 4];
-    let mut wt = vec![vec![0f32; n]; 4];
+    let mut idx: [Vec<u32>; 4] = std::array::from_fn(|_| vec![n as u32; n]);
+    let mut wt: [Vec<f32>; 4] = std::array::from_fn(|_| vec![0f32; n]);
     for y in 0..h {
         for x in 0..w {
             // Inverse map: undo the translation, rotation and scale about the centre.
@@ -157,21 +141,9 @@ fn warp(img: &Tensor, rng: &mut Rng) -> Result<Tensor> {
             }
         }
     }
-    let device = img.device();
-    let grey = Tensor::full(0.5f32, (c, 1), device)?.to_dtype(img.dtype())?;
-    let flat = Tensor::cat(&[&img.reshape((c, n))?, &grey], 1)?;
-    let mut out: Option<Tensor> = None;
-    for k in 0..4 {
-        let i = Tensor::from_vec(std::mem::take(&mut idx[k]), n, device)?;
-        let wk =
-            Tensor::from_vec(std::mem::take(&mut wt[k]), (1, n), device)?.to_dtype(img.dtype())?;
-        let term = flat.index_select(&i, 1)?.broadcast_mul(&wk)?;
-        out = Some(match out {
-            None => term,
-            Some(o) => (o + term)?,
-        });
-    }
-    Ok(out.expect("four taps").reshape((c, h, w))?)
+    // Index `n` reads the grey outside.
+    let taps = BilinearTaps::new(n, idx, wt, 0.5)?;
+    Ok(taps.resample(&img.reshape((c, n))?)?.reshape((c, h, w))?)
 }
 
 /// `(x − mean) / std` per channel.
