@@ -295,17 +295,7 @@ mod tests {
     use candle_core::{DType, Device};
 
     use super::*;
-    use crate::test_data::random;
-
-    fn bits(t: &Tensor) -> Vec<u32> {
-        t.flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
-            .iter()
-            .map(|v| v.to_bits())
-            .collect()
-    }
+    use crate::test_data::{bits, random};
 
     /// The kept channels of every algorithm fmv runs (GEMM of a strided 7×7, pointwise,
     /// Winograd F(2×2) and F(4×4) at inference) are the whole layer's, bit for bit.

@@ -94,16 +94,7 @@ impl InverseDft2 {
 
     /// The real part of the inverse DFT of `re + i·im`, both of shape `(…, h, w)`.
     pub fn real_part(&self, re: &Tensor, im: &Tensor) -> candle_core::Result<Tensor> {
-        let dims = re.dims();
-        if dims != im.dims() || dims.len() < 2 || dims[dims.len() - 2..] != [self.h, self.w] {
-            candle_core::bail!(
-                "fmv inverse DFT of {}×{} planes: parts of shapes {:?} and {:?}",
-                self.h,
-                self.w,
-                re.shape(),
-                im.shape()
-            )
-        }
+        check_parts(re.shape(), im.shape(), (self.h, self.w))?;
         match &self.matrices {
             None if serves(re) && re.dtype() == im.dtype() => {
                 let op = RealIdft2 {
@@ -153,7 +144,7 @@ impl<T: FftNum> Plans<T> {
         z: &mut [Complex<T>],
         t: &mut [Complex<T>],
         out_re: &mut [T],
-        out_im_negated: Option<&mut [T]>,
+        mut out_im_negated: Option<&mut [T]>,
     ) {
         for (k, zk) in z.iter_mut().enumerate() {
             *zk = Complex::new(re[k], im.map_or(T::zero(), |im| im[k]));
@@ -170,11 +161,7 @@ impl<T: FftNum> Plans<T> {
         for (l, column) in t.chunks_exact(h).enumerate() {
             for (k, v) in column.iter().enumerate() {
                 out_re[k * w + l] = v.re;
-            }
-        }
-        if let Some(out_im) = out_im_negated {
-            for (l, column) in t.chunks_exact(h).enumerate() {
-                for (k, v) in column.iter().enumerate() {
+                if let Some(out_im) = out_im_negated.as_deref_mut() {
                     out_im[k * w + l] = -v.im;
                 }
             }
@@ -182,13 +169,22 @@ impl<T: FftNum> Plans<T> {
     }
 }
 
-/// The planes of a `(…, h, w)` shape: how many.
-fn planes_of(shape: &Shape, (h, w): (usize, usize)) -> candle_core::Result<usize> {
+/// Fails unless `shape` is `(…, h, w)`.
+fn check_planes(shape: &Shape, (h, w): (usize, usize)) -> candle_core::Result<()> {
     let dims = shape.dims();
     if dims.len() < 2 || dims[dims.len() - 2..] != [h, w] {
         candle_core::bail!("fmv inverse DFT of {h}×{w} planes: given {shape:?}")
     }
-    Ok(shape.elem_count() / (h * w))
+    Ok(())
+}
+
+/// Fails unless both parts are `(…, h, w)` of one shape.
+fn check_parts(re: &Shape, im: &Shape, plane: (usize, usize)) -> candle_core::Result<()> {
+    check_planes(re, plane)?;
+    if re != im {
+        candle_core::bail!("fmv inverse DFT: parts of shapes {re:?} and {im:?}")
+    }
+    Ok(())
 }
 
 /// The forward pass, a [`CustomOp2`] on `(re, im)`.
@@ -252,14 +248,7 @@ impl CustomOp2 for RealIdft2 {
         ims: &CpuStorage,
         iml: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        planes_of(rel.shape(), (self.h, self.w))?;
-        if rel.shape() != iml.shape() {
-            candle_core::bail!(
-                "fmv inverse DFT: parts of shapes {:?} and {:?}",
-                rel.shape(),
-                iml.shape()
-            )
-        }
+        check_parts(rel.shape(), iml.shape(), (self.h, self.w))?;
         let y = in_float_type!(res, "inverse DFT", T => {
             self.forward(host_slice::<T>(res, rel)?, host_slice::<T>(ims, iml)?)
         });
@@ -287,7 +276,7 @@ impl CustomOp1 for RealIdft2Grad {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        planes_of(l.shape(), (self.0.h, self.0.w))?;
+        check_planes(l.shape(), (self.0.h, self.0.w))?;
         let both = in_float_type!(s, "inverse DFT gradient", T => {
             self.0.backward(host_slice::<T>(s, l)?)
         });

@@ -210,7 +210,7 @@ mod tests {
     use candle_core::{DType, Device, Tensor, Var};
 
     use super::BilinearTaps;
-    use crate::test_data::random;
+    use crate::test_data::{bits, random};
 
     /// Taps over `len_in` inputs for `len_out` outputs, from a seeded generator: indices
     /// repeat (several outputs read one input) and one in five is outside.
@@ -263,16 +263,6 @@ mod tests {
                     };
                     let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
                     let dx = grads.get(v.as_tensor()).unwrap().clone();
-                    let bits = |t: &Tensor| -> Vec<u64> {
-                        let v: Vec<f64> = t
-                            .to_dtype(DType::F64)
-                            .unwrap()
-                            .flatten_all()
-                            .unwrap()
-                            .to_vec1()
-                            .unwrap();
-                        v.iter().map(|v| v.to_bits()).collect()
-                    };
                     (bits(&y), bits(&dx))
                 };
                 let (ours, theirs) = (run(false), run(true));

@@ -1,4 +1,4 @@
-//! Seeded inputs and a difference measure for the unit tests.
+//! Seeded inputs, a difference measure and bit patterns for the unit tests.
 
 use candle_core::{Device, Tensor};
 
@@ -31,4 +31,18 @@ pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
         .unwrap()
         .to_scalar::<f64>()
         .unwrap()
+}
+
+/// The bit patterns of a float tensor's values, widened to f64 (exact from f32), so that two
+/// results compare bit for bit whatever their type.
+pub(crate) fn bits(t: &Tensor) -> Vec<u64> {
+    t.to_dtype(candle_core::DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
 }
