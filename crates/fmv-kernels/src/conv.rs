@@ -3,7 +3,7 @@
 //! [`ConvAlgorithm`] says; elsewhere candle's, made differentiable with respect to the input
 //! only ([`crate::input_grad`]).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use candle_core::{Module, Tensor};
 
@@ -36,8 +36,10 @@ pub struct Conv2d {
     algorithms: Algorithms,
     /// The Winograd-transformed kernels for F(2×2, 3×3) (which the input gradient reads too),
     /// F(4×4, 3×3), and F(4×4, 3×3)'s for the input gradient, each made on first use (most
-    /// layers only ever need one or two of them).
-    winograd: Arc<[OnceLock<Tensor>; 3]>,
+    /// layers only ever need one or two of them), once: a caller that finds another making them
+    /// waits for those rather than making its own copy (the lanes of a patterns run all reach
+    /// every layer in their first step at once).
+    winograd: Arc<[Mutex<Option<Tensor>>; 3]>,
 }
 
 impl Conv2d {
@@ -243,11 +245,13 @@ impl Conv2d {
             (Tile::F4, false) => 1,
             (Tile::F4, true) => 2,
         }];
-        if let Some(k) = slot.get() {
+        // A panic while the slot was held left it empty or filled, never half made.
+        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(k) = slot.as_ref() {
             return Ok(k.clone());
         }
         let k = winograd::kernels(&self.weight, tile, adjoint)?;
-        Ok(slot.get_or_init(|| k).clone())
+        Ok(slot.insert(k).clone())
     }
 
     /// candle's convolution and bias on a detached input.
