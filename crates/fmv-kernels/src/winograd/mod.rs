@@ -45,6 +45,10 @@ mod simd {
         false
     }
 
+    pub(super) fn deinterleave<T: Float, const M: usize>(_: &[T], _: &mut [&mut [T]; M]) -> bool {
+        false
+    }
+
     pub(super) fn output_row<T: Float, S: Scheme>(
         _: &[T],
         _: usize,
@@ -532,9 +536,12 @@ fn into_phases<T: Float, const M: usize>(input: Option<&[T]>, p: usize, dr: &mut
     if inner.is_empty() {
         return;
     }
-    let runs = input[inner.start * M - p..inner.end * M - p].chunks_exact(M);
+    let runs = &input[inner.start * M - p..inner.end * M - p];
     let mut inner_phases = phases.map(|out| &mut out[inner.clone()]);
-    for (q, run) in runs.enumerate() {
+    if simd::deinterleave(runs, &mut inner_phases) {
+        return;
+    }
+    for (q, run) in runs.chunks_exact(M).enumerate() {
         for (out, &v) in inner_phases.iter_mut().zip(run) {
             out[q] = v;
         }
@@ -753,7 +760,7 @@ mod tests {
 
     /// A row split into phases holds each padded column where the scatter puts it and zeros
     /// everywhere else, whatever `dr` held before: rows of 3 to 130 values, paddings 0–2, both
-    /// tile sizes, padding rows.
+    /// tile sizes, padding rows, `f64` and `f32` (whose runs x86-64 transposes in registers).
     #[test]
     fn rows_in_phases_are_the_scatter_of_the_padded_row() {
         for (m, w, p) in [2usize, 4]
@@ -779,6 +786,15 @@ mod tests {
             let mut dr = vec![f64::NAN; m * len];
             phases(None, &mut dr);
             assert!(dr.iter().all(|&v| v == 0.0));
+            // `f32` rows take the vector transpose on x86-64.
+            let input: Vec<f32> = input.iter().map(|&v| v as f32).collect();
+            let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+            let mut dr = vec![f32::NAN; m * len];
+            match m {
+                2 => F2x3::into_phases(Some(&input), p, &mut dr),
+                _ => F4x3::into_phases(Some(&input), p, &mut dr),
+            }
+            assert_eq!(dr, want, "f32, m {m}, width {w}, padding {p}");
         }
     }
 

@@ -6,11 +6,12 @@
 //! bit for bit; the tests compare them.
 
 use std::arch::x86_64::{
-    __m128, __m256, __m512, _mm_add_ps, _mm_loadu_ps, _mm_max_ps, _mm_mul_ps, _mm_set1_ps,
-    _mm_setzero_ps, _mm_storeu_ps, _mm_sub_ps, _mm256_add_ps, _mm256_loadu_ps, _mm256_max_ps,
-    _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm256_sub_ps,
-    _mm512_add_ps, _mm512_loadu_ps, _mm512_max_ps, _mm512_mul_ps, _mm512_set1_ps,
-    _mm512_setzero_ps, _mm512_storeu_ps, _mm512_sub_ps,
+    __m128, __m256, __m512, _mm_add_ps, _mm_loadu_ps, _mm_max_ps, _mm_movehl_ps, _mm_movelh_ps,
+    _mm_mul_ps, _mm_set1_ps, _mm_setzero_ps, _mm_shuffle_ps, _mm_storeu_ps, _mm_sub_ps,
+    _mm_unpackhi_ps, _mm_unpacklo_ps, _mm256_add_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_mul_ps,
+    _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm256_sub_ps, _mm512_add_ps,
+    _mm512_loadu_ps, _mm512_max_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps,
+    _mm512_storeu_ps, _mm512_sub_ps,
 };
 
 use super::{Float, Scheme};
@@ -155,6 +156,72 @@ pub(super) fn output_row_at<T: Float, S: Scheme>(
             Width::Avx512 => output_blocks_avx512::<S>(row_in, tw, tiles, bias, relu, lines),
         }
     }
+}
+
+/// `outs[ph][q] = runs[q·M + ph]`: runs of `M` values transposed into `M` phases (each
+/// `runs.len() / M` long), four runs at a time in SSE registers when `T` is `f32` and `M` is 2 or
+/// 4 (SSE is part of every x86-64 CPU), the rest one by one; returns whether it did. It moves
+/// values only, so the phases are the scalar loop's bit for bit.
+pub(super) fn deinterleave<T: Float, const M: usize>(runs: &[T], outs: &mut [&mut [T]; M]) -> bool {
+    let Some(runs) = as_f32(runs) else {
+        return false;
+    };
+    let n = runs.len() / M;
+    let mut outs = outs
+        .each_mut()
+        .map(|out| as_f32_mut(out).map(|out| &mut out[..n]));
+    match &mut outs[..] {
+        [Some(p0), Some(p1)] => {
+            let blocks = n / 4;
+            for b in 0..blocks {
+                // SAFETY: run values 8b .. 8b + 8 < 2n and phase values 4b .. 4b + 4 ≤ n are
+                // inside their slices; SSE is part of x86-64.
+                unsafe {
+                    let src = runs.as_ptr().add(8 * b);
+                    let (x, y) = (_mm_loadu_ps(src), _mm_loadu_ps(src.add(4)));
+                    _mm_storeu_ps(
+                        p0.as_mut_ptr().add(4 * b),
+                        _mm_shuffle_ps::<0b10_00_10_00>(x, y),
+                    );
+                    _mm_storeu_ps(
+                        p1.as_mut_ptr().add(4 * b),
+                        _mm_shuffle_ps::<0b11_01_11_01>(x, y),
+                    );
+                }
+            }
+            for q in 4 * blocks..n {
+                (p0[q], p1[q]) = (runs[2 * q], runs[2 * q + 1]);
+            }
+        }
+        [Some(p0), Some(p1), Some(p2), Some(p3)] => {
+            let blocks = n / 4;
+            for b in 0..blocks {
+                // SAFETY: run values 16b .. 16b + 16 ≤ 4n and phase values 4b .. 4b + 4 ≤ n are
+                // inside their slices; SSE is part of x86-64.
+                unsafe {
+                    let src = runs.as_ptr().add(16 * b);
+                    // Row r holds run 4b + r; the transpose's row ph, phase ph of the four.
+                    let r: [__m128; 4] = std::array::from_fn(|r| _mm_loadu_ps(src.add(4 * r)));
+                    let (lo01, lo23) = (_mm_unpacklo_ps(r[0], r[1]), _mm_unpacklo_ps(r[2], r[3]));
+                    let (hi01, hi23) = (_mm_unpackhi_ps(r[0], r[1]), _mm_unpackhi_ps(r[2], r[3]));
+                    _mm_storeu_ps(p0.as_mut_ptr().add(4 * b), _mm_movelh_ps(lo01, lo23));
+                    _mm_storeu_ps(p1.as_mut_ptr().add(4 * b), _mm_movehl_ps(lo23, lo01));
+                    _mm_storeu_ps(p2.as_mut_ptr().add(4 * b), _mm_movelh_ps(hi01, hi23));
+                    _mm_storeu_ps(p3.as_mut_ptr().add(4 * b), _mm_movehl_ps(hi23, hi01));
+                }
+            }
+            for q in 4 * blocks..n {
+                (p0[q], p1[q], p2[q], p3[q]) = (
+                    runs[4 * q],
+                    runs[4 * q + 1],
+                    runs[4 * q + 2],
+                    runs[4 * q + 3],
+                );
+            }
+        }
+        _ => return false,
+    }
+    true
 }
 
 /// The blocks of one tile row at one width, compiled with that width's instructions enabled so
