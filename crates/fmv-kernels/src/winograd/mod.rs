@@ -594,15 +594,25 @@ fn output_transform<T: Float, S: Scheme>(
     let tiles = rows.len() * tw;
     // The tile row's `m` output rows, `m·tw` values each (the last tile may reach past `wo`).
     let stride = m * tw;
-    let mut lines = vec![T::zero(); m * stride];
+    // Where the tiles cover the output exactly, a tile row's lines are the plane's `m` rows
+    // themselves, written in place; elsewhere they are written here and then copied.
+    let in_place = stride == wo && m * pl.th == pl.ho;
+    let mut lines = vec![T::zero(); if in_place { 0 } else { m * stride }];
     let mut s = Vec::new();
     for (k, row) in rows.enumerate() {
         let (image, ty) = (row / pl.th, row % pl.th);
         let row_in = &mc[k * tw..];
-        if !(pl.simd && simd::output_row::<T, S>(row_in, tw, tiles, bias, relu, &mut lines)) {
-            s.resize(m * a * tw, T::zero());
-            output_row::<T, S>(row_in, tw, tiles, bias, relu, &mut s, &mut lines);
+        let mut transform = |lines: &mut [T]| {
+            if !(pl.simd && simd::output_row::<T, S>(row_in, tw, tiles, bias, relu, lines)) {
+                s.resize(m * a * tw, T::zero());
+                output_row::<T, S>(row_in, tw, tiles, bias, relu, &mut s, lines);
+            }
+        };
+        if in_place {
+            transform(&mut planes[image][m * ty * wo..][..m * wo]);
+            continue;
         }
+        transform(&mut lines);
         for (ii, line) in lines.chunks_exact(stride).enumerate() {
             let oy = m * ty + ii;
             if oy >= pl.ho {
