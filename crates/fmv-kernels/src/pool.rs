@@ -164,6 +164,12 @@ impl MaxPool {
     /// window's first maximum in scan order, signed zeros and NaN included.
     fn forward<T: Float>(&self, x: &[T], pl: Planes) -> Vec<T> {
         let mut y = zeroed(pl.count * pl.ho * pl.wo);
+        if (self.k, self.s, self.p) == (2, 2, 0) {
+            y.par_chunks_mut(pl.ho * pl.wo)
+                .enumerate()
+                .for_each(|(c, y)| forward_2x2(&x[c * pl.h * pl.w..][..pl.h * pl.w], pl, y));
+            return y;
+        }
         y.par_chunks_mut(pl.ho * pl.wo).enumerate().for_each_init(
             || vec![T::zero(); pl.h * pl.wo],
             |across, (c, y)| {
@@ -205,7 +211,7 @@ impl MaxPool {
                     let plane = &x[c * pl.h * pl.w..][..pl.h * pl.w];
                     let dy = &dy[c * pl.ho * pl.wo..][..pl.ho * pl.wo];
                     if (self.k, self.s, self.p) == (2, 2, 0) {
-                        argmax_2x2(plane, pl, |o, i| dx[i] = T::zero() + dy[o]);
+                        backward_2x2(plane, dy, pl, dx);
                     } else {
                         self.argmax(plane, pl, |o, i| dx[i] = T::zero() + dy[o]);
                     }
@@ -250,21 +256,50 @@ impl MaxPool {
     }
 }
 
-/// [`MaxPool::argmax`] for `MaxPool2d(2, 2, 0)`, the pool of VGG and most classifiers: the
-/// window of output `(oy, ox)` is input rows `2oy, 2oy + 1` and columns `2ox, 2ox + 1`, scanned
-/// in that order.
-fn argmax_2x2<T: Float>(x: &[T], pl: Planes, mut f: impl FnMut(usize, usize)) {
-    for oy in 0..pl.ho {
+/// [`MaxPool::forward`] of one plane for `MaxPool2d(2, 2, 0)`: the same two passes (each
+/// row's pair, then the two rows' results) in one, so the same value bit for bit.
+fn forward_2x2<T: Float>(x: &[T], pl: Planes, y: &mut [T]) {
+    for (oy, out) in y.chunks_exact_mut(pl.wo).enumerate() {
         let top = 2 * oy * pl.w;
         let (upper, lower) = (&x[top..][..2 * pl.wo], &x[top + pl.w..][..2 * pl.wo]);
-        for (ox, (u, l)) in upper.chunks_exact(2).zip(lower.chunks_exact(2)).enumerate() {
-            let mut best = (u[0], top + 2 * ox);
-            for (v, i) in [(u[1], 1), (l[0], pl.w), (l[1], pl.w + 1)] {
-                if is_greater_or_nan(v, best.0) {
-                    best = (v, top + 2 * ox + i);
-                }
-            }
-            f(oy * pl.wo + ox, best.1);
+        for ((o, u), l) in out
+            .iter_mut()
+            .zip(upper.chunks_exact(2))
+            .zip(lower.chunks_exact(2))
+        {
+            *o = later_if_greater(later_if_greater(u[0], u[1]), later_if_greater(l[0], l[1]));
+        }
+    }
+}
+
+/// The gradient `dx` (zeros) of one plane for `MaxPool2d(2, 2, 0)`, the pool of VGG and most
+/// classifiers: the window of output `(oy, ox)` is input rows `2oy, 2oy + 1` and columns `2ox,
+/// 2ox + 1`, scanned in that order as [`MaxPool::argmax`] does; `0 + dy` goes to the first
+/// maximum, the other three stay zero.
+fn backward_2x2<T: Float>(x: &[T], dy: &[T], pl: Planes, dx: &mut [T]) {
+    for (oy, dy) in dy.chunks_exact(pl.wo).enumerate() {
+        let top = 2 * oy * pl.w;
+        let (upper, lower) = (&x[top..][..2 * pl.wo], &x[top + pl.w..][..2 * pl.wo]);
+        let windows = upper.chunks_exact(2).zip(lower.chunks_exact(2));
+        for (ox, ((u, l), &g)) in windows.zip(dy).enumerate() {
+            // The scan: u0, u1, l0, l1; a later value takes over if greater or NaN.
+            let (max, at) = (u[0], 0);
+            let (max, at) = if is_greater_or_nan(u[1], max) {
+                (u[1], 1)
+            } else {
+                (max, at)
+            };
+            let (max, at) = if is_greater_or_nan(l[0], max) {
+                (l[0], pl.w)
+            } else {
+                (max, at)
+            };
+            let at = if is_greater_or_nan(l[1], max) {
+                pl.w + 1
+            } else {
+                at
+            };
+            dx[top + 2 * ox + at] = T::zero() + g;
         }
     }
 }
@@ -477,9 +512,9 @@ mod tests {
     }
 
     /// Where windows do not overlap, the backward pass writes each gradient once: the same
-    /// values, bit for bit, as summing them per column, on inputs full of ties, signed zeros
-    /// and NaN, with −0 and NaN among the gradients; and the 2×2 scan finds the general scan's
-    /// maxima.
+    /// values, bit for bit, as summing them per column after
+    /// the general scan, on inputs full of ties, signed zeros and NaN, with −0 and NaN among
+    /// the gradients.
     #[test]
     fn pools_without_overlap_write_the_summed_gradient() {
         let values = [0.0, -0.0, 1.0, -1.0, 2.0, f32::NAN, 2.0];
@@ -497,17 +532,40 @@ mod tests {
             let summed = pool.backward_summed(&x, &dy, pl, vec![0.0; x.len()]);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&once), bits(&summed), "case {i}");
-            if (k, s, p) == (2, 2, 0) {
-                for plane in x.chunks(h * w) {
-                    let (mut general, mut two) = (Vec::new(), Vec::new());
-                    pool.argmax(plane, pl, |o, at| general.push((o, at)));
-                    super::argmax_2x2(plane, pl, |o, at| two.push((o, at)));
-                    assert_eq!(general, two, "case {i}");
-                }
-            }
             checked += 1;
         }
         assert_eq!(checked, 3);
+    }
+
+    /// Every 2×2 window of values from ties, signed zeros and NaN (all 6⁴ of them, side by
+    /// side): the forward pass gives the scan's first maximum and the backward pass the summed
+    /// gradient, bit for bit (the case where the order of the comparisons shows).
+    #[test]
+    fn every_2x2_window_pools_like_the_scan() {
+        let values = [0.0, -0.0, 1.0, -1.0, -0.0, f32::NAN];
+        let windows = values.len().pow(4);
+        let (h, w) = (2, 2 * windows);
+        let mut x = vec![0.0; h * w];
+        for i in 0..windows {
+            let digit = |d: u32| values[i / values.len().pow(d) % values.len()];
+            (x[2 * i], x[2 * i + 1], x[w + 2 * i], x[w + 2 * i + 1]) =
+                (digit(0), digit(1), digit(2), digit(3));
+        }
+        let pool = MaxPool { k: 2, s: 2, p: 0 };
+        let pl = pool.planes(&(1, 1, h, w).into()).unwrap();
+        let y = pool.forward(&x, pl);
+        pool.argmax(&x, pl, |o, at| {
+            let (got, want) = (y[o], x[at]);
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "window {o}: {got} against the scan's {want}"
+            );
+        });
+        let dy: Vec<f32> = (0..windows).map(|o| [0.5, -0.0, -2.0][o % 3]).collect();
+        let once = pool.backward(&x, &dy, pl);
+        let summed = pool.backward_summed(&x, &dy, pl, vec![0.0; x.len()]);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&once), bits(&summed));
     }
 
     #[test]
