@@ -512,9 +512,8 @@ mod tests {
     }
 
     /// Where windows do not overlap, the backward pass writes each gradient once: the same
-    /// values, bit for bit, as summing them per column after
-    /// the general scan, on inputs full of ties, signed zeros and NaN, with −0 and NaN among
-    /// the gradients.
+    /// values, bit for bit, as summing them per column after the general scan, on inputs full
+    /// of ties, signed zeros and NaN, with −0 and NaN among the gradients.
     #[test]
     fn pools_without_overlap_write_the_summed_gradient() {
         let values = [0.0, -0.0, 1.0, -1.0, 2.0, f32::NAN, 2.0];

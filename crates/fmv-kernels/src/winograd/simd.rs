@@ -174,7 +174,7 @@ pub(super) fn deinterleave<T: Float, const M: usize>(runs: &[T], outs: &mut [&mu
         [Some(p0), Some(p1)] => {
             let blocks = n / 4;
             for b in 0..blocks {
-                // SAFETY: run values 8b .. 8b + 8 < 2n and phase values 4b .. 4b + 4 ≤ n are
+                // SAFETY: run values 8b .. 8b + 8 ≤ 2n and phase values 4b .. 4b + 4 ≤ n are
                 // inside their slices; SSE is part of x86-64.
                 unsafe {
                     let src = runs.as_ptr().add(8 * b);
