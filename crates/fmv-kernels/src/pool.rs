@@ -10,12 +10,14 @@
 //! plane: rows, then columns) and the backward pass finds each window's maximum again (so
 //! nothing is kept besides the input) and adds the gradient there.
 
+use std::mem::MaybeUninit;
+
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::buffer::{host_slice, in_float_type, zeroed};
-use crate::float::{Float, serves};
+use crate::buffer::{host_slice, in_float_type, written_in_runs, zeroed};
+use crate::float::{Float, as_f32, serves};
 use crate::input_grad::max_pool2d_differentiable;
 
 /// Max pooling as torch's `MaxPool2d(k, s, p)` (floor mode), differentiable with respect to a
@@ -201,6 +203,16 @@ impl MaxPool {
     /// to `dx`: the grouping of the separable pool that runs on other devices, so that the
     /// two round alike (the compat patterns' parity with the original is that sensitive).
     fn backward<T: Float>(&self, x: &[T], dy: &[T], pl: Planes) -> Vec<T> {
+        if (self.k, self.s, self.p) == (2, 2, 0) {
+            // VGG's pool: each plane written once by its own loops, with no zeroing first.
+            // SAFETY: `backward_2x2` writes every element of its plane.
+            return unsafe {
+                written_in_runs(pl.count * pl.h * pl.w, pl.h * pl.w, |c, dx| {
+                    let plane = &x[c * pl.h * pl.w..][..pl.h * pl.w];
+                    backward_2x2(plane, &dy[c * pl.ho * pl.wo..][..pl.ho * pl.wo], pl, dx);
+                })
+            };
+        }
         let mut dx = zeroed(pl.count * pl.h * pl.w);
         if self.s >= self.k {
             // Windows that do not overlap: each input gets at most one output's gradient, so
@@ -210,11 +222,7 @@ impl MaxPool {
                 .for_each(|(c, dx)| {
                     let plane = &x[c * pl.h * pl.w..][..pl.h * pl.w];
                     let dy = &dy[c * pl.ho * pl.wo..][..pl.ho * pl.wo];
-                    if (self.k, self.s, self.p) == (2, 2, 0) {
-                        backward_2x2(plane, dy, pl, dx);
-                    } else {
-                        self.argmax(plane, pl, |o, i| dx[i] = T::zero() + dy[o]);
-                    }
+                    self.argmax(plane, pl, |o, i| dx[i] = T::zero() + dy[o]);
                 });
             return dx;
         }
@@ -272,16 +280,22 @@ fn forward_2x2<T: Float>(x: &[T], pl: Planes, y: &mut [T]) {
     }
 }
 
-/// The gradient `dx` (zeros) of one plane for `MaxPool2d(2, 2, 0)`, the pool of VGG and most
-/// classifiers: the window of output `(oy, ox)` is input rows `2oy, 2oy + 1` and columns `2ox,
-/// 2ox + 1`, scanned in that order as [`MaxPool::argmax`] does; `0 + dy` goes to the first
-/// maximum, the other three stay zero.
-fn backward_2x2<T: Float>(x: &[T], dy: &[T], pl: Planes, dx: &mut [T]) {
+/// The gradient `dx` of one plane for `MaxPool2d(2, 2, 0)`, the pool of VGG and most
+/// classifiers, every element written: the window of output `(oy, ox)` is input rows `2oy,
+/// 2oy + 1` and columns `2ox, 2ox + 1`, scanned in that order as [`MaxPool::argmax`] does; `0 +
+/// dy` goes to the first maximum, zero to the other three and to the last row and column when
+/// no window covers them (an odd side). `f32` windows go four at a time through SSE
+/// ([`backward_2x2_sse`]), the rest one at a time, the same values either way.
+fn backward_2x2<T: Float>(x: &[T], dy: &[T], pl: Planes, dx: &mut [MaybeUninit<T>]) {
+    let zero = MaybeUninit::new(T::zero());
+    let covered = 2 * pl.wo;
     for (oy, dy) in dy.chunks_exact(pl.wo).enumerate() {
         let top = 2 * oy * pl.w;
-        let (upper, lower) = (&x[top..][..2 * pl.wo], &x[top + pl.w..][..2 * pl.wo]);
-        let windows = upper.chunks_exact(2).zip(lower.chunks_exact(2));
-        for (ox, ((u, l), &g)) in windows.zip(dy).enumerate() {
+        let (upper, lower) = (&x[top..][..covered], &x[top + pl.w..][..covered]);
+        let (du, dl) = dx[top..][..2 * pl.w].split_at_mut(pl.w);
+        let done = backward_2x2_sse(upper, lower, dy, &mut du[..covered], &mut dl[..covered]);
+        for ox in done..pl.wo {
+            let (u, l) = (&upper[2 * ox..][..2], &lower[2 * ox..][..2]);
             // The scan: u0, u1, l0, l1; a later value takes over if greater or NaN.
             let (max, at) = (u[0], 0);
             let (max, at) = if is_greater_or_nan(u[1], max) {
@@ -290,17 +304,84 @@ fn backward_2x2<T: Float>(x: &[T], dy: &[T], pl: Planes, dx: &mut [T]) {
                 (max, at)
             };
             let (max, at) = if is_greater_or_nan(l[0], max) {
-                (l[0], pl.w)
+                (l[0], 2)
             } else {
                 (max, at)
             };
-            let at = if is_greater_or_nan(l[1], max) {
-                pl.w + 1
-            } else {
-                at
-            };
-            dx[top + 2 * ox + at] = T::zero() + g;
+            let at = if is_greater_or_nan(l[1], max) { 3 } else { at };
+            let g = T::zero() + dy[ox];
+            let value = |i| MaybeUninit::new(if at == i { g } else { T::zero() });
+            (du[2 * ox], du[2 * ox + 1]) = (value(0), value(1));
+            (dl[2 * ox], dl[2 * ox + 1]) = (value(2), value(3));
         }
+        du[covered..].fill(zero);
+        dl[covered..].fill(zero);
+    }
+    dx[2 * pl.ho * pl.w..].fill(zero);
+}
+
+/// [`backward_2x2`]'s windows of one row pair four at a time, for `f32`, in SSE registers (part
+/// of every x86-64 CPU): the same comparisons in the same order, each of the four positions
+/// then written `0 + dy` where it is the first maximum and `+0` elsewhere. Returns how many
+/// windows it wrote, from the first: none for other types and CPUs.
+fn backward_2x2_sse<T: Float>(
+    upper: &[T],
+    lower: &[T],
+    dy: &[T],
+    du: &mut [MaybeUninit<T>],
+    dl: &mut [MaybeUninit<T>],
+) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        let (Some(upper), Some(lower), Some(dy)) = (as_f32(upper), as_f32(lower), as_f32(dy))
+        else {
+            return 0;
+        };
+        let blocks = dy.len() / 4;
+        assert!(upper.len() >= 8 * blocks && lower.len() >= 8 * blocks);
+        assert!(du.len() >= 8 * blocks && dl.len() >= 8 * blocks);
+        let (du, dl) = (du.as_mut_ptr().cast::<f32>(), dl.as_mut_ptr().cast::<f32>());
+        for b in 0..blocks {
+            // SAFETY: values 8b .. 8b + 8 of the rows and of `du`, `dl`, and 4b .. 4b + 4 of
+            // `dy`, are inside them (the asserts); `T` is `f32` (`as_f32`), so `du` and `dl` hold
+            // `f32` slots; SSE is part of x86-64.
+            unsafe {
+                let split = |row: *const f32| {
+                    let (a, b) = (_mm_loadu_ps(row), _mm_loadu_ps(row.add(4)));
+                    let even = _mm_shuffle_ps::<0b10_00_10_00>(a, b);
+                    (even, _mm_shuffle_ps::<0b11_01_11_01>(a, b))
+                };
+                let (u0, u1) = split(upper.as_ptr().add(8 * b));
+                let (l0, l1) = split(lower.as_ptr().add(8 * b));
+                // A later value takes over if greater (an ordered comparison: false with NaN) or
+                // NaN.
+                let takes = |v, max| _mm_or_ps(_mm_cmpgt_ps(v, max), _mm_cmpunord_ps(v, v));
+                let select = |m, a, b| _mm_or_ps(_mm_and_ps(m, a), _mm_andnot_ps(m, b));
+                let m1 = takes(u1, u0);
+                let max = select(m1, u1, u0);
+                let m2 = takes(l0, max);
+                let max = select(m2, l0, max);
+                let m3 = takes(l1, max);
+                let g = _mm_add_ps(_mm_setzero_ps(), _mm_loadu_ps(dy.as_ptr().add(4 * b)));
+                // The first maximum: l1 if m3, else l0 if m2, else u1 if m1, else u0.
+                let lower_wins = _mm_or_ps(m2, m3);
+                let vu0 = _mm_andnot_ps(_mm_or_ps(lower_wins, m1), g);
+                let vu1 = _mm_and_ps(_mm_andnot_ps(lower_wins, m1), g);
+                let vl0 = _mm_and_ps(_mm_andnot_ps(m3, m2), g);
+                let vl1 = _mm_and_ps(m3, g);
+                _mm_storeu_ps(du.add(8 * b), _mm_unpacklo_ps(vu0, vu1));
+                _mm_storeu_ps(du.add(8 * b + 4), _mm_unpackhi_ps(vu0, vu1));
+                _mm_storeu_ps(dl.add(8 * b), _mm_unpacklo_ps(vl0, vl1));
+                _mm_storeu_ps(dl.add(8 * b + 4), _mm_unpackhi_ps(vl0, vl1));
+            }
+        }
+        4 * blocks
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (upper, lower, dy, du, dl);
+        0
     }
 }
 
@@ -565,6 +646,57 @@ mod tests {
         let summed = pool.backward_summed(&x, &dy, pl, vec![0.0; x.len()]);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&once), bits(&summed));
+    }
+
+    /// The 2×2 pool's backward pass, which writes every element itself, against the general
+    /// scan into zeros, bit for bit: planes of odd and even sides (a last row and column that no
+    /// window covers), rows that leave one to three windows after the blocks of four, several
+    /// planes, ties, signed zeros and NaN among the inputs, NaN and −0 among the gradients, in
+    /// `f32` (the SSE path) and `f64`. The memory it writes into first held NaN.
+    #[test]
+    fn the_2x2_backward_writes_every_element_like_the_scan() {
+        fn check<T: crate::float::Float>(values: &[T], gradients: &[T]) {
+            let pool = MaxPool { k: 2, s: 2, p: 0 };
+            let mut seed = 3u64;
+            let mut pick = |n: usize| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (seed >> 33) as usize % n
+            };
+            for (h, w) in [
+                (2, 2),
+                (3, 3),
+                (2, 9),
+                (5, 8),
+                (4, 11),
+                (7, 17),
+                (6, 16),
+                (3, 30),
+            ] {
+                let count = 3;
+                let x: Vec<T> = (0..count * h * w)
+                    .map(|_| values[pick(values.len())])
+                    .collect();
+                let pl = pool.planes(&(1, count, h, w).into()).unwrap();
+                let dy: Vec<T> = (0..count * pl.ho * pl.wo)
+                    .map(|_| gradients[pick(gradients.len())])
+                    .collect();
+                drop(vec![T::from_f64(f64::NAN); x.len()]);
+                let once = pool.backward(&x, &dy, pl);
+                let summed = pool.backward_summed(&x, &dy, pl, vec![T::zero(); x.len()]);
+                let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&once), bits(&summed), "{h}×{w}");
+            }
+        }
+        check::<f32>(
+            &[0.0, -0.0, 1.0, -1.0, 2.0, f32::NAN, 1.0],
+            &[0.5, -0.0, -2.0, f32::NAN],
+        );
+        check::<f64>(
+            &[0.0, -0.0, 1.0, -1.0, 2.0, f64::NAN, 1.0],
+            &[0.5, -0.0, -2.0, f64::NAN],
+        );
     }
 
     #[test]

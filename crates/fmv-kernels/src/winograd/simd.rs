@@ -15,6 +15,7 @@ use std::arch::x86_64::{
 };
 
 use super::{Float, Scheme};
+use crate::float::{as_f32, as_f32_mut};
 
 /// The widest tile row whose F(2×2, 3×3) input transform takes the SSE path: on wider rows the
 /// scalar path measured faster (that transform is additions only), on narrower ones SSE. AVX
@@ -497,19 +498,3 @@ lanes!(Avx(__m256, 8): _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps, _mm25
     _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_max_ps);
 lanes!(Avx512(__m512, 16): _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps,
     _mm512_storeu_ps, _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_max_ps);
-
-/// `s` as `f32`s, when `T` is `f32`.
-fn as_f32<T: Float>(s: &[T]) -> Option<&[f32]> {
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| {
-        // SAFETY: `T` is `f32`, so the slice's elements are `f32`s.
-        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) }
-    })
-}
-
-/// `s` as `f32`s, when `T` is `f32`.
-fn as_f32_mut<T: Float>(s: &mut [T]) -> Option<&mut [f32]> {
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| {
-        // SAFETY: `T` is `f32`, so the slice's elements are `f32`s.
-        unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) }
-    })
-}
