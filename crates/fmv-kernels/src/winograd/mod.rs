@@ -705,6 +705,11 @@ mod tests {
             .collect()
     }
 
+    /// Whether two results are equal bit for bit.
+    fn same_bits(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
     /// F(2×2, 3×3)'s flip: the kernels of the rotated, transposed weight (made directly) equal
     /// the weight's own read at `(π(i), π(j))` and transposed, which is what the input gradient
     /// reads.
@@ -760,10 +765,7 @@ mod tests {
             for (max_bytes, min_tiles) in [(1, 1), (1, 5), (Chunks::of(tile).max_bytes, 128)] {
                 let chunked = run(max_bytes, min_tiles);
                 assert!(
-                    whole
-                        .iter()
-                        .zip(&chunked)
-                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    same_bits(&whole, &chunked),
                     "{tile:?}: chunks of {max_bytes} bytes and {min_tiles} tiles differ"
                 );
             }
@@ -828,10 +830,7 @@ mod tests {
             let stale = run();
             assert!(fresh.iter().all(|v| v.is_finite()));
             assert!(
-                fresh
-                    .iter()
-                    .zip(&stale)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                same_bits(&fresh, &stale),
                 "{tile:?}, adjoint {adjoint}, budget {budget}"
             );
         }
