@@ -8,7 +8,8 @@
 //! backward passes is several more full passes over the stem's maps (the largest of ResNet's),
 //! one thread each; here the forward pass is one parallel sweep over the planes (two passes per
 //! plane: rows, then columns) and the backward pass finds each window's maximum again (so
-//! nothing is kept besides the input) and adds the gradient there.
+//! nothing is kept besides the input) and adds the gradient there. VGG's `MaxPool2d(2, 2, 0)`
+//! has loops of its own for both, its gradient four windows at a time in SSE.
 
 use std::mem::MaybeUninit;
 
@@ -470,6 +471,12 @@ mod tests {
         (3, 3, 0, 3, 7),
     ];
 
+    /// The values' bits (as `f64`, which keeps every `f32`'s sign, zero and NaN apart), to
+    /// compare results bit for bit.
+    fn bits<T: crate::float::Float>(v: &[T]) -> Vec<u64> {
+        v.iter().map(|x| x.to_f64().to_bits()).collect()
+    }
+
     fn padded(x: &Tensor, p: usize) -> Tensor {
         if p == 0 {
             return x.clone();
@@ -610,7 +617,6 @@ mod tests {
                 .collect();
             let once = pool.backward(&x, &dy, pl);
             let summed = pool.backward_summed(&x, &dy, pl, vec![0.0; x.len()]);
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&once), bits(&summed), "case {i}");
             checked += 1;
         }
@@ -644,7 +650,6 @@ mod tests {
         let dy: Vec<f32> = (0..windows).map(|o| [0.5, -0.0, -2.0][o % 3]).collect();
         let once = pool.backward(&x, &dy, pl);
         let summed = pool.backward_summed(&x, &dy, pl, vec![0.0; x.len()]);
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&once), bits(&summed));
     }
 
@@ -685,7 +690,6 @@ mod tests {
                 drop(vec![T::from_f64(f64::NAN); x.len()]);
                 let once = pool.backward(&x, &dy, pl);
                 let summed = pool.backward_summed(&x, &dy, pl, vec![T::zero(); x.len()]);
-                let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&once), bits(&summed), "{h}×{w}");
             }
         }
