@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # fmv's checks and benchmark on a machine with an NVIDIA GPU but no Rust toolchain, from
-# binaries built elsewhere with `--features cuda` (docs/PERFORMANCE.md, "GPU").
+# binaries built elsewhere with `--features cuda`, or `--features cudnn` for cuDNN's
+# convolutions (docs/PERFORMANCE.md, "GPU"; the benchmark's header says which).
 #
 # usage: xtask/scripts/gpu_check.sh BIN_DIR OUT_DIR BUILD_CHECKOUT [BENCH_ARGS...]
 #   BIN_DIR         holds `fmv`, `xtask` and `it` (fmv-core's integration tests), each plain or
@@ -12,7 +13,8 @@
 #   BENCH_ARGS      passed to `xtask bench` (default: --runs 10 --full)
 #
 # STEPS (environment) picks steps, space-separated: tests demo forward f32 rank patterns
-# transposed goldens (default: all). `f32` is `forward` with torch's cuDNN kept from TF32.
+# robust transposed goldens (default: all). `f32` is `forward` with torch's cuDNN kept from
+# TF32; `robust` times robust steps at 224 px against torch's (TF32 off, as fmv computes).
 #
 # Runs from the checkout's root. Needs python3 with torch, torchvision, opencv and safetensors
 # (the original's side of the benchmark); the CUDA 13 libraries are taken from torch's nvidia-*
@@ -26,7 +28,7 @@ BENCH_ARGS=("$@")
 mkdir -p "$OUT_DIR"
 exec > >(tee "$OUT_DIR/log.txt") 2>&1
 step() { echo; echo "=== $* ($(date +%T))"; }
-STEPS=${STEPS:-tests demo forward f32 rank patterns transposed goldens}
+STEPS=${STEPS:-tests demo forward f32 rank patterns robust transposed goldens}
 wants() { [[ " $STEPS " == *" $1 "* ]]; }
 
 step "binaries"
@@ -43,7 +45,7 @@ done
 NVIDIA=$(python3 -c "import nvidia; print(list(nvidia.__path__)[0])")
 LD_LIBRARY_PATH=$(ls -d "$NVIDIA"/*/lib | tr '\n' ':')/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}
 export LD_LIBRARY_PATH
-ldd "$BIN/fmv" | grep -E 'cuda|cublas|curand|nvrtc|not found'
+ldd "$BIN/fmv" | grep -E 'cuda|cublas|curand|nvrtc|cudnn|not found'
 if [ ! -e "$BUILD_CHECKOUT" ]; then
   mkdir -p "$(dirname "$BUILD_CHECKOUT")" && ln -s "$PWD" "$BUILD_CHECKOUT"
 fi
@@ -105,6 +107,7 @@ bench forward forward 75
 bench f32 forward 75 FMV_BENCH_TF32=0
 bench rank rank 200
 bench patterns patterns 180
+bench robust robust 150 FMV_BENCH_TF32=0
 
 if wants transposed; then
   step "bench patterns on the GPU, every input gradient through conv_transpose2d (as before)"

@@ -48,7 +48,9 @@ pub enum ConvAlgorithm {
     WinogradOnly(Tile),
     /// fmv's CPU convolution, im2col + GEMM for every layer.
     Gemm,
-    /// candle's `conv2d` (and, for input gradients, its transposed convolution).
+    /// candle's `conv2d` (and, for input gradients, its transposed convolution). On a CUDA
+    /// device that is im2col and a cuBLAS GEMM, or cuDNN (kept in f32) in a build with the
+    /// `cudnn` feature.
     Candle,
 }
 
@@ -141,7 +143,8 @@ impl FromStr for ConvAlgorithm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum InputGradAlgorithm {
     /// A stride-1 layer with a square kernel runs its gradient as a convolution of the
-    /// gradient with the flipped, transposed kernel (on CUDA: im2col + cuBLAS); strided layers
+    /// gradient with the flipped, transposed kernel (on CUDA: im2col + cuBLAS, or cuDNN with
+    /// the `cudnn` feature); strided layers
     /// take candle's transposed convolution. The default.
     #[default]
     Flipped,

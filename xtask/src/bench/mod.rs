@@ -14,7 +14,8 @@
 //!
 //! `--device cuda` (a build with the `cuda` feature) runs fmv's side on the GPU and the
 //! original's too (its default, `use_cuda=True`), and adds rows that compare the GPU's results
-//! with the CPU's: the forward passes' maps and logits, and `fmv rank`'s output. `--fmv PATH`
+//! with the CPU's: the forward passes' maps and logits, and `fmv rank`'s output. The header
+//! says whether the convolutions run on cuDNN (the `cudnn` feature) or on candle's im2col. `--fmv PATH`
 //! takes that `fmv` binary instead of building one (for a machine without a Rust toolchain).
 
 mod exemplars;
@@ -245,7 +246,11 @@ pub fn run(opts: &Options) -> Result<()> {
     let place = if setup.device.is_cpu() {
         "the CPU".to_string()
     } else {
-        format!("`{}` (CPU rows: {threads} threads)", opts.device)
+        format!(
+            "`{}` (convolutions: {}; CPU rows: {threads} threads)",
+            opts.device,
+            gpu_convolutions()
+        )
     };
     println!(
         "fmv {} on {place}, f32; forward passes: minimum of {} runs after a warm-up; the \
@@ -282,6 +287,16 @@ pub fn run(opts: &Options) -> Result<()> {
         exemplars::rows(&setup, opts.images, &table)?;
     }
     Ok(())
+}
+
+/// What runs fmv's convolutions on a GPU in this build: cuDNN with the `cudnn` feature (kept
+/// in f32, vendor/README.md), candle's im2col and cuBLAS GEMM otherwise.
+fn gpu_convolutions() -> &'static str {
+    if cfg!(feature = "cudnn") {
+        "cuDNN, f32 (FMA math)"
+    } else {
+        "candle's im2col + cuBLAS, f32"
+    }
 }
 
 /// The table, printed a row at a time as each is measured (so that a run cut short keeps

@@ -24,6 +24,20 @@ impl From<cudarc::driver::DriverError> for crate::Error {
     }
 }
 
+/// Keeps a convolution of f32 data in f32: cuDNN's default math type lets it round its inputs
+/// to TF32 on the tensor cores of Ampere and later GPUs (up to 2^-11 relative), which PyTorch
+/// allows only while `torch.backends.cudnn.allow_tf32` is set. `CUDNN_FMA_MATH` allows no
+/// tensor-core rounding; other data types keep cuDNN's default. (fmv's change; see
+/// vendor/README.md.)
+fn keep_f32_in_f32<T: cudarc::cudnn::CudnnDataType, Y: cudarc::cudnn::CudnnDataType>(
+    conv: &mut cudarc::cudnn::safe::ConvDescriptor<Y>,
+) -> crate::Result<()> {
+    if T::DATA_TYPE == cudarc::cudnn::sys::cudnnDataType_t::CUDNN_DATA_FLOAT {
+        conv.set_math_type(cudarc::cudnn::sys::cudnnMathType_t::CUDNN_FMA_MATH)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn launch_conv2d<
     T: DeviceRepr + WithDType + ValidAsZeroBits + cudarc::cudnn::CudnnDataType,
     Y: cudarc::cudnn::CudnnDataType,
@@ -49,12 +63,13 @@ pub(crate) fn launch_conv2d<
         }
         c
     })?;
-    let conv = cudnn.create_conv2d::<Y>(
+    let mut conv = cudnn.create_conv2d::<Y>(
         /* pad */ [params.padding as i32, params.padding as i32],
         /* stride */ [params.stride as i32, params.stride as i32],
         /* dilation */ [params.dilation as i32, params.dilation as i32],
         cudarc::cudnn::sys::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION,
     )?;
+    keep_f32_in_f32::<T, Y>(&mut conv)?;
     let x_shape = [
         params.b_size as i32,
         params.c_in as i32,
@@ -148,12 +163,13 @@ pub(crate) fn launch_conv1d<
         }
         c
     })?;
-    let conv = cudnn.create_conv2d::<Y>(
+    let mut conv = cudnn.create_conv2d::<Y>(
         /* pad */ [params.padding as i32, 0],
         /* stride */ [params.stride as i32, 1],
         /* dilation */ [params.dilation as i32, 1],
         cudarc::cudnn::sys::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION,
     )?;
+    keep_f32_in_f32::<T, Y>(&mut conv)?;
     // https://docs.nvidia.com/deeplearning/cudnn/backend/latest/api/cudnn-ops-library.html#cudnnsettensornddescriptor
     // > Tensors are restricted to having at least 4 dimensions, and at most CUDNN_DIM_MAX
     // > dimensions (defined in cudnn.h). When working with lower dimensional data, it is
