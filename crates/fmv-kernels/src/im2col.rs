@@ -68,7 +68,8 @@ fn valid_outputs(wo: usize, w: usize, k: usize, s: usize, p: usize) -> (usize, u
 
 /// The adjoint of [`im2col`] for the output rows `oys`: adds every entry of `col` back onto the
 /// input position it came from. Each channel's rows are summed by one thread, so the order of
-/// the sum is fixed.
+/// the sum is fixed. At stride 1 a row's entries land on a run of the input row, added as two
+/// slices (which the compiler vectorises); the sums are the same, in the same order.
 fn col2im<T: Float>(
     col: &[T],
     (h, w): (usize, usize),
@@ -93,8 +94,18 @@ fn col2im<T: Float>(
                     }
                     let dst = &mut plane[iy as usize * w..(iy as usize + 1) * w];
                     let (lo, hi) = valid_outputs(wo, w, kx, s, p);
-                    for (ox, &v) in src[lo..hi].iter().enumerate() {
-                        dst[(lo + ox) * s + kx - p] += v;
+                    if lo == hi {
+                        continue;
+                    }
+                    if s == 1 {
+                        let run = &mut dst[lo + kx - p..hi + kx - p];
+                        for (d, &v) in run.iter_mut().zip(&src[lo..hi]) {
+                            *d += v;
+                        }
+                    } else {
+                        for (ox, &v) in src[lo..hi].iter().enumerate() {
+                            dst[(lo + ox) * s + kx - p] += v;
+                        }
                     }
                 }
             }
@@ -297,6 +308,70 @@ mod tests {
     use super::*;
     use crate::test_data::random;
     use candle_core::Tensor;
+
+    /// col2im adds each entry onto the input it was unfolded from, in the order of an
+    /// element-by-element scatter (taps, then output rows, then columns), so the sums are the
+    /// same bit for bit: at stride 1 (whose rows are added as slices) and 2, with paddings
+    /// that leave some taps no output inside a row (the 7×7 kernel on a map one pixel wide),
+    /// for a band of rows and the whole map.
+    #[test]
+    fn col2im_adds_each_entry_where_im2col_took_it() {
+        let c_in = 2;
+        // (k, stride, padding, h, w)
+        for (k, s, p, h, w) in [
+            (3, 1, 0, 7, 9),
+            (3, 1, 1, 7, 9),
+            (3, 1, 2, 7, 9),
+            (5, 1, 2, 7, 9),
+            (5, 1, 4, 7, 9),
+            (3, 2, 1, 7, 9),
+            (7, 1, 3, 7, 1),
+        ] {
+            let g = ConvGeometry {
+                c_in,
+                c_out: 1,
+                kh: k,
+                kw: k,
+                stride: s,
+                padding: p,
+                groups: 1,
+            };
+            let (ho, wo) = g.out_hw(h, w).unwrap();
+            let taps = k * k;
+            for oys in [0..ho, 1..ho.min(3)] {
+                let len = oys.len() * wo;
+                let col: Vec<f32> = random(&[c_in * taps * len], (k * 10 + p) as u64)
+                    .to_dtype(candle_core::DType::F32)
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                let mut expected = vec![0f32; c_in * h * w];
+                for ci in 0..c_in {
+                    for t in 0..taps {
+                        let (ky, kx) = (t / k, t % k);
+                        for (r, oy) in oys.clone().enumerate() {
+                            for ox in 0..wo {
+                                let iy = (oy * s + ky) as isize - p as isize;
+                                let ix = (ox * s + kx) as isize - p as isize;
+                                if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
+                                    expected[(ci * h + iy as usize) * w + ix as usize] +=
+                                        col[(ci * taps + t) * len + r * wo + ox];
+                                }
+                            }
+                        }
+                    }
+                }
+                let mut dx = vec![0f32; c_in * h * w];
+                col2im(&col, (h, w), &g, &mut dx, oys.clone());
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&dx),
+                    bits(&expected),
+                    "k {k}, stride {s}, padding {p}, rows {oys:?}"
+                );
+            }
+        }
+    }
 
     /// Unfolding one output row at a time gives the result of unfolding the whole map (the
     /// per-image path: one image, large enough not to be stacked).

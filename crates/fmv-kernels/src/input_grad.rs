@@ -98,8 +98,8 @@ impl CustomOp2 for InputGrad {
 /// a stride-1 layer with a square kernel runs it as a convolution of `dy` with the kernel
 /// flipped in space and transposed (`c_in` ↔ `c_out`, group by group), padded by `k − 1 − p`:
 /// on CUDA that is candle's im2col + cuBLAS convolution (cuDNN with the `cudnn` feature),
-/// where its `conv_transpose2d` is a direct kernel in both builds. Strided layers, and every layer with [`InputGradAlgorithm::Transposed`], take
-/// [`conv_input_grad_transposed`].
+/// where its `conv_transpose2d` is a direct kernel in both builds. Strided layers, and every
+/// layer with [`InputGradAlgorithm::Transposed`], take [`conv_input_grad_transposed`].
 pub(crate) fn conv_input_grad(
     x: &Tensor,
     grad: &Tensor,
