@@ -15,8 +15,9 @@
 //! `--device cuda` (a build with the `cuda` feature) runs fmv's side on the GPU and the
 //! original's too (its default, `use_cuda=True`), and adds rows that compare the GPU's results
 //! with the CPU's: the forward passes' maps and logits, and `fmv rank`'s output. The header
-//! says whether the convolutions run on cuDNN (the `cudnn` feature) or on candle's im2col. `--fmv PATH`
-//! takes that `fmv` binary instead of building one (for a machine without a Rust toolchain).
+//! says whether the convolutions run on cuDNN (the `cudnn` feature) or on candle's im2col.
+//! `--fmv PATH` takes that `fmv` binary instead of building one (for a machine without a Rust
+//! toolchain).
 
 mod exemplars;
 mod forward;
