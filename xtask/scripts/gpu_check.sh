@@ -18,8 +18,9 @@
 #
 # Runs from the checkout's root. Needs python3 with torch, torchvision, opencv and safetensors
 # (the original's side of the benchmark); the CUDA 13 libraries are taken from torch's nvidia-*
-# wheels. Each step has its own time limit (about 10 minutes in all) and a failed step does not
-# stop the next; the most wanted come first.
+# wheels. Each step has its own time limit (about 16 minutes in all, more than a session's 15
+# minutes of device time: pick STEPS, e.g. `tests f32 robust rank`, at most about 9) and a
+# failed step does not stop the next; the most wanted come first.
 set -u
 BIN_DIR=$1 OUT_DIR=$2 BUILD_CHECKOUT=$3
 shift 3
