@@ -306,7 +306,7 @@ pub(crate) fn input_grad<T: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_data::random;
+    use crate::test_data::{random, slice_bits};
     use candle_core::Tensor;
 
     /// col2im adds each entry onto the input it was unfolded from, in the order of an
@@ -363,10 +363,9 @@ mod tests {
                 }
                 let mut dx = vec![0f32; c_in * h * w];
                 col2im(&col, (h, w), &g, &mut dx, oys.clone());
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(
-                    bits(&dx),
-                    bits(&expected),
+                    slice_bits(&dx),
+                    slice_bits(&expected),
                     "k {k}, stride {s}, padding {p}, rows {oys:?}"
                 );
             }

@@ -459,7 +459,7 @@ mod tests {
     use candle_core::{DType, Device, Tensor, Var};
 
     use super::MaxPool;
-    use crate::test_data::{max_abs_diff, random};
+    use crate::test_data::{max_abs_diff, random, slice_bits};
 
     /// (k, s, p, h, w)
     const CASES: [(usize, usize, usize, usize, usize); 6] = [
@@ -470,12 +470,6 @@ mod tests {
         (3, 1, 1, 5, 6),
         (3, 3, 0, 3, 7),
     ];
-
-    /// The values' bits (as `f64`, which keeps every `f32`'s sign, zero and NaN apart), to
-    /// compare results bit for bit.
-    fn bits<T: crate::float::Float>(v: &[T]) -> Vec<u64> {
-        v.iter().map(|x| x.to_f64().to_bits()).collect()
-    }
 
     fn padded(x: &Tensor, p: usize) -> Tensor {
         if p == 0 {
@@ -617,7 +611,7 @@ mod tests {
                 .collect();
             let once = pool.backward(&x, &dy, pl);
             let summed = pool.backward_summed(&x, &dy, pl, vec![0.0; x.len()]);
-            assert_eq!(bits(&once), bits(&summed), "case {i}");
+            assert_eq!(slice_bits(&once), slice_bits(&summed), "case {i}");
             checked += 1;
         }
         assert_eq!(checked, 3);
@@ -650,7 +644,7 @@ mod tests {
         let dy: Vec<f32> = (0..windows).map(|o| [0.5, -0.0, -2.0][o % 3]).collect();
         let once = pool.backward(&x, &dy, pl);
         let summed = pool.backward_summed(&x, &dy, pl, vec![0.0; x.len()]);
-        assert_eq!(bits(&once), bits(&summed));
+        assert_eq!(slice_bits(&once), slice_bits(&summed));
     }
 
     /// The 2×2 pool's backward pass, which writes every element itself, against the general
@@ -690,7 +684,7 @@ mod tests {
                 drop(vec![T::from_f64(f64::NAN); x.len()]);
                 let once = pool.backward(&x, &dy, pl);
                 let summed = pool.backward_summed(&x, &dy, pl, vec![T::zero(); x.len()]);
-                assert_eq!(bits(&once), bits(&summed), "{h}×{w}");
+                assert_eq!(slice_bits(&once), slice_bits(&summed), "{h}×{w}");
             }
         }
         check::<f32>(

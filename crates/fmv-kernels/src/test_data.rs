@@ -36,13 +36,18 @@ pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 /// The bit patterns of a float tensor's values, widened to f64 (exact from f32), so that two
 /// results compare bit for bit whatever their type.
 pub(crate) fn bits(t: &Tensor) -> Vec<u64> {
-    t.to_dtype(candle_core::DType::F64)
+    let values = t
+        .to_dtype(candle_core::DType::F64)
         .unwrap()
         .flatten_all()
         .unwrap()
         .to_vec1::<f64>()
-        .unwrap()
-        .iter()
-        .map(|v| v.to_bits())
-        .collect()
+        .unwrap();
+    slice_bits(&values)
+}
+
+/// [`bits`] of a slice: each value widened to f64 (exact from f32, and keeping every sign, zero
+/// and NaN apart).
+pub(crate) fn slice_bits<T: crate::float::Float>(v: &[T]) -> Vec<u64> {
+    v.iter().map(|x| x.to_f64().to_bits()).collect()
 }

@@ -693,6 +693,7 @@ fn output_row<T: Float, S: Scheme>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_data::slice_bits;
 
     fn random(n: usize, seed: &mut u64) -> Vec<f64> {
         (0..n)
@@ -703,11 +704,6 @@ mod tests {
                 (*seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
             })
             .collect()
-    }
-
-    /// Whether two results are equal bit for bit.
-    fn same_bits(a: &[f64], b: &[f64]) -> bool {
-        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
     }
 
     /// F(2×2, 3×3)'s flip: the kernels of the rotated, transposed weight (made directly) equal
@@ -765,7 +761,7 @@ mod tests {
             for (max_bytes, min_tiles) in [(1, 1), (1, 5), (Chunks::of(tile).max_bytes, 128)] {
                 let chunked = run(max_bytes, min_tiles);
                 assert!(
-                    same_bits(&whole, &chunked),
+                    slice_bits(&whole) == slice_bits(&chunked),
                     "{tile:?}: chunks of {max_bytes} bytes and {min_tiles} tiles differ"
                 );
             }
@@ -830,7 +826,7 @@ mod tests {
             let stale = run();
             assert!(fresh.iter().all(|v| v.is_finite()));
             assert!(
-                same_bits(&fresh, &stale),
+                slice_bits(&fresh) == slice_bits(&stale),
                 "{tile:?}, adjoint {adjoint}, budget {budget}"
             );
         }
