@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, DeviceLocation};
 
 /// The output tile of a Winograd transform, F(m×m, 3×3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -52,6 +52,30 @@ pub enum ConvAlgorithm {
     /// device that is im2col and a cuBLAS GEMM, or cuDNN (kept in f32) in a build with the
     /// `cudnn` feature.
     Candle,
+}
+
+/// The kernels candle's `conv2d` runs on a GPU, as a result records them beside its
+/// [`ConvAlgorithm`] (the two round differently): `cudnn` on CUDA in a build with the `cudnn`
+/// feature (fmv's; enabling candle's own `cudnn` feature alone is not seen here),
+/// `im2col+cublas` on CUDA without it, `metal` on Metal; `None` on the CPU, where the
+/// [`ConvAlgorithm`] names the kernels. Strided layers' input gradients take candle's
+/// transposed convolution on a GPU whatever this says.
+///
+/// ```
+/// use candle_core::DeviceLocation;
+/// use fmv_kernels::gpu_convolution;
+/// assert_eq!(gpu_convolution(DeviceLocation::Cpu), None);
+/// assert_eq!(gpu_convolution(DeviceLocation::Metal { gpu_id: 0 }), Some("metal"));
+/// let cuda = gpu_convolution(DeviceLocation::Cuda { gpu_id: 0 });
+/// assert_eq!(cuda, Some(if cfg!(feature = "cudnn") { "cudnn" } else { "im2col+cublas" }));
+/// ```
+pub fn gpu_convolution(location: DeviceLocation) -> Option<&'static str> {
+    match location {
+        DeviceLocation::Cpu => None,
+        DeviceLocation::Cuda { .. } if cfg!(feature = "cudnn") => Some("cudnn"),
+        DeviceLocation::Cuda { .. } => Some("im2col+cublas"),
+        DeviceLocation::Metal { .. } => Some("metal"),
+    }
 }
 
 /// The smallest output side on which inference takes F(4×4, 3×3): below it, padding the map to

@@ -48,7 +48,9 @@ mod resample;
 mod test_data;
 mod winograd;
 
-pub use algorithm::{Algorithms, ConvAlgorithm, InputGradAlgorithm, Tile, UnknownAlgorithm};
+pub use algorithm::{
+    Algorithms, ConvAlgorithm, InputGradAlgorithm, Tile, UnknownAlgorithm, gpu_convolution,
+};
 pub use block::{residual, residual_with};
 pub use conv::Conv2d;
 pub use elementwise::add_relu;

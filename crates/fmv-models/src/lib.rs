@@ -49,7 +49,7 @@ pub use arch::{ARCH_NAMES, Arch, BlockKind, ResNetConfig, Stage, VggConfig, VggI
 pub use candle_core::{DType, Device, Tensor};
 pub use checkpoint::{Checkpoint, Entry, KeyScheme};
 pub use error::{Error, Result};
-pub use fmv_kernels::{Algorithms, ConvAlgorithm, InputGradAlgorithm, Tile};
+pub use fmv_kernels::{Algorithms, ConvAlgorithm, InputGradAlgorithm, Tile, gpu_convolution};
 pub use head::{Activation, Head, HeadItem, HeadLayout, HeadModule, HeadState};
 pub use identity::{Provenance, WeightsId};
 pub use layer::{Family, LayerId, LayerInfo, LayerKind, LayerRef};

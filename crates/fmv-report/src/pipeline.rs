@@ -10,7 +10,7 @@ use fmv_core::{
     Exemplars, ExemplarsConfig, ImageFolder, ImageList, Mode, Observer, PatternAlgorithm,
     PatternConfig, RankConfig, RobustConfig, Visualizer,
 };
-use fmv_models::LayerRef;
+use fmv_models::{LayerRef, gpu_convolution};
 
 use crate::documents::{
     AblationDocument, ClassSumsDocument, ExemplarsDocument, RankDocument, show,
@@ -331,6 +331,7 @@ pub(crate) fn run(
         algorithms: AlgorithmsDocument {
             conv: algorithms.conv.to_string(),
             input_grad: algorithms.input_grad.to_string(),
+            gpu_conv: gpu_convolution(net.device().location()).map(str::to_string),
         },
         train_dir: show(&train.root),
         test_dir: show(&test.root),

@@ -173,6 +173,10 @@ pub struct AlgorithmsDocument {
     pub conv: String,
     /// The input gradient's, where fmv's CPU convolution does not run.
     pub input_grad: String,
+    /// On a GPU, the kernels candle's convolution ran there (`cudnn`, `im2col+cublas`,
+    /// `metal`: [`fmv_models::gpu_convolution`]); absent on the CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_conv: Option<String>,
 }
 
 /// The report's settings.

@@ -39,7 +39,7 @@ pub use fmv_core::{
     RankConfig, RankCounts, Ranking, RgbImage, RobustConfig, Shard, Skipped, TestClassSums,
     Visualizer,
 };
-pub use fmv_kernels::{Algorithms, ConvAlgorithm, InputGradAlgorithm, Tile};
+pub use fmv_kernels::{Algorithms, ConvAlgorithm, InputGradAlgorithm, Tile, gpu_convolution};
 pub use fmv_models::{Backbone, Device, Family, LayerRef, LoadOptions, Model, Provenance};
 pub use fmv_report::{Folders, Report, ReportConfig, Style};
 

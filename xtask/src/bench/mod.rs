@@ -248,9 +248,9 @@ pub fn run(opts: &Options) -> Result<()> {
         "the CPU".to_string()
     } else {
         format!(
-            "`{}` (convolutions: {}; CPU rows: {threads} threads)",
+            "`{}` (convolutions: {}, f32; CPU rows: {threads} threads)",
             opts.device,
-            gpu_convolutions()
+            fmv_kernels::gpu_convolution(setup.device.location()).unwrap_or("?")
         )
     };
     println!(
@@ -288,16 +288,6 @@ pub fn run(opts: &Options) -> Result<()> {
         exemplars::rows(&setup, opts.images, &table)?;
     }
     Ok(())
-}
-
-/// What runs fmv's convolutions on a GPU in this build: cuDNN with the `cudnn` feature (kept
-/// in f32, vendor/README.md), candle's im2col and cuBLAS GEMM otherwise.
-fn gpu_convolutions() -> &'static str {
-    if cfg!(feature = "cudnn") {
-        "cuDNN, f32 (FMA math)"
-    } else {
-        "candle's im2col + cuBLAS, f32"
-    }
 }
 
 /// The table, printed a row at a time as each is measured (so that a run cut short keeps

@@ -464,6 +464,8 @@ fn report_on_given_weights_and_folders_records_them_in_the_manifest() {
     // The kernels that ran, which move rounding.
     assert_eq!(manifest["algorithms"]["conv"], "winograd");
     assert_eq!(manifest["algorithms"]["input_grad"], "flipped");
+    // No GPU's kernels claimed for a CPU run.
+    assert!(manifest["algorithms"].get("gpu_conv").is_none());
     // The same ranking as `fmv rank --json` with the same settings.
     let rank = super::json_of(&fmv(&[
         "rank",
