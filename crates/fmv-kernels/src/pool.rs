@@ -458,7 +458,9 @@ mod tests {
 
     use candle_core::{DType, Device, Tensor, Var};
 
-    use super::MaxPool;
+    use std::mem::MaybeUninit;
+
+    use super::{MaxPool, backward_2x2};
     use crate::test_data::{max_abs_diff, random, slice_bits};
 
     /// (k, s, p, h, w)
@@ -651,7 +653,7 @@ mod tests {
     /// scan into zeros, bit for bit: planes of odd and even sides (a last row and column that no
     /// window covers), rows that leave one to three windows after the blocks of four, several
     /// planes, ties, signed zeros and NaN among the inputs, NaN and −0 among the gradients, in
-    /// `f32` (the SSE path) and `f64`. The memory it writes into first held NaN.
+    /// `f32` (the SSE path) and `f64`, through the op and directly into memory that holds NaN.
     #[test]
     fn the_2x2_backward_writes_every_element_like_the_scan() {
         fn check<T: crate::float::Float>(values: &[T], gradients: &[T]) {
@@ -681,10 +683,21 @@ mod tests {
                 let dy: Vec<T> = (0..count * pl.ho * pl.wo)
                     .map(|_| gradients[pick(gradients.len())])
                     .collect();
-                drop(vec![T::from_f64(f64::NAN); x.len()]);
                 let once = pool.backward(&x, &dy, pl);
                 let summed = pool.backward_summed(&x, &dy, pl, vec![T::zero(); x.len()]);
                 assert_eq!(slice_bits(&once), slice_bits(&summed), "{h}×{w}");
+                // The planes written into memory that holds NaN: no element left unwritten.
+                let mut direct = vec![MaybeUninit::new(T::from_f64(f64::NAN)); x.len()];
+                let (plane, out) = (h * w, pl.ho * pl.wo);
+                for (c, dx) in direct.chunks_exact_mut(plane).enumerate() {
+                    backward_2x2(&x[c * plane..][..plane], &dy[c * out..][..out], pl, dx);
+                }
+                // SAFETY: every element was initialised (to NaN) when the buffer was made.
+                let direct: Vec<T> = direct
+                    .into_iter()
+                    .map(|v| unsafe { v.assume_init() })
+                    .collect();
+                assert_eq!(slice_bits(&direct), slice_bits(&summed), "{h}×{w}, direct");
             }
         }
         check::<f32>(
