@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # fmv's checks and benchmark on a machine with an NVIDIA GPU but no Rust toolchain, from
 # binaries built elsewhere with `--features cuda`, or `--features cudnn` for cuDNN's
-# convolutions (docs/PERFORMANCE.md, "GPU"; the benchmark's header says which).
+# convolutions (xtask/scripts/build_cuda.sh builds them; docs/PERFORMANCE.md, "GPU"; the
+# benchmark's header says which).
 #
 # usage: xtask/scripts/gpu_check.sh BIN_DIR OUT_DIR BUILD_CHECKOUT [BENCH_ARGS...]
 #   BIN_DIR         holds `fmv`, `xtask` and `it` (fmv-core's integration tests), each plain or
