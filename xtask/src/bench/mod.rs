@@ -244,14 +244,12 @@ pub fn run(opts: &Options) -> Result<()> {
         fmv,
         original,
     };
-    let place = if setup.device.is_cpu() {
-        "the CPU".to_string()
-    } else {
-        format!(
-            "`{}` (convolutions: {}, f32; CPU rows: {threads} threads)",
-            opts.device,
-            fmv_kernels::gpu_convolution(setup.device.location()).unwrap_or("?")
-        )
+    let place = match fmv_kernels::gpu_convolution(setup.device.location()) {
+        None => "the CPU".to_string(),
+        Some(kernels) => format!(
+            "`{}` (convolutions: {kernels}, f32; CPU rows: {threads} threads)",
+            opts.device
+        ),
     };
     println!(
         "fmv {} on {place}, f32; forward passes: minimum of {} runs after a warm-up; the \
